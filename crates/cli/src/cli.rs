@@ -1,0 +1,167 @@
+//! The command line, as clap parses it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A process manager: keeps apps alive, clustered, logged and measured.
+#[derive(Debug, Parser)]
+#[command(name = "pmdaemon", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The verb.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every verb.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start an app (a program, a script, or a quoted command line), or an
+    /// existing stopped app by name.
+    Start(StartArgs),
+    /// Stop an instance, an app, an id, or all.
+    Stop(TargetArgs),
+    /// Restart an instance, an app, an id, or all.
+    Restart(TargetArgs),
+    /// Stop and forget an instance, an app, an id, or all.
+    #[command(alias = "del")]
+    Delete(TargetArgs),
+    /// The process table.
+    #[command(visible_aliases = ["ls", "status"])]
+    List(ListArgs),
+    /// Everything about an instance or app.
+    #[command(visible_aliases = ["show", "describe"])]
+    Info(InfoArgs),
+    /// The last lines of the logs.
+    Logs(LogsArgs),
+    /// Stop every app gracefully, then the daemon (the next command starts a
+    /// new daemon, which brings the apps back).
+    Kill,
+    /// Run the daemon in the foreground (normally started on demand).
+    Daemon,
+}
+
+/// `start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// What to run: `app.py`, `./worker.sh`, `"python3 -m http.server 8000"`.
+    pub script: String,
+    /// Arguments passed to the script (after `--`).
+    #[arg(last = true)]
+    pub args: Vec<String>,
+    /// App name (default: the script's name).
+    #[arg(long, short = 'n')]
+    pub name: Option<String>,
+    /// Number of instances: a number, `max` (usable CPUs) or `-1` (all but one).
+    #[arg(long, short = 'i', allow_hyphen_values = true)]
+    pub instances: Option<String>,
+    /// Environment variable for the app, `KEY=VALUE` (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// Working directory (default: the current one).
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Interpreter for the script (`none` executes it directly).
+    #[arg(long)]
+    pub interpreter: Option<String>,
+    /// Grace period between the stop signal and SIGKILL (`1600`, `5s`).
+    #[arg(long, value_name = "DURATION")]
+    pub kill_timeout: Option<String>,
+    /// Delay before each restart (`0`, `500ms`, `2s`).
+    #[arg(long, value_name = "DURATION")]
+    pub restart_delay: Option<String>,
+    /// First delay of an exponential backoff between restarts.
+    #[arg(long, value_name = "DURATION")]
+    pub exp_backoff_restart_delay: Option<String>,
+    /// Unstable restarts in a row before giving up (status errored).
+    #[arg(long)]
+    pub max_restarts: Option<u32>,
+    /// Uptime below which an exit counts as unstable (`1s`).
+    #[arg(long, value_name = "DURATION")]
+    pub min_uptime: Option<String>,
+    /// Do not restart the app when it exits.
+    #[arg(long)]
+    pub no_autorestart: bool,
+    /// Signal that asks the app to stop (default SIGTERM).
+    #[arg(long)]
+    pub stop_signal: Option<String>,
+    /// Exit codes after which the app is not restarted (comma separated).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pub stop_exit_codes: Vec<i32>,
+    /// Print the started instances as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A verb acting on a target.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// An instance (`web-1`), an app (`web`), an id (`3`) or `all`.
+    pub target: String,
+    /// Print the affected instances as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Every field of every instance, as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// An instance, an app, an id or `all`.
+    pub target: String,
+    /// As JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// An instance, an app, an id or `all` (default: all).
+    pub target: Option<String>,
+    /// Lines from the end of each file.
+    #[arg(long, default_value_t = 15)]
+    pub lines: usize,
+    /// Only standard error.
+    #[arg(long, conflicts_with = "out")]
+    pub err: bool,
+    /// Only standard output.
+    #[arg(long)]
+    pub out: bool,
+    /// As JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_env(input: &str) -> Result<(String, String), String> {
+    match input.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("'{input}' is not KEY=VALUE")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn env_pairs_need_a_key_and_an_equals_sign() {
+        assert_eq!(parse_env("A=b=c").unwrap(), ("A".into(), "b=c".into()));
+        assert_eq!(parse_env("A=").unwrap(), ("A".into(), String::new()));
+        assert!(parse_env("A").is_err());
+        assert!(parse_env("=x").is_err());
+    }
+}

@@ -1,0 +1,208 @@
+//! The CLI's side of the control socket: HTTP/JSON over
+//! `$PMDAEMON_HOME/pmdaemon.sock`, and starting the daemon on demand.
+
+use std::fs::{self, OpenOptions};
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use pmdaemon_core::api::{ErrorBody, VERSION_HEADER};
+use pmdaemon_core::VERSION;
+use pmdaemon_daemon::Home;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::net::UnixStream;
+
+/// How long a freshly spawned daemon may take to accept requests (it first
+/// cleans up after a crashed predecessor, which may take a kill_timeout).
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection target: the daemon of one home.
+#[derive(Debug, Clone)]
+pub struct Client {
+    home: Home,
+}
+
+impl Client {
+    /// A client for `home`, starting its daemon if none is running.
+    pub async fn connect(home: Home) -> Result<Self> {
+        let client = Self { home };
+        if client.stream().await.is_err() {
+            client.start_daemon().await?;
+        }
+        Ok(client)
+    }
+
+    /// A client for `home` only if its daemon is running.
+    pub async fn existing(home: Home) -> Option<Self> {
+        let client = Self { home };
+        client.stream().await.ok().map(|_| client)
+    }
+
+    async fn stream(&self) -> std::io::Result<UnixStream> {
+        UnixStream::connect(self.home.socket()).await
+    }
+
+    /// `GET path`.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.send(Method::GET, path, None::<&()>).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.send(Method::DELETE, path, None::<&()>).await
+    }
+
+    /// `GET path`, `None` on 404.
+    pub async fn find<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>> {
+        let (status, body) = self.raw(Method::GET, path, None).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        decode(status, &body).map(Some)
+    }
+
+    async fn send<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T> {
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .context("could not encode the request")?;
+        let (status, bytes) = self.raw(method, path, body).await?;
+        decode(status, &bytes)
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, Bytes)> {
+        let socket = self.home.socket();
+        let stream = self.stream().await.with_context(|| {
+            format!(
+                "cannot reach the daemon at {} (is it running?)",
+                socket.display()
+            )
+        })?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .context("the daemon did not answer")?;
+        tokio::spawn(connection);
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, "pmdaemon")
+            .header(VERSION_HEADER, VERSION)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .context("could not build the request")?;
+        let response = sender
+            .send_request(request)
+            .await
+            .context("the daemon closed the connection before answering")?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .context("the daemon's answer was cut short")?
+            .to_bytes();
+        Ok((status, bytes))
+    }
+
+    /// Spawns `pmdaemon daemon` detached (its own session, output into
+    /// daemon.log) and waits until it says it is ready.
+    async fn start_daemon(&self) -> Result<()> {
+        let root = self.home.root();
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .with_context(|| format!("cannot create {}", root.display()))?;
+        let log_path = self.home.daemon_log();
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&log_path)
+            .with_context(|| format!("cannot open {}", log_path.display()))?;
+        let exe = std::env::current_exe().context("cannot find the pmdaemon executable")?;
+        let mut command = Command::new(exe);
+        command
+            .arg("daemon")
+            .env("PMDAEMON_HOME", root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log);
+        // SAFETY: setsid is async-signal-safe and touches no memory of ours.
+        unsafe {
+            command.pre_exec(|| {
+                nix::unistd::setsid()
+                    .map(drop)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let mut child = command.spawn().context("cannot start the daemon")?;
+        let stdout = child.stdout.take().context("the daemon has no stdout")?;
+        let said_ready = tokio::task::spawn_blocking(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .any(|line| line.contains("ready"))
+        });
+        let said_ready = tokio::time::timeout(START_TIMEOUT, said_ready)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(false);
+        if said_ready {
+            return Ok(());
+        }
+        // Another command may have started a daemon at the same moment and
+        // won the lock: then ours exited and theirs is about to listen.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.stream().await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let tail = fs::read_to_string(&log_path).unwrap_or_default();
+        let last = tail.lines().last().unwrap_or("").trim();
+        bail!(
+            "the daemon did not start (see {}): {last}",
+            log_path.display()
+        )
+    }
+}
+
+fn decode<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T> {
+    if status.is_success() {
+        return serde_json::from_slice(body)
+            .map_err(|err| anyhow!("the daemon's answer could not be read ({err}); is it the same pmdaemon version? try `pmdaemon kill`"));
+    }
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(error) => Err(anyhow!(error.error)),
+        Err(_) => Err(anyhow!(
+            "the daemon answered {status}: {}",
+            String::from_utf8_lossy(body).trim()
+        )),
+    }
+}

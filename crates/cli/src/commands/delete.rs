@@ -1,0 +1,17 @@
+//! `pmdaemon delete <target>`.
+
+use anyhow::Result;
+use pmdaemon_core::api::ProcessInfo;
+use pmdaemon_daemon::Home;
+
+use super::{report, target_path};
+use crate::cli::TargetArgs;
+use crate::client::Client;
+
+/// Stops the target and forgets it.
+pub async fn run(args: TargetArgs, home: Home) -> Result<()> {
+    let path = target_path(&args.target)?;
+    let client = Client::connect(home).await?;
+    let affected: Vec<ProcessInfo> = client.delete(&path).await?;
+    report(&client, "deleted", &affected, args.json).await
+}

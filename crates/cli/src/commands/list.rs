@@ -1,0 +1,21 @@
+//! `pmdaemon list` (`ls`, `status`).
+
+use anyhow::Result;
+use pmdaemon_core::api::ProcessInfo;
+use pmdaemon_daemon::Home;
+
+use crate::cli::ListArgs;
+use crate::client::Client;
+use crate::render;
+
+/// Prints the process table, or every field as JSON.
+pub async fn run(args: ListArgs, home: Home) -> Result<()> {
+    let client = Client::connect(home).await?;
+    let processes: Vec<ProcessInfo> = client.get("/api/processes").await?;
+    if args.json {
+        println!("{}", render::json(&processes)?);
+    } else {
+        println!("{}", render::process_table(&processes));
+    }
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! One module per verb; each sends its request and renders the answer.
+
+pub mod daemon;
+pub mod delete;
+pub mod info;
+pub mod kill;
+pub mod list;
+pub mod logs;
+pub mod restart;
+pub mod start;
+pub mod stop;
+
+use anyhow::{bail, Result};
+use pmdaemon_core::api::ProcessInfo;
+use pmdaemon_daemon::Home;
+
+use crate::cli::Command;
+use crate::client::Client;
+use crate::render;
+
+/// Runs one verb (all but `daemon`).
+pub async fn run(command: Command, home: Home) -> Result<()> {
+    match command {
+        Command::Start(args) => start::run(args, home).await,
+        Command::Stop(args) => stop::run(args, home).await,
+        Command::Restart(args) => restart::run(args, home).await,
+        Command::Delete(args) => delete::run(args, home).await,
+        Command::List(args) => list::run(args, home).await,
+        Command::Info(args) => info::run(args, home).await,
+        Command::Logs(args) => logs::run(args, home).await,
+        Command::Kill => kill::run(home).await,
+        Command::Daemon => daemon::run(home),
+    }
+}
+
+/// The API path of a target. Names are restricted to URL-safe characters,
+/// so anything else cannot name a process.
+pub fn target_path(target: &str) -> Result<String> {
+    let safe = !target.is_empty()
+        && target
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+    if !safe {
+        bail!("no process or app named '{target}' (see `pmdaemon list`)");
+    }
+    Ok(format!("/api/processes/{target}"))
+}
+
+/// What an action verb prints: a line saying what was done, then the whole
+/// table (as PM2 does), or only the affected instances as JSON.
+pub async fn report(
+    client: &Client,
+    done: &str,
+    affected: &[ProcessInfo],
+    json: bool,
+) -> Result<()> {
+    if json {
+        println!("{}", render::json(&affected)?);
+        return Ok(());
+    }
+    let names: Vec<&str> = affected.iter().map(|p| p.name.as_str()).collect();
+    println!("[pmdaemon] {done}: {}", names.join(", "));
+    let all: Vec<ProcessInfo> = client.get("/api/processes").await?;
+    println!("{}", render::process_table(&all));
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! `pmdaemon`: the command line. A thin client: every verb is one request to
+//! the daemon (started on demand) over the Unix socket, and a rendering of
+//! the answer. `pmdaemon daemon` runs the daemon itself in the foreground.
+
+mod cli;
+mod client;
+mod commands;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use pmdaemon_daemon::Home;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let home = Home::from_env();
+    let result = match cli.command {
+        cli::Command::Daemon => commands::daemon::run(home),
+        command => {
+            restore_sigpipe();
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|runtime| runtime.block_on(commands::run(command, home)))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `pmdaemon list | head` should end quietly, as `ls | head` does, instead
+/// of panicking on a closed stdout (Rust ignores SIGPIPE by default).
+fn restore_sigpipe() {
+    // SAFETY: called before any other thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

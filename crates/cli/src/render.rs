@@ -1,0 +1,207 @@
+//! Tables and text for people; JSON for scripts.
+
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
+use pmdaemon_core::api::{ProcessDetail, ProcessInfo};
+use pmdaemon_core::units::{format_bytes, format_uptime};
+use serde::Serialize;
+
+/// Light box drawing, as in the seed's table (no lines between rows).
+const PRESET: &str = "││──├─┼┤│    ┬┴┌┐└┘";
+
+fn table() -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(PRESET)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    table
+}
+
+fn dash<T: ToString>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+/// The process table with the seed's columns.
+pub fn process_table(processes: &[ProcessInfo]) -> String {
+    let mut table = table();
+    table.set_header([
+        "ID", "Name", "Status", "PID", "Port", "CPU (%)", "Memory", "Uptime", "Restarts",
+    ]);
+    for process in processes {
+        table.add_row([
+            Cell::new(process.id),
+            Cell::new(&process.name),
+            Cell::new(process.status),
+            Cell::new(dash(process.pid)),
+            Cell::new(dash(process.port)),
+            Cell::new(dash(process.cpu_percent.map(|c| format!("{c:.1}")))),
+            Cell::new(dash(process.memory_bytes.map(format_bytes))),
+            Cell::new(dash(process.uptime_ms.map(format_uptime))),
+            Cell::new(process.restarts),
+        ]);
+    }
+    for column in [0, 3, 4, 5, 6, 8] {
+        if let Some(column) = table.column_mut(column) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    table.to_string()
+}
+
+/// One instance in full, as a two-column table.
+pub fn detail(detail: &ProcessDetail) -> String {
+    let info = &detail.info;
+    let config = &detail.config;
+    let mut table = table();
+    let mut row = |key: &str, value: String| {
+        table.add_row([Cell::new(key), Cell::new(value)]);
+    };
+    row("name", info.name.clone());
+    row("app", format!("{} (instance {})", info.app, info.instance));
+    row("id", info.id.to_string());
+    row("status", info.status.to_string());
+    row("pid", dash(info.pid));
+    row("uptime", dash(info.uptime_ms.map(format_uptime)));
+    row(
+        "restarts",
+        format!(
+            "{} ({} unstable in a row)",
+            info.restarts, info.unstable_restarts
+        ),
+    );
+    row("last exit", dash(info.last_exit));
+    row("command", shell_join(&detail.command));
+    row("cwd", detail.cwd.display().to_string());
+    row("out log", detail.out_log.display().to_string());
+    row("err log", detail.err_log.display().to_string());
+    row(
+        "autorestart",
+        format!(
+            "{} (max_restarts {}, min_uptime {} ms, restart_delay {} ms{})",
+            config.autorestart,
+            config.max_restarts,
+            config.min_uptime,
+            config.restart_delay,
+            config
+                .exp_backoff_restart_delay
+                .map(|d| format!(", exp_backoff_restart_delay {d} ms"))
+                .unwrap_or_default()
+        ),
+    );
+    row(
+        "stop",
+        format!(
+            "{} then SIGKILL after {} ms",
+            config.stop_signal, config.kill_timeout
+        ),
+    );
+    if !config.stop_exit_codes.is_empty() {
+        row("stop_exit_codes", format!("{:?}", config.stop_exit_codes));
+    }
+    for (key, value) in &config.env {
+        row("env", format!("{key}={value}"));
+    }
+    let mut out = table.to_string();
+    if !detail.history.is_empty() {
+        let mut history = self::table();
+        history.set_header(["When", "Event", "Detail"]);
+        for event in &detail.history {
+            history.add_row([
+                Cell::new(format_time(event.at_ms)),
+                Cell::new(&event.event),
+                Cell::new(&event.reason),
+            ]);
+        }
+        out.push_str("\nHistory\n");
+        out.push_str(&history.to_string());
+    }
+    out
+}
+
+fn shell_join(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| {
+            if !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c))
+            {
+                w.clone()
+            } else {
+                format!("'{}'", w.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `HH:MM:SS` (UTC) of a Unix time in milliseconds, with the date when it is
+/// not today.
+fn format_time(at_ms: u64) -> String {
+    let secs = at_ms / 1000;
+    let day = secs / 86_400;
+    let today = pmdaemon_daemon::store::now_ms() / 1000 / 86_400;
+    let clock = format!(
+        "{:02}:{:02}:{:02}",
+        (secs / 3600) % 24,
+        (secs / 60) % 60,
+        secs % 60
+    );
+    if day == today {
+        clock
+    } else {
+        format!("{} days ago {clock}", today.saturating_sub(day))
+    }
+}
+
+/// Pretty JSON on stdout.
+pub fn json<T: Serialize>(value: &T) -> anyhow::Result<String> {
+    Ok(serde_json::to_string_pretty(value)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pmdaemon_core::api::Status;
+
+    #[test]
+    fn the_list_has_the_seed_columns_and_formats() {
+        let row = ProcessInfo {
+            id: 1,
+            name: "web-app-0".into(),
+            app: "web-app".into(),
+            instance: 0,
+            status: Status::Online,
+            pid: Some(1234),
+            port: Some(3000),
+            cpu_percent: Some(15.2),
+            memory_bytes: Some(131_491_430),
+            uptime_ms: Some(8_100_000),
+            restarts: 0,
+            unstable_restarts: 0,
+            last_exit: None,
+        };
+        let text = process_table(&[row]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[1].contains(
+                "│ ID │ Name      │ Status │ PID  │ Port │ CPU (%) │ Memory  │ Uptime │ Restarts │"
+            ),
+            "{text}"
+        );
+        assert!(lines[2].starts_with("├────┼"), "{text}");
+        assert!(
+            lines[3].contains(
+                "│  1 │ web-app-0 │ online │ 1234 │ 3000 │    15.2 │ 125.4MB │ 2h 15m │        0 │"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn commands_are_shown_quoted_like_a_shell_would_need() {
+        assert_eq!(
+            shell_join(&["sh".into(), "-c".into(), "echo 'hi' there".into()]),
+            r"sh -c 'echo '\''hi'\'' there'"
+        );
+    }
+}

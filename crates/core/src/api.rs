@@ -1,0 +1,221 @@
+//! The requests and responses of the daemon's HTTP/JSON API.
+//!
+//! Routes (all under the same router, on the Unix socket and later on TCP):
+//! - `GET /api/version` → [`VersionInfo`]
+//! - `GET /api/processes` → `Vec<ProcessInfo>`
+//! - `POST /api/processes` with [`StartRequest`] → `Vec<ProcessInfo>`
+//! - `GET /api/processes/{target}` → `Vec<ProcessDetail>`
+//! - `POST /api/processes/{target}/{start|stop|restart}` → `Vec<ProcessInfo>`
+//! - `DELETE /api/processes/{target}` → `Vec<ProcessInfo>`
+//! - `GET /api/processes/{target}/logs?lines=N&stream=out|err` and
+//!   `GET /api/logs?lines=N` → [`LogsResponse`]
+//! - `POST /api/daemon/kill` → [`KillResponse`]
+//!
+//! Errors come back with a 4xx/5xx status and an [`ErrorBody`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::AppConfig;
+
+/// Header carrying the sender's [`crate::VERSION`] on requests and responses.
+pub const VERSION_HEADER: &str = "x-pmdaemon-version";
+
+/// `GET /api/version`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionInfo {
+    /// The daemon's version.
+    pub version: String,
+    /// The daemon's process id.
+    pub pid: u32,
+}
+
+/// `POST /api/processes`: register and start a new app.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StartRequest {
+    /// The app to start.
+    pub config: AppConfig,
+    /// The environment of the command that started it (PM2 passes the
+    /// caller's environment to the app; `config.env` is set on top of it).
+    #[serde(default)]
+    pub inherited_env: BTreeMap<String, String>,
+}
+
+/// The life-cycle state of one instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Being spawned.
+    Launching,
+    /// Running.
+    Online,
+    /// The stop signal was sent; waiting for the process group to exit.
+    Stopping,
+    /// Not running, by request or because it exited with no restart due.
+    Stopped,
+    /// Gave up: too many unstable restarts, or it could not be spawned.
+    Errored,
+    /// Exited; a restart is scheduled after a delay.
+    WaitingRestart,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Launching => "launching",
+            Status::Online => "online",
+            Status::Stopping => "stopping",
+            Status::Stopped => "stopped",
+            Status::Errored => "errored",
+            Status::WaitingRestart => "waiting-restart",
+        })
+    }
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitReason {
+    /// It exited with this code.
+    Code(i32),
+    /// It was killed by this signal.
+    Signal(i32),
+}
+
+impl fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitReason::Code(code) => write!(f, "exit code {code}"),
+            ExitReason::Signal(signal) => write!(f, "signal {signal}"),
+        }
+    }
+}
+
+/// One line of an instance's history (kept short: the most recent events).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEvent {
+    /// Unix time in milliseconds.
+    pub at_ms: u64,
+    /// What happened: `started`, `exited`, `restarting`, `stopped`, `errored`, …
+    pub event: String,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// A row of `list`: one instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    /// Stable numeric id, never reused.
+    pub id: u32,
+    /// Instance name (`web-0`).
+    pub name: String,
+    /// App name (`web`).
+    pub app: String,
+    /// Index within the app (the value of `PM2_INSTANCE_ID`).
+    pub instance: u32,
+    /// Life-cycle state.
+    pub status: Status,
+    /// Process id of the running process.
+    pub pid: Option<u32>,
+    /// The port the instance was given.
+    pub port: Option<u16>,
+    /// CPU use in percent of one core, once sampled.
+    pub cpu_percent: Option<f32>,
+    /// Resident memory of the process tree in bytes, once sampled.
+    pub memory_bytes: Option<u64>,
+    /// Milliseconds since the current process started.
+    pub uptime_ms: Option<u64>,
+    /// Restarts since the app was started (crashes and requested restarts).
+    pub restarts: u32,
+    /// Unstable restarts in a row (exits before `min_uptime`).
+    pub unstable_restarts: u32,
+    /// How the last process ended.
+    pub last_exit: Option<ExitReason>,
+}
+
+/// `info`: one instance in full.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessDetail {
+    /// The list row.
+    #[serde(flatten)]
+    pub info: ProcessInfo,
+    /// The app's configuration (secret-looking env values redacted).
+    pub config: AppConfig,
+    /// The program actually executed and its arguments.
+    pub command: Vec<String>,
+    /// Working directory of the process.
+    pub cwd: PathBuf,
+    /// Where stdout goes.
+    pub out_log: PathBuf,
+    /// Where stderr goes.
+    pub err_log: PathBuf,
+    /// Recent events, oldest first.
+    pub history: Vec<HistoryEvent>,
+}
+
+/// Which log stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    /// Standard output.
+    Out,
+    /// Standard error.
+    Err,
+}
+
+impl fmt::Display for LogStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogStream::Out => "out",
+            LogStream::Err => "err",
+        })
+    }
+}
+
+/// Query of the log routes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LogsQuery {
+    /// How many lines from the end of each file (default 15).
+    pub lines: Option<usize>,
+    /// Only this stream (default both).
+    pub stream: Option<LogStream>,
+}
+
+/// The tail of one log file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogTail {
+    /// Instance name.
+    pub instance: String,
+    /// Which stream.
+    pub stream: LogStream,
+    /// The file.
+    pub path: PathBuf,
+    /// The last lines, oldest first, without their line endings.
+    pub lines: Vec<String>,
+}
+
+/// Response of the log routes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogsResponse {
+    /// One entry per file, in id order, `out` before `err`.
+    pub tails: Vec<LogTail>,
+}
+
+/// Response of `POST /api/daemon/kill`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KillResponse {
+    /// Instances that were stopped.
+    pub stopped: Vec<String>,
+    /// The daemon's pid, which exits right after answering.
+    pub pid: u32,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// One sentence a user can act on.
+    pub error: String,
+}

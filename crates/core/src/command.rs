@@ -1,0 +1,135 @@
+//! Turning what a user typed after `start` into a program and its arguments.
+
+use std::path::Path;
+
+use crate::Error;
+
+/// Splits a command line the way a POSIX shell splits words (quotes and
+/// backslashes), without running a shell.
+pub fn split_command_line(input: &str) -> Result<Vec<String>, Error> {
+    let words = shell_words::split(input).map_err(|err| Error::InvalidCommand {
+        input: input.to_string(),
+        reason: err.to_string(),
+    })?;
+    if words.is_empty() {
+        return Err(Error::InvalidCommand {
+            input: input.to_string(),
+            reason: "nothing to run".to_string(),
+        });
+    }
+    Ok(words)
+}
+
+/// The interpreter PM2 users expect for a script, chosen by its extension.
+pub fn interpreter_for(script: &str) -> Option<&'static str> {
+    match Path::new(script).extension()?.to_str()? {
+        "js" | "mjs" | "cjs" => Some("node"),
+        "py" => Some("python3"),
+        "sh" => Some("bash"),
+        _ => None,
+    }
+}
+
+/// What will be executed for an app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// The program handed to exec (a path or a name looked up in `PATH`).
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// The script file the interpreter runs, when there is one.
+    pub script_file: Option<String>,
+}
+
+/// Decides the program and arguments from `script`, `args` and
+/// `interpreter` (`None`: by extension; `"none"`: execute the script).
+pub fn invocation(script: &str, args: &[String], interpreter: Option<&str>) -> Invocation {
+    let interpreter = match interpreter {
+        Some("none") | Some("") => None,
+        Some(explicit) => Some(explicit.to_string()),
+        None => interpreter_for(script).map(str::to_string),
+    };
+    match interpreter {
+        Some(program) => Invocation {
+            program,
+            args: std::iter::once(script.to_string())
+                .chain(args.iter().cloned())
+                .collect(),
+            script_file: Some(script.to_string()),
+        },
+        None => Invocation {
+            program: script.to_string(),
+            args: args.to_vec(),
+            script_file: None,
+        },
+    }
+}
+
+/// PM2's default name: the script's file name without its extension.
+pub fn default_name(script: &str) -> String {
+    let path = Path::new(script);
+    let stem = if interpreter_for(script).is_some() {
+        path.file_stem()
+    } else {
+        path.file_name()
+    };
+    let raw = stem.and_then(|s| s.to_str()).unwrap_or("app");
+    let cleaned: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let trimmed = cleaned.trim_start_matches(['.', '-']);
+    if trimmed.is_empty() || trimmed.chars().all(|c| c.is_ascii_digit()) || trimmed == "all" {
+        format!("app-{trimmed}")
+    } else {
+        trimmed.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_command_lines_split_like_a_shell() {
+        assert_eq!(
+            split_command_line("python3 -m http.server 8000").unwrap(),
+            ["python3", "-m", "http.server", "8000"]
+        );
+        assert_eq!(
+            split_command_line(r#"sh -c 'echo "a b"; exit 3'"#).unwrap(),
+            ["sh", "-c", r#"echo "a b"; exit 3"#]
+        );
+        assert!(split_command_line("echo 'unterminated").is_err());
+        assert!(split_command_line("   ").is_err());
+    }
+
+    #[test]
+    fn interpreter_follows_the_extension_unless_overridden() {
+        let py = invocation("app.py", &["--x".into()], None);
+        assert_eq!(py.program, "python3");
+        assert_eq!(py.args, ["app.py", "--x"]);
+        assert_eq!(invocation("server.mjs", &[], None).program, "node");
+        assert_eq!(invocation("run.sh", &[], None).program, "bash");
+        let direct = invocation("./worker", &["--verbose".into()], None);
+        assert_eq!(direct.program, "./worker");
+        assert_eq!(direct.args, ["--verbose"]);
+        assert_eq!(invocation("app.py", &[], Some("pypy3")).program, "pypy3");
+        assert_eq!(invocation("run.sh", &[], Some("none")).program, "run.sh");
+    }
+
+    #[test]
+    fn default_names_come_from_the_script() {
+        assert_eq!(default_name("app.py"), "app");
+        assert_eq!(default_name("/srv/api/server.js"), "server");
+        assert_eq!(default_name("python3"), "python3");
+        assert_eq!(default_name("./worker.bin"), "worker.bin");
+        assert_eq!(default_name("123"), "app-123");
+    }
+}

@@ -1,0 +1,196 @@
+//! The configuration of one app, as the daemon stores and runs it.
+//!
+//! Every field has PM2's meaning and default. Durations are milliseconds.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// How long a process must stay up for its exit to count as a normal crash
+/// rather than an unstable one (PM2's `min_uptime`).
+pub const DEFAULT_MIN_UPTIME_MS: u64 = 1000;
+/// How many unstable restarts in a row are tolerated before the instance is
+/// marked errored (PM2's `max_restarts`).
+pub const DEFAULT_MAX_RESTARTS: u32 = 16;
+/// Grace period between the stop signal and SIGKILL (PM2's `kill_timeout`).
+pub const DEFAULT_KILL_TIMEOUT_MS: u64 = 1600;
+
+/// One app: a command and how to supervise it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AppConfig {
+    /// The app's name; instances are named `<name>-<index>`.
+    pub name: String,
+    /// The program or script to run.
+    pub script: String,
+    /// Arguments given after the script.
+    pub args: Vec<String>,
+    /// The interpreter for `script`; `None` picks one from the extension
+    /// (`.js` node, `.py` python3, `.sh` bash); `"none"` executes directly.
+    pub interpreter: Option<String>,
+    /// Working directory; relative script paths are resolved against it.
+    pub cwd: Option<PathBuf>,
+    /// Environment variables set on top of the inherited environment.
+    pub env: BTreeMap<String, String>,
+    /// Number of instances.
+    pub instances: u32,
+    /// Restart the process when it exits.
+    pub autorestart: bool,
+    /// Unstable restarts in a row before the instance is marked errored.
+    pub max_restarts: u32,
+    /// Uptime (ms) below which an exit counts as unstable.
+    pub min_uptime: u64,
+    /// Delay (ms) before a restart.
+    pub restart_delay: u64,
+    /// When set, the first delay (ms) of an exponential backoff between
+    /// restarts (x1.5 per crash, at most 15 s, reset after 30 s of uptime).
+    pub exp_backoff_restart_delay: Option<u64>,
+    /// Grace period (ms) between the stop signal and SIGKILL.
+    pub kill_timeout: u64,
+    /// The signal that asks the process to stop.
+    pub stop_signal: String,
+    /// Exit codes that mean "done": no restart follows them.
+    pub stop_exit_codes: Vec<i32>,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            script: String::new(),
+            args: Vec::new(),
+            interpreter: None,
+            cwd: None,
+            env: BTreeMap::new(),
+            instances: 1,
+            autorestart: true,
+            max_restarts: DEFAULT_MAX_RESTARTS,
+            min_uptime: DEFAULT_MIN_UPTIME_MS,
+            restart_delay: 0,
+            exp_backoff_restart_delay: None,
+            kill_timeout: DEFAULT_KILL_TIMEOUT_MS,
+            stop_signal: "SIGTERM".to_string(),
+            stop_exit_codes: Vec::new(),
+        }
+    }
+}
+
+impl AppConfig {
+    /// The name of instance `index` of this app.
+    pub fn instance_name(&self, index: u32) -> String {
+        format!("{}-{index}", self.name)
+    }
+
+    /// Checks what can be checked without touching the system.
+    pub fn validate(&self) -> Result<(), Error> {
+        validate_name(&self.name)?;
+        signal_number(&self.stop_signal)?;
+        if self.script.trim().is_empty() {
+            return Err(Error::InvalidCommand {
+                input: self.script.clone(),
+                reason: "nothing to run".to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Names end up in file names and targets, so they are kept plain.
+pub fn validate_name(name: &str) -> Result<(), Error> {
+    let invalid = |reason| {
+        Err(Error::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return invalid("it is empty");
+    }
+    if name.len() > 64 {
+        return invalid("it is longer than 64 characters");
+    }
+    if name == "all" {
+        return invalid("'all' is the target that means every process");
+    }
+    if name.chars().all(|c| c.is_ascii_digit()) {
+        return invalid("a number would be read as a process id");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
+    {
+        return invalid("use letters, digits, '-', '_', '.' and '@' only");
+    }
+    if name.starts_with('.') || name.starts_with('-') {
+        return invalid("it must not start with '.' or '-'");
+    }
+    Ok(())
+}
+
+/// The number of a signal given by name (`SIGTERM`, `TERM`) or number (`15`).
+pub fn signal_number(name: &str) -> Result<i32, Error> {
+    const SIGNALS: [(&str, i32); 12] = [
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ABRT", 6),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("USR2", 12),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("CONT", 18),
+        ("STOP", 19),
+        ("WINCH", 28),
+    ];
+    if let Ok(number) = name.parse::<i32>() {
+        if SIGNALS.iter().any(|(_, n)| *n == number) {
+            return Ok(number);
+        }
+    }
+    let upper = name.to_ascii_uppercase();
+    let short = upper.strip_prefix("SIG").unwrap_or(&upper);
+    SIGNALS
+        .iter()
+        .find(|(n, _)| *n == short)
+        .map(|(_, number)| *number)
+        .ok_or_else(|| Error::UnknownSignal {
+            name: name.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_would_clash_with_targets_are_refused() {
+        assert!(validate_name("web").is_ok());
+        assert!(validate_name("api.v2_blue-1").is_ok());
+        for bad in ["", "all", "42", "a/b", "has space", ".hidden", "-x"] {
+            assert!(validate_name(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn signals_by_name_short_name_or_number() {
+        assert_eq!(signal_number("SIGTERM"), Ok(15));
+        assert_eq!(signal_number("int"), Ok(2));
+        assert_eq!(signal_number("9"), Ok(9));
+        assert!(signal_number("SIGFOO").is_err());
+        assert!(signal_number("99").is_err());
+    }
+
+    #[test]
+    fn defaults_are_pm2s() {
+        let config = AppConfig::default();
+        assert_eq!(config.max_restarts, 16);
+        assert_eq!(config.min_uptime, 1000);
+        assert_eq!(config.kill_timeout, 1600);
+        assert!(config.autorestart);
+        assert_eq!(config.instance_name(2), "-2");
+    }
+}

@@ -1,0 +1,45 @@
+//! Errors raised while interpreting user input.
+
+/// Something a user typed (or wrote in a config) that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A duration such as `5s` that does not parse.
+    #[error("invalid duration '{input}': use milliseconds (1500) or a number with a unit (500ms, 5s, 2m, 1h)")]
+    InvalidDuration {
+        /// What the user wrote.
+        input: String,
+    },
+    /// A size such as `256M` that does not parse.
+    #[error(
+        "invalid size '{input}': use bytes (1048576) or a number with a unit (512K, 256M, 1G)"
+    )]
+    InvalidSize {
+        /// What the user wrote.
+        input: String,
+    },
+    /// A command line with unbalanced quotes or nothing in it.
+    #[error("invalid command line '{input}': {reason}")]
+    InvalidCommand {
+        /// What the user wrote.
+        input: String,
+        /// Why it cannot be split.
+        reason: String,
+    },
+    /// An app name that cannot be used as a name.
+    #[error("invalid app name '{name}': {reason}")]
+    InvalidName {
+        /// The rejected name.
+        name: String,
+        /// Why it is rejected.
+        reason: &'static str,
+    },
+    /// A signal name that is not known.
+    #[error(
+        "unknown signal '{name}': use a name such as SIGTERM, SIGINT, SIGHUP, SIGQUIT or SIGUSR2"
+    )]
+    UnknownSignal {
+        /// The rejected name.
+        name: String,
+    },
+}

@@ -1,0 +1,20 @@
+//! The model shared by the `pmdaemon` CLI and its daemon.
+//!
+//! Everything that crosses the control socket is defined here once: the
+//! configuration of an app ([`config::AppConfig`]), the requests and responses
+//! of the HTTP/JSON API ([`api`]), and the small value types both sides parse
+//! from user input (durations and sizes in [`units`], command lines in
+//! [`command`]). The crate does no I/O and knows nothing of tokio, so the CLI
+//! stays a thin client and the daemon stays the only owner of state.
+
+pub mod api;
+pub mod command;
+pub mod config;
+pub mod error;
+pub mod units;
+
+pub use error::Error;
+
+/// The version both sides compare on every request, so that a CLI never
+/// talks to a daemon built from another version without saying so.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,117 @@
+//! The HTTP/JSON API: one axum router, served on the Unix socket (and on TCP
+//! once the web API is enabled). One file per verb.
+
+mod control;
+mod daemon;
+mod logs;
+mod processes;
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use pmdaemon_core::api::{ErrorBody, VERSION_HEADER};
+use pmdaemon_core::VERSION;
+use tokio::sync::Notify;
+
+use crate::supervisor::Supervisor;
+use crate::Error;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The process table.
+    pub supervisor: Arc<Supervisor>,
+    /// Notified when the daemon should exit.
+    pub shutdown: Arc<Notify>,
+}
+
+/// The router shared by every transport.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/version", get(daemon::version))
+        .route("/api/daemon/kill", post(daemon::kill))
+        .route(
+            "/api/processes",
+            get(processes::list).post(processes::start),
+        )
+        .route(
+            "/api/processes/{target}",
+            get(processes::info).delete(control::delete),
+        )
+        .route("/api/processes/{target}/start", post(control::start))
+        .route("/api/processes/{target}/stop", post(control::stop))
+        .route("/api/processes/{target}/restart", post(control::restart))
+        .route("/api/processes/{target}/logs", get(logs::target))
+        .route("/api/logs", get(logs::all))
+        .layer(middleware::from_fn(check_version))
+        .with_state(state)
+}
+
+/// A CLI from another version is told so instead of being misunderstood.
+/// Version and kill stay reachable so that the old daemon can be replaced.
+async fn check_version(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let exempt = path == "/api/version" || path == "/api/daemon/kill";
+    let theirs = request
+        .headers()
+        .get(VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut response = match theirs {
+        Some(theirs) if theirs != VERSION && !exempt => ApiError {
+            status: StatusCode::CONFLICT,
+            message: format!(
+                "the running daemon is pmdaemon {VERSION} but this CLI is {theirs}; run `pmdaemon kill` and retry (apps are started again by the new daemon)"
+            ),
+        }
+        .into_response(),
+        _ => next.run(request).await,
+    };
+    response
+        .headers_mut()
+        .insert(VERSION_HEADER, HeaderValue::from_static(VERSION));
+    response
+}
+
+/// An error as the API returns it.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        let status = match &error {
+            Error::UnknownTarget { .. } => StatusCode::NOT_FOUND,
+            Error::DuplicateName { .. } => StatusCode::CONFLICT,
+            Error::BadCommand(_) | Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self {
+            status,
+            message: error.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(ErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+/// What handlers return.
+pub type ApiResult<T> = Result<Json<T>, ApiError>;

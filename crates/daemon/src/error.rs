@@ -1,0 +1,70 @@
+//! The daemon's errors. Each message is one sentence a user can act on; the
+//! API turns them into an HTTP status and an [`pmdaemon_core::api::ErrorBody`].
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the daemon.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file or directory operation failed.
+    #[error("could not {action} {}: {source}", path.display())]
+    Io {
+        /// What was being done ("create", "write", …).
+        action: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another daemon holds this home.
+    #[error("a pmdaemon daemon is already running for {} (pid {pid})", home.display())]
+    AlreadyRunning {
+        /// The home.
+        home: PathBuf,
+        /// Its pid, when known.
+        pid: String,
+    },
+    /// No instance, app or id matches.
+    #[error("no process or app named '{target}' (see `pmdaemon list`)")]
+    UnknownTarget {
+        /// What was asked for.
+        target: String,
+    },
+    /// An app with that name exists.
+    #[error("an app named '{name}' already exists: choose another --name, or use `pmdaemon restart {name}`")]
+    DuplicateName {
+        /// The name.
+        name: String,
+    },
+    /// The program to run does not exist or cannot be executed.
+    #[error("{0}")]
+    BadCommand(String),
+    /// User input that does not make sense.
+    #[error(transparent)]
+    Invalid(#[from] pmdaemon_core::Error),
+    /// fork/exec failed.
+    #[error("could not start {program}: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The daemon is shutting down and takes no new work.
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+}
+
+impl Error {
+    /// Wraps an I/O error with what was being done to which path.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! The pmdaemon supervisor as a library: [`run`] starts it.
+//!
+//! Theory of operation. One daemon owns one home directory (a lock file makes
+//! sure of it) and every process started from it. It is a child subreaper,
+//! so whatever an app forks stays its descendant even after the middle
+//! process dies. A single reaper task turns SIGCHLD into exit events for the
+//! instance tasks ([`reaper`]); each instance task owns one child, restarts
+//! it according to its policy and obeys commands from the API
+//! ([`supervisor`]). Every change to the process table is written atomically
+//! to `state.json` ([`store`]); when a daemon starts it reads that table,
+//! kills what a dead predecessor left running ([`recover`]) and brings every
+//! app back to the state the user asked for. The same axum router ([`api`])
+//! answers the CLI on the 0600 Unix socket and, later, browsers on TCP.
+
+pub mod api;
+mod error;
+pub mod logs;
+pub mod paths;
+pub mod procinfo;
+pub mod reaper;
+pub mod recover;
+pub mod spawn;
+pub mod store;
+pub mod supervisor;
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::sync::Arc;
+
+use nix::fcntl::{Flock, FlockArg};
+use tokio::net::UnixListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::Notify;
+
+pub use error::Error;
+pub use paths::Home;
+
+/// How to run the daemon.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The home it owns.
+    pub home: Home,
+}
+
+/// Runs the daemon until `pmdaemon kill`, SIGTERM or SIGINT. Prints one line
+/// containing `ready` on stdout once the socket accepts requests.
+pub fn run(options: Options) -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .enable_all()
+        .build()
+        .map_err(|err| Error::io("start", "the async runtime", err))?;
+    runtime.block_on(serve(options))
+}
+
+async fn serve(options: Options) -> Result<(), Error> {
+    let home = options.home;
+    let root = home.root();
+    if !root.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(|err| Error::io("create", root, err))?;
+    }
+    let _lock = lock_home(&home)?;
+    // Orphaned grandchildren of the apps are reparented to us, not to init,
+    // so that they can be reaped and killed with their group.
+    if let Err(err) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::warn!("could not become a child subreaper: {err}");
+    }
+    fs::write(home.pid_file(), format!("{}\n", std::process::id()))
+        .map_err(|err| Error::io("write", home.pid_file(), err))?;
+
+    let reaper = reaper::Reaper::start().map_err(|err| Error::io("watch", "SIGCHLD", err))?;
+    let (state, warning) = store::load(&home.state_file())?;
+    if let Some(warning) = warning {
+        tracing::warn!("{warning}");
+    }
+    let leftovers = recover::kill_leftovers(&home, &state).await;
+    if leftovers > 0 {
+        tracing::warn!("stopped {leftovers} processes left running by a previous daemon");
+    }
+    let supervisor = supervisor::Supervisor::new(home.clone(), reaper, state);
+    supervisor.resume().await;
+
+    let socket = home.socket();
+    match fs::remove_file(&socket) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(Error::io("remove the stale socket", &socket, err)),
+    }
+    let listener =
+        UnixListener::bind(&socket).map_err(|err| Error::io("listen on", &socket, err))?;
+    fs::set_permissions(&socket, fs::Permissions::from_mode(0o600))
+        .map_err(|err| Error::io("restrict", &socket, err))?;
+
+    let shutdown = Arc::new(Notify::new());
+    let state = api::AppState {
+        supervisor: Arc::clone(&supervisor),
+        shutdown: Arc::clone(&shutdown),
+    };
+    tracing::info!(
+        "pmdaemon {} ready on {} (pid {})",
+        pmdaemon_core::VERSION,
+        socket.display(),
+        std::process::id()
+    );
+    announce_ready(&socket);
+
+    let mut sigterm =
+        signal(SignalKind::terminate()).map_err(|err| Error::io("watch", "SIGTERM", err))?;
+    let mut sigint =
+        signal(SignalKind::interrupt()).map_err(|err| Error::io("watch", "SIGINT", err))?;
+    let stop_signal = {
+        let supervisor = Arc::clone(&supervisor);
+        let shutdown = Arc::clone(&shutdown);
+        async move {
+            tokio::select! {
+                () = shutdown.notified() => {}
+                _ = sigterm.recv() => {
+                    tracing::info!("SIGTERM: stopping every app");
+                    supervisor.shutdown().await;
+                }
+                _ = sigint.recv() => {
+                    tracing::info!("SIGINT: stopping every app");
+                    supervisor.shutdown().await;
+                }
+            }
+        }
+    };
+    let served = axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(stop_signal)
+        .await;
+    let _ = fs::remove_file(&socket);
+    let _ = fs::remove_file(home.pid_file());
+    tracing::info!("daemon stopped");
+    served.map_err(|err| Error::io("serve on", socket, err))
+}
+
+fn lock_home(home: &Home) -> Result<Flock<fs::File>, Error> {
+    let path = home.lock_file();
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|err| Error::io("open", &path, err))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+        if errno == nix::errno::Errno::EWOULDBLOCK {
+            Error::AlreadyRunning {
+                home: home.root().to_path_buf(),
+                pid: fs::read_to_string(home.pid_file())
+                    .map(|p| p.trim().to_string())
+                    .unwrap_or_else(|_| "unknown".into()),
+            }
+        } else {
+            Error::io("lock", &path, errno.into())
+        }
+    })
+}
+
+/// Tells whoever started us (the CLI reads our stdout) that requests are
+/// accepted now; then stdout is let go so that nothing blocks on it later.
+fn announce_ready(socket: &std::path::Path) {
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "pmdaemon daemon ready on {}", socket.display());
+    let _ = stdout.flush();
+    if !nix::unistd::isatty(std::io::stdout()).unwrap_or(false) {
+        if let Ok(null) = fs::File::open("/dev/null") {
+            let _ = nix::unistd::dup2_stdout(&null);
+        }
+    }
+}

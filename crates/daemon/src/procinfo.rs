@@ -1,0 +1,89 @@
+//! Facts about processes read from `/proc`: start times (to tell a process
+//! from a later one that reuses its pid), process groups and environments.
+
+use std::path::Path;
+
+/// What `/proc/<pid>/stat` says of a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Process id.
+    pub pid: u32,
+    /// Parent pid.
+    pub ppid: u32,
+    /// Process group id.
+    pub pgrp: u32,
+    /// Start time in clock ticks after boot.
+    pub start_time: u64,
+    /// Whether it is a zombie.
+    pub zombie: bool,
+}
+
+/// Reads `/proc/<pid>/stat`; `None` when the process does not exist.
+pub fn stat(pid: u32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+fn parse_stat(text: &str) -> Option<ProcStat> {
+    // The command name (field 2) may contain spaces and parentheses; the
+    // fields after it start after the last ')'.
+    let (head, rest) = text.rsplit_once(')')?;
+    let pid = head.split_once('(')?.0.trim().parse().ok()?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state): field n is fields[n - 3].
+    Some(ProcStat {
+        pid,
+        zombie: *fields.first()? == "Z",
+        ppid: fields.get(1)?.parse().ok()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        start_time: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// Every process on the system.
+pub fn all() -> Vec<ProcStat> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(stat)
+        .collect()
+}
+
+/// Whether the environment of `pid` holds every `NAME=value` of `marks`.
+pub fn environ_has(pid: u32, marks: &[String]) -> bool {
+    let Ok(raw) = std::fs::read(Path::new("/proc").join(pid.to_string()).join("environ")) else {
+        return false;
+    };
+    marks
+        .iter()
+        .all(|mark| raw.split(|b| *b == 0).any(|entry| entry == mark.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_parses_names_with_spaces_and_parentheses() {
+        let line = "1234 (my (weird) app) S 1 1234 1234 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 987654 1000 100";
+        let stat = parse_stat(line).unwrap();
+        assert_eq!(stat.pid, 1234);
+        assert_eq!(stat.ppid, 1);
+        assert_eq!(stat.pgrp, 1234);
+        assert_eq!(stat.start_time, 987654);
+        assert!(!stat.zombie);
+    }
+
+    #[test]
+    fn our_own_process_is_found_with_its_environment() {
+        let me = std::process::id();
+        let stat = stat(me).unwrap();
+        assert_eq!(stat.pid, me);
+        assert!(stat.start_time > 0);
+        let path = format!("PATH={}", std::env::var("PATH").unwrap());
+        assert!(environ_has(me, &[path]));
+        assert!(!environ_has(me, &["PMDAEMON_SURELY_UNSET=1".to_string()]));
+    }
+}

@@ -1,0 +1,79 @@
+//! Cleaning up after a daemon that died without stopping its apps.
+//!
+//! The table on disk says which pid led each instance's process group and
+//! when that process started. A process counts as a leftover of the instance
+//! only if it is that very leader (same pid and same start time: a reused pid
+//! is never mistaken for it), or if it sits in that group and carries the
+//! instance's marks in its environment (`PMDAEMON_HOME` and
+//! `PMDAEMON_INSTANCE_NAME`). Leftovers get the stop signal, then SIGKILL
+//! after the app's `kill_timeout`, so that the new daemon can start the apps
+//! again without duplicates or port conflicts.
+
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use pmdaemon_core::config::signal_number;
+use tokio::time::{sleep, Instant};
+
+use crate::paths::Home;
+use crate::procinfo;
+use crate::store::State;
+
+/// Kills whatever the previous daemon left running; returns how many
+/// processes were found.
+pub async fn kill_leftovers(home: &Home, state: &State) -> usize {
+    let processes = procinfo::all();
+    let mut victims: Vec<(u32, Signal, Duration)> = Vec::new();
+    for record in &state.instances {
+        let Some(leader) = record.pid else { continue };
+        let config = state
+            .apps
+            .iter()
+            .find(|a| a.config.name == record.app)
+            .map(|a| &a.config);
+        let signal = config
+            .and_then(|c| signal_number(&c.stop_signal).ok())
+            .and_then(|n| Signal::try_from(n).ok())
+            .unwrap_or(Signal::SIGTERM);
+        let grace = Duration::from_millis(config.map_or(1600, |c| c.kill_timeout));
+        let marks = [
+            format!("PMDAEMON_HOME={}", home.root().display()),
+            format!("PMDAEMON_INSTANCE_NAME={}", record.name),
+        ];
+        for process in processes.iter().filter(|p| p.pgrp == leader && !p.zombie) {
+            let is_leader =
+                process.pid == leader && Some(process.start_time) == record.pid_start_time;
+            if is_leader || procinfo::environ_has(process.pid, &marks) {
+                tracing::warn!(
+                    "pid {} of {} was left running by the previous daemon; stopping it",
+                    process.pid,
+                    record.name
+                );
+                victims.push((process.pid, signal, grace));
+            }
+        }
+    }
+    let found = victims.len();
+    for (pid, signal, _) in &victims {
+        let _ = kill(Pid::from_raw(*pid as i32), *signal);
+    }
+    // These are not our children, so no exit event reaches us: checking on a
+    // short tick is the only way, and it happens once per daemon start.
+    let started = Instant::now();
+    while !victims.is_empty() {
+        victims.retain(|(pid, _, grace)| {
+            let alive = procinfo::stat(*pid).is_some_and(|p| !p.zombie);
+            if alive && started.elapsed() >= *grace {
+                let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+            }
+            alive
+        });
+        if started.elapsed() > Duration::from_secs(30) {
+            tracing::error!("{} leftover processes survived SIGKILL", victims.len());
+            break;
+        }
+        sleep(Duration::from_millis(10)).await;
+    }
+    found
+}

@@ -1,0 +1,208 @@
+//! Turning an app's configuration into a running process: resolving the
+//! program, building the environment, and signalling process groups. The
+//! OS calls sit in [`unix`].
+
+mod unix;
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use pmdaemon_core::command::{invocation, Invocation};
+use pmdaemon_core::config::AppConfig;
+
+pub use unix::{group_alive, signal_group, spawn, Spawned};
+
+use crate::Error;
+
+/// Everything needed to exec one instance.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The program (absolute once resolved).
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// The complete environment.
+    pub env: BTreeMap<String, String>,
+}
+
+/// The environment an instance sees: the caller's, then the app's `env`,
+/// then pmdaemon's own variables.
+pub fn environment(
+    config: &AppConfig,
+    inherited: &BTreeMap<String, String>,
+    index: u32,
+    instance_name: &str,
+) -> BTreeMap<String, String> {
+    let mut env = inherited.clone();
+    env.extend(config.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.insert("PM2_INSTANCE_ID".into(), index.to_string());
+    env.insert("NODE_APP_INSTANCE".into(), index.to_string());
+    env.insert("PMDAEMON_APP_NAME".into(), config.name.clone());
+    env.insert("PMDAEMON_INSTANCE_NAME".into(), instance_name.to_string());
+    env
+}
+
+/// Resolves and checks the program of an app before anything is registered,
+/// so that a typo is a one-line error instead of a crash loop.
+pub fn plan(
+    config: &AppConfig,
+    inherited: &BTreeMap<String, String>,
+    index: u32,
+    instance_name: &str,
+) -> Result<Plan, Error> {
+    let env = environment(config, inherited, index, instance_name);
+    let cwd = match &config.cwd {
+        Some(cwd) => cwd.clone(),
+        None => std::env::current_dir().map_err(|err| Error::io("read", ".", err))?,
+    };
+    match std::fs::metadata(&cwd) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::BadCommand(format!(
+                "working directory {} is not a directory",
+                cwd.display()
+            )))
+        }
+        Err(_) => {
+            return Err(Error::BadCommand(format!(
+                "working directory {} does not exist",
+                cwd.display()
+            )))
+        }
+    }
+    let Invocation {
+        program,
+        args,
+        script_file,
+    } = invocation(&config.script, &config.args, config.interpreter.as_deref());
+    if let Some(script) = &script_file {
+        let path = cwd.join(script);
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(Error::BadCommand(format!(
+                    "script {} is a directory, not a file",
+                    path.display()
+                )))
+            }
+            Ok(_) => {}
+            Err(_) => {
+                return Err(Error::BadCommand(format!(
+                    "script {} does not exist",
+                    path.display()
+                )))
+            }
+        }
+    }
+    let program = resolve_program(&program, &cwd, env.get("PATH").map(String::as_str))?;
+    Ok(Plan {
+        program,
+        args,
+        cwd,
+        env,
+    })
+}
+
+/// Finds `program` as exec would (a path if it has a slash, else on `PATH`)
+/// and says precisely why it cannot be run.
+pub fn resolve_program(
+    program: &str,
+    cwd: &Path,
+    path_var: Option<&str>,
+) -> Result<PathBuf, Error> {
+    if program.contains('/') {
+        let path = cwd.join(program);
+        return check_executable(&path).map(|()| path);
+    }
+    let search = path_var.unwrap_or("/usr/local/bin:/usr/bin:/bin");
+    let mut last_error = None;
+    for dir in search.split(':').filter(|d| !d.is_empty()) {
+        let candidate = cwd.join(dir).join(program);
+        match check_executable(&candidate) {
+            Ok(()) => return Ok(candidate),
+            Err(err) if candidate.exists() => last_error = Some(err),
+            Err(_) => {}
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        Error::BadCommand(format!(
+            "program '{program}' not found: it is not a file in {} and not on PATH",
+            cwd.display()
+        ))
+    }))
+}
+
+fn check_executable(path: &Path) -> Result<(), Error> {
+    let meta = std::fs::metadata(path)
+        .map_err(|_| Error::BadCommand(format!("program {} does not exist", path.display())))?;
+    if meta.is_dir() {
+        return Err(Error::BadCommand(format!(
+            "program {} is a directory, not an executable",
+            path.display()
+        )));
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        let hint = match path.extension().and_then(OsStr::to_str) {
+            Some(_) => " (give it an --interpreter, or chmod +x it)",
+            None => " (chmod +x it)",
+        };
+        return Err(Error::BadCommand(format!(
+            "program {} is not executable{hint}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_directory_and_non_executable_programs_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("notes.txt");
+        std::fs::write(&plain, "hi").unwrap();
+        let err = |p: &str| {
+            resolve_program(p, dir.path(), Some("/bin"))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            err("./missing").contains("does not exist"),
+            "{}",
+            err("./missing")
+        );
+        assert!(err("./notes.txt").contains("is not executable"));
+        assert!(err(dir.path().to_str().unwrap()).contains("is a directory"));
+        assert!(err("no-such-program-xyz").contains("not on PATH"));
+        assert_eq!(
+            resolve_program("sh", dir.path(), Some("/nonexistent:/bin")).unwrap(),
+            PathBuf::from("/bin/sh")
+        );
+    }
+
+    #[test]
+    fn pmdaemon_variables_override_the_apps_env() {
+        let config = AppConfig {
+            name: "web".into(),
+            env: [("A".to_string(), "app".to_string())].into(),
+            ..AppConfig::default()
+        };
+        let inherited = [
+            ("A".to_string(), "shell".to_string()),
+            ("B".to_string(), "shell".to_string()),
+        ]
+        .into();
+        let env = environment(&config, &inherited, 2, "web-2");
+        assert_eq!(env["A"], "app");
+        assert_eq!(env["B"], "shell");
+        assert_eq!(env["PM2_INSTANCE_ID"], "2");
+        assert_eq!(env["NODE_APP_INSTANCE"], "2");
+        assert_eq!(env["PMDAEMON_INSTANCE_NAME"], "web-2");
+        assert_eq!(env["PMDAEMON_APP_NAME"], "web");
+    }
+}

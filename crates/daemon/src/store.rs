@@ -1,0 +1,272 @@
+//! The process table on disk: `state.json`, written atomically (temp file,
+//! fsync, rename, fsync of the directory) so that a crash at any moment
+//! leaves either the old table or the new one, never a torn file.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use pmdaemon_core::api::{ExitReason, HistoryEvent, Status};
+use pmdaemon_core::config::AppConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// The current layout of `state.json`. Older layouts must keep loading.
+pub const STATE_VERSION: u32 = 1;
+
+/// The whole process table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct State {
+    /// Layout version.
+    pub version: u32,
+    /// The next instance id to hand out (ids are never reused).
+    pub next_id: u32,
+    /// Registered apps, in the order they were started.
+    pub apps: Vec<AppRecord>,
+    /// Their instances, by id.
+    pub instances: Vec<InstanceRecord>,
+}
+
+/// An app as registered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppRecord {
+    /// Its configuration.
+    pub config: AppConfig,
+    /// The environment of the command that started it.
+    #[serde(default)]
+    pub inherited_env: BTreeMap<String, String>,
+}
+
+/// What the user asked an instance to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Desired {
+    /// Keep it running.
+    Running,
+    /// Keep it stopped.
+    Stopped,
+}
+
+/// One instance's persistent record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceRecord {
+    /// Stable id.
+    pub id: u32,
+    /// The app it belongs to.
+    pub app: String,
+    /// Its index in the app.
+    pub index: u32,
+    /// Its name (`<app>-<index>`).
+    pub name: String,
+    /// What the user asked for.
+    pub desired: Desired,
+    /// Where it is in its life cycle.
+    pub status: Status,
+    /// Restarts so far.
+    #[serde(default)]
+    pub restarts: u32,
+    /// Unstable restarts in a row.
+    #[serde(default)]
+    pub unstable_restarts: u32,
+    /// The running process (also its process group id).
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// That process's start time in clock ticks after boot, which tells it
+    /// apart from a later process that reuses the pid.
+    #[serde(default)]
+    pub pid_start_time: Option<u64>,
+    /// When the process started, Unix milliseconds.
+    #[serde(default)]
+    pub started_at_ms: Option<u64>,
+    /// How the previous process ended.
+    #[serde(default)]
+    pub last_exit: Option<ExitReason>,
+    /// Recent events.
+    #[serde(default)]
+    pub history: VecDeque<HistoryEvent>,
+}
+
+/// How many events an instance keeps.
+pub const HISTORY_LEN: usize = 20;
+
+impl InstanceRecord {
+    /// Appends an event, dropping the oldest beyond [`HISTORY_LEN`].
+    pub fn record(&mut self, event: &str, reason: impl Into<String>) {
+        if self.history.len() >= HISTORY_LEN {
+            self.history.pop_front();
+        }
+        self.history.push_back(HistoryEvent {
+            at_ms: now_ms(),
+            event: event.to_string(),
+            reason: reason.into(),
+        });
+    }
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Reads the table. A missing file is an empty table; an unreadable or
+/// corrupt one is moved aside (never silently emptied) and reported in the
+/// returned warning.
+pub fn load(path: &Path) -> Result<(State, Option<String>), Error> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((State::default(), None))
+        }
+        Err(err) => return Err(Error::io("read", path, err)),
+    };
+    match serde_json::from_slice::<State>(&bytes) {
+        Ok(state) if state.version <= STATE_VERSION => Ok((state, None)),
+        Ok(state) => {
+            let aside = move_aside(path)?;
+            Ok((
+                State::default(),
+                Some(format!(
+                    "{} has layout version {} from a newer pmdaemon; moved it to {} and started with an empty process table",
+                    path.display(),
+                    state.version,
+                    aside.display()
+                )),
+            ))
+        }
+        Err(err) => {
+            let aside = move_aside(path)?;
+            Ok((
+                State::default(),
+                Some(format!(
+                    "{} is corrupt ({err}); moved it to {} and started with an empty process table",
+                    path.display(),
+                    aside.display()
+                )),
+            ))
+        }
+    }
+}
+
+fn move_aside(path: &Path) -> Result<PathBuf, Error> {
+    let aside = path.with_extension(format!("json.corrupt-{}", now_ms()));
+    fs::rename(path, &aside).map_err(|err| Error::io("move aside", path, err))?;
+    Ok(aside)
+}
+
+/// Writes the table atomically.
+pub fn save(path: &Path, state: &State) -> Result<(), Error> {
+    let bytes = serde_json::to_vec_pretty(state)
+        .map_err(|err| Error::io("serialize", path, std::io::Error::other(err)))?;
+    let tmp = path.with_extension("json.tmp");
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|err| Error::io("create", &tmp, err))?;
+    file.write_all(&bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|err| Error::io("write", &tmp, err))?;
+    fs::rename(&tmp, path).map_err(|err| Error::io("replace", path, err))?;
+    if let Some(dir) = path.parent() {
+        // The rename is durable only once the directory entry is.
+        if let Ok(dir) = File::open(dir) {
+            let _ = dir.sync_all();
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> State {
+        State {
+            version: STATE_VERSION,
+            next_id: 3,
+            apps: vec![AppRecord {
+                config: AppConfig {
+                    name: "web".into(),
+                    script: "node".into(),
+                    ..AppConfig::default()
+                },
+                inherited_env: BTreeMap::new(),
+            }],
+            instances: vec![InstanceRecord {
+                id: 1,
+                app: "web".into(),
+                index: 0,
+                name: "web-0".into(),
+                desired: Desired::Running,
+                status: Status::Online,
+                restarts: 2,
+                unstable_restarts: 0,
+                pid: Some(42),
+                pid_start_time: Some(7),
+                started_at_ms: Some(1),
+                last_exit: Some(ExitReason::Signal(9)),
+                history: VecDeque::new(),
+            }],
+        }
+    }
+
+    #[test]
+    fn save_then_load_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        save(&path, &sample()).unwrap();
+        let (loaded, warning) = load(&path).unwrap();
+        assert_eq!(loaded, sample());
+        assert!(warning.is_none());
+        assert!(!path.with_extension("json.tmp").exists());
+    }
+
+    #[test]
+    fn a_missing_state_file_is_an_empty_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, warning) = load(&dir.path().join("state.json")).unwrap();
+        assert_eq!(state, State::default());
+        assert!(warning.is_none());
+    }
+
+    #[test]
+    fn a_corrupt_state_file_is_moved_aside_not_emptied() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        fs::write(&path, b"{\"apps\": [oops").unwrap();
+        let (state, warning) = load(&path).unwrap();
+        assert_eq!(state, State::default());
+        assert!(warning.unwrap().contains("corrupt"));
+        let kept: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(kept.len(), 1);
+        assert!(kept[0].starts_with("state.json.corrupt-"), "{kept:?}");
+        let aside = dir.path().join(&kept[0]);
+        assert_eq!(fs::read(aside).unwrap(), b"{\"apps\": [oops");
+    }
+
+    #[test]
+    fn checked_in_state_files_still_load() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/state");
+        let mut seen = 0;
+        for entry in fs::read_dir(&fixtures).unwrap() {
+            let path = entry.unwrap().path();
+            let (state, warning) = load(&path).unwrap();
+            assert!(warning.is_none(), "{}: {warning:?}", path.display());
+            assert!(!state.instances.is_empty(), "{}", path.display());
+            seen += 1;
+        }
+        assert!(seen > 0, "no fixtures in {}", fixtures.display());
+    }
+}

@@ -1,0 +1,379 @@
+//! One task per instance: it owns the child, sees its exit the moment the
+//! reaper reports it, decides about restarts, and obeys [`Command`]s.
+//! Nothing else signals or waits for this instance's processes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use pmdaemon_core::api::{ExitReason, LogStream, Status};
+use pmdaemon_core::config::{signal_number, AppConfig};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{sleep, sleep_until, Instant};
+
+use super::Supervisor;
+use crate::reaper::ExitReceiver;
+use crate::store::{now_ms, Desired};
+use crate::{logs, procinfo, spawn};
+
+/// Backoff never waits longer than this (PM2's ceiling).
+const MAX_BACKOFF_MS: u64 = 15_000;
+/// An instance up this long has its exponential backoff reset (as in PM2).
+const BACKOFF_RESET: Duration = Duration::from_secs(30);
+/// After SIGKILL, how long to wait for a process group to vanish.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// What the API asks of an instance. Each carries a reply channel that is
+/// answered once the action is complete.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Start it if it is not running.
+    Start(Reply),
+    /// Stop it and keep it stopped.
+    Stop(Reply),
+    /// Stop it if running, then start it.
+    Restart(Reply),
+    /// Stop it and end the task (the record is removed by the caller).
+    Delete(Reply),
+    /// Stop it without changing what the user asked for, and end the task:
+    /// the daemon is going away and the next one brings it back.
+    Shutdown(Reply),
+}
+
+/// Answered when a command is complete: an error is one sentence.
+pub(crate) type Reply = oneshot::Sender<Result<(), String>>;
+
+struct Running {
+    pid: u32,
+    exit: ExitReceiver,
+    started: Instant,
+}
+
+pub(crate) struct Instance {
+    supervisor: Arc<Supervisor>,
+    id: u32,
+    running: Option<Running>,
+    restart_at: Option<Instant>,
+    backoff_step: u32,
+}
+
+/// Runs the instance until it is deleted or the daemon shuts down.
+pub(crate) async fn run(
+    supervisor: Arc<Supervisor>,
+    id: u32,
+    mut commands: mpsc::Receiver<Command>,
+    start: bool,
+) {
+    let mut instance = Instance {
+        supervisor,
+        id,
+        running: None,
+        restart_at: None,
+        backoff_step: 0,
+    };
+    if start {
+        if let Err(err) = instance.launch() {
+            instance.fail_launch(&err);
+        }
+    }
+    loop {
+        tokio::select! {
+            reason = wait_exit(&mut instance.running) => instance.on_exit(reason),
+            () = wait_until(instance.restart_at) => {
+                instance.restart_at = None;
+                instance.relaunch_after_exit();
+            }
+            command = commands.recv() => match command {
+                None => {
+                    instance.terminate().await;
+                    break;
+                }
+                Some(Command::Start(reply)) => {
+                    let result = instance.start();
+                    let _ = reply.send(result);
+                }
+                Some(Command::Stop(reply)) => {
+                    instance.stop().await;
+                    let _ = reply.send(Ok(()));
+                }
+                Some(Command::Restart(reply)) => {
+                    let result = instance.restart().await;
+                    let _ = reply.send(result);
+                }
+                Some(Command::Delete(reply)) => {
+                    instance.stop().await;
+                    let _ = reply.send(Ok(()));
+                    break;
+                }
+                Some(Command::Shutdown(reply)) => {
+                    instance.restart_at = None;
+                    instance.terminate().await;
+                    instance.update(|record| record.status = Status::Stopped);
+                    let _ = reply.send(Ok(()));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn wait_exit(running: &mut Option<Running>) -> ExitReason {
+    match running {
+        // A dropped sender cannot happen while the reaper lives; treat it as
+        // a kill rather than hang.
+        Some(running) => (&mut running.exit)
+            .await
+            .unwrap_or(ExitReason::Signal(libc::SIGKILL)),
+        None => std::future::pending().await,
+    }
+}
+
+async fn wait_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Instance {
+    fn update<T>(&self, change: impl FnOnce(&mut crate::store::InstanceRecord) -> T) -> Option<T> {
+        self.supervisor.update_instance(self.id, change)
+    }
+
+    fn config(&self) -> Option<AppConfig> {
+        self.supervisor.app_config(self.id)
+    }
+
+    /// Spawns the process; the record says online once it runs.
+    fn launch(&mut self) -> Result<(), String> {
+        let (plan, name) = self
+            .supervisor
+            .plan_for(self.id)
+            .map_err(|err| err.to_string())?;
+        let spawned = spawn::spawn(&self.supervisor.reaper, &plan)
+            .map_err(|err| format!("could not start {}: {err}", plan.program.display()))?;
+        let home = &self.supervisor.home;
+        logs::pump(spawned.stdout, home.log_file(&name, LogStream::Out));
+        logs::pump(spawned.stderr, home.log_file(&name, LogStream::Err));
+        let pid = spawned.pid;
+        let start_time = procinfo::stat(pid).map(|stat| stat.start_time);
+        self.running = Some(Running {
+            pid,
+            exit: spawned.exit,
+            started: Instant::now(),
+        });
+        self.update(|record| {
+            record.status = Status::Online;
+            record.pid = Some(pid);
+            record.pid_start_time = start_time;
+            record.started_at_ms = Some(now_ms());
+            record.record("started", format!("pid {pid}"));
+        });
+        self.supervisor.persist_soon();
+        tracing::info!("{name} started with pid {pid}");
+        Ok(())
+    }
+
+    fn fail_launch(&mut self, error: &str) {
+        tracing::warn!("instance {} could not start: {error}", self.id);
+        self.update(|record| {
+            record.status = Status::Errored;
+            record.pid = None;
+            record.record("errored", error.to_string());
+        });
+        self.supervisor.persist_soon();
+    }
+
+    fn on_exit(&mut self, reason: ExitReason) {
+        let Some(running) = self.running.take() else {
+            return;
+        };
+        // What the instance left behind in its group dies with it, so that
+        // no orphan keeps its port or its pipes.
+        spawn::signal_group(running.pid, Signal::SIGKILL);
+        let uptime = running.started.elapsed();
+        let Some(config) = self.config() else {
+            return;
+        };
+        let decision = self.update(|record| {
+            record.last_exit = Some(reason);
+            record.pid = None;
+            record.record("exited", format!("{reason} after {} ms", uptime.as_millis()));
+            if record.desired == Desired::Stopped {
+                record.status = Status::Stopped;
+                return None;
+            }
+            if !config.autorestart {
+                record.status = match reason {
+                    ExitReason::Code(0) => Status::Stopped,
+                    _ => Status::Errored,
+                };
+                record.record("not restarted", "autorestart is off");
+                return None;
+            }
+            if let ExitReason::Code(code) = reason {
+                if config.stop_exit_codes.contains(&code) {
+                    record.status = Status::Stopped;
+                    record.record("not restarted", format!("exit code {code} is in stop_exit_codes"));
+                    return None;
+                }
+            }
+            if uptime < Duration::from_millis(config.min_uptime) {
+                if record.unstable_restarts >= config.max_restarts {
+                    record.status = Status::Errored;
+                    record.record(
+                        "errored",
+                        format!(
+                            "{} unstable restarts (each up less than min_uptime {} ms); not restarting",
+                            record.unstable_restarts, config.min_uptime
+                        ),
+                    );
+                    return None;
+                }
+                record.unstable_restarts += 1;
+            } else {
+                record.unstable_restarts = 0;
+            }
+            Some(())
+        });
+        if decision.flatten().is_none() {
+            self.supervisor.persist_soon();
+            return;
+        }
+        if uptime >= BACKOFF_RESET {
+            self.backoff_step = 0;
+        }
+        let delay_ms = match config.exp_backoff_restart_delay {
+            Some(base) => {
+                let delay = (base as f64 * 1.5f64.powi(self.backoff_step as i32)) as u64;
+                self.backoff_step = self.backoff_step.saturating_add(1);
+                delay.min(MAX_BACKOFF_MS)
+            }
+            None => config.restart_delay,
+        };
+        if delay_ms == 0 {
+            self.relaunch_after_exit();
+        } else {
+            self.restart_at = Some(Instant::now() + Duration::from_millis(delay_ms));
+            self.update(|record| {
+                record.status = Status::WaitingRestart;
+                record.record("waiting", format!("restart in {delay_ms} ms"));
+            });
+            self.supervisor.persist_soon();
+        }
+    }
+
+    fn relaunch_after_exit(&mut self) {
+        self.update(|record| record.restarts += 1);
+        if let Err(err) = self.launch() {
+            self.fail_launch(&err);
+        }
+    }
+
+    fn start(&mut self) -> Result<(), String> {
+        self.update(|record| {
+            record.desired = Desired::Running;
+            record.unstable_restarts = 0;
+        });
+        if self.running.is_some() {
+            return Ok(());
+        }
+        self.restart_at = None;
+        self.launch().inspect_err(|err| self.fail_launch(err))
+    }
+
+    async fn stop(&mut self) {
+        self.restart_at = None;
+        self.update(|record| record.desired = Desired::Stopped);
+        self.terminate().await;
+        self.update(|record| {
+            if record.status != Status::Stopped {
+                record.record("stopped", "stopped on request");
+            }
+            record.status = Status::Stopped;
+        });
+        self.supervisor.persist_soon();
+    }
+
+    async fn restart(&mut self) -> Result<(), String> {
+        self.restart_at = None;
+        self.terminate().await;
+        self.update(|record| {
+            record.desired = Desired::Running;
+            record.unstable_restarts = 0;
+            record.restarts += 1;
+            record.record("restarting", "restarted on request");
+        });
+        self.launch().inspect_err(|err| self.fail_launch(err))
+    }
+
+    /// Stops the running process and everything in its process group: the
+    /// stop signal, then SIGKILL once `kill_timeout` has passed. Returns when
+    /// no process of the group is left.
+    async fn terminate(&mut self) {
+        let Some(mut running) = self.running.take() else {
+            return;
+        };
+        let config = self.config().unwrap_or_default();
+        let signal = signal_number(&config.stop_signal)
+            .ok()
+            .and_then(|number| Signal::try_from(number).ok())
+            .unwrap_or(Signal::SIGTERM);
+        self.update(|record| record.status = Status::Stopping);
+        let pgid = running.pid;
+        spawn::signal_group(pgid, signal);
+        let deadline = Instant::now() + Duration::from_millis(config.kill_timeout);
+        let reason = tokio::select! {
+            reason = &mut running.exit => reason.ok(),
+            () = sleep_until(deadline) => None,
+        };
+        let reason = match reason {
+            Some(reason) => reason,
+            None => {
+                tracing::info!(
+                    "pid {pgid} ignored {signal} for {} ms; sending SIGKILL",
+                    config.kill_timeout
+                );
+                spawn::signal_group(pgid, Signal::SIGKILL);
+                running
+                    .exit
+                    .await
+                    .unwrap_or(ExitReason::Signal(libc::SIGKILL))
+            }
+        };
+        if !self.wait_group_gone(pgid, deadline).await {
+            spawn::signal_group(pgid, Signal::SIGKILL);
+            if !self
+                .wait_group_gone(pgid, Instant::now() + KILL_GRACE)
+                .await
+            {
+                tracing::warn!("process group {pgid} survived SIGKILL");
+            }
+        }
+        self.update(|record| {
+            record.last_exit = Some(reason);
+            record.pid = None;
+            record.record("exited", format!("{reason} on stop"));
+        });
+    }
+
+    /// Waits until process group `pgid` is empty or `deadline` passes. Its
+    /// orphans are reparented to the daemon (a subreaper), so each reaping
+    /// pass is a cue to look again; a short tick covers members whose parent
+    /// is still alive.
+    async fn wait_group_gone(&self, pgid: u32, deadline: Instant) -> bool {
+        loop {
+            if !spawn::group_alive(pgid) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::select! {
+                () = self.supervisor.reaper.reaped() => {}
+                () = sleep(Duration::from_millis(10)) => {}
+                () = sleep_until(deadline) => {}
+            }
+        }
+    }
+}

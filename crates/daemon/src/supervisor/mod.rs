@@ -1,0 +1,442 @@
+//! The process table and the operations the API performs on it.
+//!
+//! The table lives behind one mutex that is held only for short, non-async
+//! sections. Each instance is driven by its own task ([`instance`]); the
+//! supervisor sends it commands and awaits their replies, so an API call
+//! returns only once what it asked for has happened (a stopped instance has
+//! no process left). Every change is written to `state.json` by a single
+//! persister task that coalesces bursts; mutating API calls wait until their
+//! change is on disk before answering.
+
+pub(crate) mod instance;
+mod table;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use pmdaemon_core::api::{
+    LogStream, LogTail, LogsResponse, ProcessDetail, ProcessInfo, StartRequest, Status,
+};
+use pmdaemon_core::config::AppConfig;
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+
+use self::instance::Command;
+use self::table::Table;
+use crate::paths::Home;
+use crate::reaper::Reaper;
+use crate::spawn::{self, Plan};
+use crate::store::{self, AppRecord, Desired, InstanceRecord, State};
+use crate::{logs, Error};
+
+/// What a control request does to each targeted instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Start if not running.
+    Start,
+    /// Stop and keep stopped.
+    Stop,
+    /// Stop if running, then start.
+    Restart,
+    /// Stop and forget.
+    Delete,
+}
+
+/// The daemon's process table and everything that acts on it.
+#[derive(Debug)]
+pub struct Supervisor {
+    pub(crate) home: Home,
+    pub(crate) reaper: Arc<Reaper>,
+    table: Mutex<Table>,
+    persist_requested: AtomicU64,
+    persist_written: watch::Sender<u64>,
+    persist_wake: Notify,
+    shutting_down: AtomicBool,
+}
+
+impl Supervisor {
+    /// Builds the supervisor from a loaded state and starts its persister.
+    /// Instances are not started until [`Supervisor::resume`].
+    pub fn new(home: Home, reaper: Arc<Reaper>, state: State) -> Arc<Self> {
+        let supervisor = Arc::new(Self {
+            home,
+            reaper,
+            table: Mutex::new(Table::from_state(state)),
+            persist_requested: AtomicU64::new(0),
+            persist_written: watch::Sender::new(0),
+            persist_wake: Notify::new(),
+            shutting_down: AtomicBool::new(false),
+        });
+        tokio::spawn(persister(Arc::clone(&supervisor)));
+        supervisor
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The table as it would be written to disk.
+    pub fn snapshot(&self) -> State {
+        self.lock().snapshot()
+    }
+
+    /// Asks for the table to be written soon (coalesced).
+    pub(crate) fn persist_soon(&self) -> u64 {
+        let generation = self.persist_requested.fetch_add(1, Ordering::SeqCst) + 1;
+        self.persist_wake.notify_one();
+        generation
+    }
+
+    /// Writes the table and waits until it is on disk.
+    pub async fn persist_now(&self) {
+        let generation = self.persist_soon();
+        let mut written = self.persist_written.subscribe();
+        let _ = written.wait_for(|w| *w >= generation).await;
+    }
+
+    pub(crate) fn update_instance<T>(
+        &self,
+        id: u32,
+        change: impl FnOnce(&mut InstanceRecord) -> T,
+    ) -> Option<T> {
+        self.lock().instances.get_mut(&id).map(change)
+    }
+
+    pub(crate) fn app_config(&self, id: u32) -> Option<AppConfig> {
+        let table = self.lock();
+        let app = &table.instances.get(&id)?.app;
+        table.app(app).map(|a| a.config.clone())
+    }
+
+    /// The exec plan of instance `id`, and its name.
+    pub(crate) fn plan_for(&self, id: u32) -> Result<(Plan, String), Error> {
+        let (config, inherited, index, name) = {
+            let table = self.lock();
+            let record = table.instances.get(&id).ok_or(Error::UnknownTarget {
+                target: id.to_string(),
+            })?;
+            let app = table.app(&record.app).ok_or(Error::UnknownTarget {
+                target: record.app.clone(),
+            })?;
+            (
+                app.config.clone(),
+                app.inherited_env.clone(),
+                record.index,
+                record.name.clone(),
+            )
+        };
+        let mut plan = spawn::plan(&config, &inherited, index, &name)?;
+        plan.env.insert(
+            "PMDAEMON_HOME".into(),
+            self.home.root().display().to_string(),
+        );
+        Ok((plan, name))
+    }
+
+    /// Starts one task per recorded instance: those the user wants running
+    /// are started, the rest stay as they were. Called once, after the
+    /// leftovers of a previous daemon were cleaned up.
+    pub async fn resume(self: &Arc<Self>) {
+        let ids: Vec<(u32, bool)> = {
+            let mut table = self.lock();
+            let mut ids = Vec::new();
+            for record in table.instances.values_mut() {
+                record.pid = None;
+                let start = record.desired == Desired::Running && record.status != Status::Errored;
+                if start {
+                    record.status = Status::Launching;
+                    record.record("resumed", "the daemon started");
+                } else if record.status != Status::Errored {
+                    record.status = Status::Stopped;
+                }
+                ids.push((record.id, start));
+            }
+            ids
+        };
+        for (id, start) in ids {
+            self.spawn_task(id, start);
+        }
+        self.persist_now().await;
+    }
+
+    fn spawn_task(self: &Arc<Self>, id: u32, start: bool) -> mpsc::Sender<Command> {
+        let (sender, receiver) = mpsc::channel(16);
+        self.lock().handles.insert(id, sender.clone());
+        tokio::spawn(instance::run(Arc::clone(self), id, receiver, start));
+        sender
+    }
+
+    /// Registers and starts a new app. Nothing is registered unless every
+    /// instance started.
+    pub async fn start_app(
+        self: &Arc<Self>,
+        request: StartRequest,
+    ) -> Result<Vec<ProcessInfo>, Error> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(Error::ShuttingDown);
+        }
+        let config = request.config;
+        config.validate()?;
+        if config.instances == 0 {
+            return Err(Error::BadCommand("instances must be at least 1".into()));
+        }
+        // Fail fast, before registering anything, on a bad program or cwd.
+        spawn::plan(&config, &request.inherited_env, 0, &config.instance_name(0))?;
+        let ids: Vec<u32> = {
+            let mut table = self.lock();
+            if table.name_taken(&config.name, config.instances) {
+                return Err(Error::DuplicateName {
+                    name: config.name.clone(),
+                });
+            }
+            let first = table.next_id;
+            table.next_id += config.instances;
+            let ids: Vec<u32> = (first..first + config.instances).collect();
+            for (index, id) in (0u32..).zip(&ids) {
+                let mut record = InstanceRecord {
+                    id: *id,
+                    app: config.name.clone(),
+                    index,
+                    name: config.instance_name(index),
+                    desired: Desired::Running,
+                    status: Status::Launching,
+                    restarts: 0,
+                    unstable_restarts: 0,
+                    pid: None,
+                    pid_start_time: None,
+                    started_at_ms: None,
+                    last_exit: None,
+                    history: Default::default(),
+                };
+                record.record("created", "pmdaemon start");
+                table.instances.insert(*id, record);
+            }
+            table.apps.push(AppRecord {
+                config: config.clone(),
+                inherited_env: request.inherited_env,
+            });
+            ids
+        };
+        let mut replies = Vec::new();
+        for id in &ids {
+            let (reply, receiver) = oneshot::channel();
+            let _ = self
+                .spawn_task(*id, false)
+                .send(Command::Start(reply))
+                .await;
+            replies.push(receiver);
+        }
+        let mut failure = None;
+        for receiver in replies {
+            match receiver.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    failure.get_or_insert(err);
+                }
+                Err(_) => {
+                    failure.get_or_insert("the instance task ended unexpectedly".to_string());
+                }
+            }
+        }
+        if let Some(err) = failure {
+            // All or nothing: take back what did start.
+            self.remove(&ids).await;
+            self.persist_now().await;
+            return Err(Error::BadCommand(err));
+        }
+        self.persist_now().await;
+        let table = self.lock();
+        Ok(ids.iter().filter_map(|id| table.info(*id)).collect())
+    }
+
+    /// Applies `action` to every instance `target` names.
+    pub async fn control(
+        self: &Arc<Self>,
+        target: &str,
+        action: Action,
+    ) -> Result<Vec<ProcessInfo>, Error> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(Error::ShuttingDown);
+        }
+        let ids = self.lock().resolve(target)?;
+        if action == Action::Delete {
+            let infos = self.remove(&ids).await;
+            self.persist_now().await;
+            return Ok(infos);
+        }
+        let mut replies = Vec::new();
+        for id in &ids {
+            let handle = self.lock().handles.get(id).cloned();
+            let Some(handle) = handle else {
+                continue;
+            };
+            let (reply, receiver) = oneshot::channel();
+            let command = match action {
+                Action::Start => Command::Start(reply),
+                Action::Stop | Action::Delete => Command::Stop(reply),
+                Action::Restart => Command::Restart(reply),
+            };
+            if handle.send(command).await.is_ok() {
+                replies.push(receiver);
+            }
+        }
+        // The commands were all sent first, so the instances act in parallel.
+        let mut failure = None;
+        for receiver in replies {
+            if let Ok(Err(err)) = receiver.await {
+                failure.get_or_insert(err);
+            }
+        }
+        self.persist_now().await;
+        if let Some(err) = failure {
+            return Err(Error::BadCommand(err));
+        }
+        let table = self.lock();
+        Ok(ids.iter().filter_map(|id| table.info(*id)).collect())
+    }
+
+    /// Stops, then forgets, instances; apps left without instances go too.
+    async fn remove(&self, ids: &[u32]) -> Vec<ProcessInfo> {
+        let mut replies = Vec::new();
+        for id in ids {
+            let handle = self.lock().handles.remove(id);
+            if let Some(handle) = handle {
+                let (reply, receiver) = oneshot::channel();
+                if handle.send(Command::Delete(reply)).await.is_ok() {
+                    replies.push(receiver);
+                }
+            }
+        }
+        for receiver in replies {
+            let _ = receiver.await;
+        }
+        let mut table = self.lock();
+        let infos = ids.iter().filter_map(|id| table.info(*id)).collect();
+        for id in ids {
+            table.instances.remove(id);
+        }
+        let Table {
+            apps, instances, ..
+        } = &mut *table;
+        apps.retain(|app| instances.values().any(|i| i.app == app.config.name));
+        infos
+    }
+
+    /// Every instance, in id order.
+    pub fn list(&self) -> Vec<ProcessInfo> {
+        let table = self.lock();
+        table
+            .instances
+            .keys()
+            .filter_map(|id| table.info(*id))
+            .collect()
+    }
+
+    /// Everything about the instances `target` names.
+    pub fn detail(&self, target: &str) -> Result<Vec<ProcessDetail>, Error> {
+        let table = self.lock();
+        let ids = table.resolve(target)?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| table.detail(*id, &self.home))
+            .collect())
+    }
+
+    /// The last `lines` lines of the log files of `target` (all when None).
+    pub async fn logs(
+        &self,
+        target: Option<&str>,
+        lines: usize,
+        stream: Option<LogStream>,
+    ) -> Result<LogsResponse, Error> {
+        let files: Vec<(String, LogStream, std::path::PathBuf)> = {
+            let table = self.lock();
+            let ids = match target {
+                Some(target) => table.resolve(target)?,
+                None => table.instances.keys().copied().collect(),
+            };
+            let streams: &[LogStream] = match stream {
+                Some(LogStream::Out) => &[LogStream::Out],
+                Some(LogStream::Err) => &[LogStream::Err],
+                None => &[LogStream::Out, LogStream::Err],
+            };
+            ids.iter()
+                .filter_map(|id| table.instances.get(id))
+                .flat_map(|record| {
+                    streams.iter().map(|stream| {
+                        (
+                            record.name.clone(),
+                            *stream,
+                            self.home.log_file(&record.name, *stream),
+                        )
+                    })
+                })
+                .collect()
+        };
+        let tails = tokio::task::spawn_blocking(move || {
+            files
+                .into_iter()
+                .map(|(instance, stream, path)| {
+                    let lines = logs::tail(&path, lines)
+                        .map_err(|err| Error::io("read", path.clone(), err))?;
+                    Ok(LogTail {
+                        instance,
+                        stream,
+                        path,
+                        lines,
+                    })
+                })
+                .collect::<Result<Vec<_>, Error>>()
+        })
+        .await
+        .map_err(|err| Error::io("read", "logs", std::io::Error::other(err)))??;
+        Ok(LogsResponse { tails })
+    }
+
+    /// Stops every instance (keeping what the user asked for, so that the
+    /// next daemon brings them back) and refuses further work.
+    pub async fn shutdown(&self) -> Vec<String> {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let handles: BTreeMap<u32, mpsc::Sender<Command>> = self.lock().handles.drain().collect();
+        let mut replies = Vec::new();
+        for (id, handle) in handles {
+            let (reply, receiver) = oneshot::channel();
+            if handle.send(Command::Shutdown(reply)).await.is_ok() {
+                replies.push((id, receiver));
+            }
+        }
+        let mut stopped = Vec::new();
+        for (id, receiver) in replies {
+            let _ = receiver.await;
+            if let Some(record) = self.lock().instances.get(&id) {
+                stopped.push(record.name.clone());
+            }
+        }
+        self.persist_now().await;
+        stopped
+    }
+}
+
+/// Writes the table whenever asked, coalescing bursts of requests into one
+/// write. A failed write is logged and retried with the next change.
+async fn persister(supervisor: Arc<Supervisor>) {
+    loop {
+        // notify_one stores a permit when nobody waits, so a request made
+        // between the check and the await is not lost.
+        let requested = supervisor.persist_requested.load(Ordering::SeqCst);
+        if requested > *supervisor.persist_written.borrow() {
+            let snapshot = supervisor.snapshot();
+            let path = supervisor.home.state_file();
+            match tokio::task::spawn_blocking(move || store::save(&path, &snapshot)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::error!("could not save the process table: {err}"),
+                Err(err) => tracing::error!("could not save the process table: {err}"),
+            }
+            // Waiters are released even after a failure: the daemon keeps
+            // serving from memory and the failure is in daemon.log.
+            supervisor.persist_written.send_replace(requested);
+            continue;
+        }
+        supervisor.persist_wake.notified().await;
+    }
+}

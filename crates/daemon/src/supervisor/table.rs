@@ -1,0 +1,234 @@
+//! The in-memory process table and the views the API serves from it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use pmdaemon_core::api::{LogStream, ProcessDetail, ProcessInfo, Status};
+use pmdaemon_core::command::invocation;
+use tokio::sync::mpsc;
+
+use super::instance::Command;
+use crate::paths::Home;
+use crate::store::{now_ms, AppRecord, InstanceRecord, State, STATE_VERSION};
+use crate::Error;
+
+/// Apps, instances and the channels to the instance tasks.
+#[derive(Debug, Default)]
+pub(crate) struct Table {
+    pub next_id: u32,
+    pub apps: Vec<AppRecord>,
+    pub instances: BTreeMap<u32, InstanceRecord>,
+    pub handles: HashMap<u32, mpsc::Sender<Command>>,
+}
+
+impl Table {
+    pub fn from_state(state: State) -> Self {
+        let instances: BTreeMap<u32, InstanceRecord> =
+            state.instances.into_iter().map(|i| (i.id, i)).collect();
+        let max_id = instances.keys().next_back().copied().unwrap_or(0);
+        Self {
+            next_id: state.next_id.max(max_id + 1).max(1),
+            apps: state.apps,
+            instances,
+            handles: HashMap::new(),
+        }
+    }
+
+    pub fn snapshot(&self) -> State {
+        State {
+            version: STATE_VERSION,
+            next_id: self.next_id,
+            apps: self.apps.clone(),
+            instances: self.instances.values().cloned().collect(),
+        }
+    }
+
+    pub fn app(&self, name: &str) -> Option<&AppRecord> {
+        self.apps.iter().find(|a| a.config.name == name)
+    }
+
+    /// The ids a target names: `all`, a numeric id, an instance name or an
+    /// app name (all its instances), in id order.
+    pub fn resolve(&self, target: &str) -> Result<Vec<u32>, Error> {
+        let unknown = || Error::UnknownTarget {
+            target: target.to_string(),
+        };
+        if target == "all" {
+            return Ok(self.instances.keys().copied().collect());
+        }
+        if let Ok(id) = target.parse::<u32>() {
+            return self
+                .instances
+                .contains_key(&id)
+                .then(|| vec![id])
+                .ok_or_else(unknown);
+        }
+        if let Some(instance) = self.instances.values().find(|i| i.name == target) {
+            return Ok(vec![instance.id]);
+        }
+        let ids: Vec<u32> = self
+            .instances
+            .values()
+            .filter(|i| i.app == target)
+            .map(|i| i.id)
+            .collect();
+        if ids.is_empty() {
+            Err(unknown())
+        } else {
+            Ok(ids)
+        }
+    }
+
+    /// Whether `name` (an app about to be added, with `instances`
+    /// instances) would make some target ambiguous.
+    pub fn name_taken(&self, name: &str, instances: u32) -> bool {
+        let new_instance_names: Vec<String> =
+            (0..instances).map(|i| format!("{name}-{i}")).collect();
+        self.apps
+            .iter()
+            .any(|a| a.config.name == name || new_instance_names.contains(&a.config.name))
+            || self.instances.values().any(|i| i.name == name)
+    }
+
+    pub fn info(&self, id: u32) -> Option<ProcessInfo> {
+        let record = self.instances.get(&id)?;
+        let running = matches!(record.status, Status::Online | Status::Stopping);
+        Some(ProcessInfo {
+            id,
+            name: record.name.clone(),
+            app: record.app.clone(),
+            instance: record.index,
+            status: record.status,
+            pid: record
+                .pid
+                .filter(|_| running || record.status == Status::Launching),
+            port: None,
+            cpu_percent: None,
+            memory_bytes: None,
+            uptime_ms: record
+                .started_at_ms
+                .filter(|_| running)
+                .map(|started| now_ms().saturating_sub(started)),
+            restarts: record.restarts,
+            unstable_restarts: record.unstable_restarts,
+            last_exit: record.last_exit,
+        })
+    }
+
+    pub fn detail(&self, id: u32, home: &Home) -> Option<ProcessDetail> {
+        let info = self.info(id)?;
+        let record = self.instances.get(&id)?;
+        let app = self.app(&record.app)?;
+        let mut config = app.config.clone();
+        redact(&mut config.env);
+        let invocation = invocation(&config.script, &config.args, config.interpreter.as_deref());
+        Some(ProcessDetail {
+            config,
+            command: std::iter::once(invocation.program)
+                .chain(invocation.args)
+                .collect(),
+            cwd: app.config.cwd.clone().unwrap_or_default(),
+            out_log: home.log_file(&record.name, LogStream::Out),
+            err_log: home.log_file(&record.name, LogStream::Err),
+            history: record.history.iter().cloned().collect(),
+            info,
+        })
+    }
+}
+
+/// Hides values of variables whose names look secret.
+pub fn redact(env: &mut BTreeMap<String, String>) {
+    for (key, value) in env.iter_mut() {
+        let upper = key.to_ascii_uppercase();
+        if ["KEY", "SECRET", "TOKEN", "PASSWORD", "PASSWD", "CREDENTIAL"]
+            .iter()
+            .any(|word| upper.contains(word))
+        {
+            *value = "[redacted]".to_string();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Desired;
+    use pmdaemon_core::config::AppConfig;
+
+    fn table() -> Table {
+        let mut table = Table::default();
+        for (id, app, index) in [(1, "web", 0), (2, "web", 1), (3, "worker", 0)] {
+            table.instances.insert(
+                id,
+                InstanceRecord {
+                    id,
+                    app: app.into(),
+                    index,
+                    name: format!("{app}-{index}"),
+                    desired: Desired::Running,
+                    status: Status::Online,
+                    restarts: 0,
+                    unstable_restarts: 0,
+                    pid: None,
+                    pid_start_time: None,
+                    started_at_ms: None,
+                    last_exit: None,
+                    history: Default::default(),
+                },
+            );
+        }
+        for name in ["web", "worker"] {
+            table.apps.push(AppRecord {
+                config: AppConfig {
+                    name: name.into(),
+                    ..AppConfig::default()
+                },
+                inherited_env: BTreeMap::new(),
+            });
+        }
+        table
+    }
+
+    #[test]
+    fn targets_resolve_by_every_kind() {
+        let table = table();
+        assert_eq!(table.resolve("all").unwrap(), [1, 2, 3]);
+        assert_eq!(table.resolve("2").unwrap(), [2]);
+        assert_eq!(table.resolve("web-1").unwrap(), [2]);
+        assert_eq!(table.resolve("web").unwrap(), [1, 2]);
+        for unknown in ["9", "web-7", "nope", ""] {
+            assert!(matches!(
+                table.resolve(unknown),
+                Err(Error::UnknownTarget { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn names_that_would_make_targets_ambiguous_are_taken() {
+        let table = table();
+        assert!(table.name_taken("web", 1));
+        assert!(
+            table.name_taken("web-1", 1),
+            "an instance is already called web-1"
+        );
+        assert!(!table.name_taken("api", 3));
+    }
+
+    #[test]
+    fn secret_looking_values_are_redacted() {
+        let mut env: BTreeMap<String, String> = [
+            ("API_KEY", "k"),
+            ("db_password", "p"),
+            ("GITHUB_TOKEN", "t"),
+            ("NODE_ENV", "production"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        redact(&mut env);
+        assert_eq!(env["API_KEY"], "[redacted]");
+        assert_eq!(env["db_password"], "[redacted]");
+        assert_eq!(env["GITHUB_TOKEN"], "[redacted]");
+        assert_eq!(env["NODE_ENV"], "production");
+    }
+}
