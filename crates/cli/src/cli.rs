@@ -18,7 +18,7 @@ pub struct Cli {
 pub enum Command {
     /// Start an app (a program, a script, or a quoted command line), or an
     /// existing stopped app by name.
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// Stop an instance, an app, an id, or all.
     Stop(TargetArgs),
     /// Restart an instance, an app, an id, or all.

@@ -1,6 +1,6 @@
 //! Tables and text for people; JSON for scripts.
 
-use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
+use comfy_table::{Cell, ContentArrangement, Table};
 use pmdaemon_core::api::{ProcessDetail, ProcessInfo};
 use pmdaemon_core::units::{format_bytes, format_uptime};
 use serde::Serialize;
@@ -38,11 +38,6 @@ pub fn process_table(processes: &[ProcessInfo]) -> String {
             Cell::new(dash(process.uptime_ms.map(format_uptime))),
             Cell::new(process.restarts),
         ]);
-    }
-    for column in [0, 3, 4, 5, 6, 8] {
-        if let Some(column) = table.column_mut(column) {
-            column.set_cell_alignment(CellAlignment::Right);
-        }
     }
     table.to_string()
 }
@@ -191,7 +186,7 @@ mod tests {
         assert!(lines[2].starts_with("├────┼"), "{text}");
         assert!(
             lines[3].contains(
-                "│  1 │ web-app-0 │ online │ 1234 │ 3000 │    15.2 │ 125.4MB │ 2h 15m │        0 │"
+                "│ 1  │ web-app-0 │ online │ 1234 │ 3000 │ 15.2    │ 125.4MB │ 2h 15m │ 0        │"
             ),
             "{text}"
         );

@@ -21,7 +21,7 @@ use crate::render;
 /// Runs one verb (all but `daemon`).
 pub async fn run(command: Command, home: Home) -> Result<()> {
     match command {
-        Command::Start(args) => start::run(args, home).await,
+        Command::Start(args) => start::run(*args, home).await,
         Command::Stop(args) => stop::run(args, home).await,
         Command::Restart(args) => restart::run(args, home).await,
         Command::Delete(args) => delete::run(args, home).await,

@@ -1,0 +1,92 @@
+//! Bad input gets one clear sentence, exit code 1, and changes nothing.
+
+mod helper;
+
+use helper::Fixture;
+
+#[test]
+fn a_bad_command_is_refused_and_nothing_is_registered() {
+    let fx = Fixture::new();
+    fx.ok(&["start", "sleep 300", "--name", "keep"]);
+    let before = fx.list();
+    std::fs::create_dir(fx.work().join("adir")).unwrap();
+    std::fs::write(fx.work().join("plain"), "echo hi").unwrap();
+    let cases: [(&[&str], &str); 6] = [
+        (&["start", "./missing-program"], "does not exist"),
+        (&["start", "no-such-program-anywhere --flag"], "not on PATH"),
+        (&["start", "./adir", "--name", "d"], "is a directory"),
+        (&["start", "./plain", "--name", "p"], "is not executable"),
+        (&["start", "missing.py"], "does not exist"),
+        (&["start", "sleep 1", "--cwd", "nowhere"], "does not exist"),
+    ];
+    for (args, message) in cases {
+        let err = fx.fails(args);
+        assert!(err.contains(message), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line, not a dump: {err}");
+        assert!(err.starts_with("error: "), "{err}");
+    }
+    let shape = |list: Vec<pmdaemon_core::api::ProcessInfo>| {
+        list.into_iter()
+            .map(|p| (p.id, p.name, p.status, p.pid, p.restarts))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(shape(fx.list()), shape(before));
+    assert!(!fx.home().join("logs/plain-0-out.log").exists());
+}
+
+#[test]
+fn an_unknown_target_is_one_line_exit_1_and_changes_nothing() {
+    let fx = Fixture::new();
+    fx.ok(&["start", "sleep 300", "--name", "web"]);
+    let pid = fx.get("web-0").pid;
+    for verb in ["stop", "restart", "delete", "info", "logs"] {
+        for target in ["nope", "99", "web-7", "we b"] {
+            let err = fx.fails(&[verb, target]);
+            assert_eq!(
+                err.trim(),
+                format!("error: no process or app named '{target}' (see `pmdaemon list`)")
+            );
+        }
+    }
+    let web = fx.get("web-0");
+    assert_eq!((web.pid, web.restarts), (pid, 0));
+}
+
+#[test]
+fn duplicate_names_and_bad_values_are_refused() {
+    let fx = Fixture::new();
+    fx.ok(&["start", "sleep 300", "--name", "web"]);
+    assert!(fx
+        .fails(&["start", "sleep 300", "--name", "web"])
+        .contains("already exists"));
+    assert!(fx
+        .fails(&["start", "sleep 300", "--name", "web-0"])
+        .contains("already exists"));
+    assert!(fx
+        .fails(&["start", "sleep 300", "--name", "all"])
+        .contains("invalid app name"));
+    assert!(fx
+        .fails(&[
+            "start",
+            "sleep 300",
+            "--name",
+            "x",
+            "--kill-timeout",
+            "soon"
+        ])
+        .contains("invalid duration"));
+    assert!(fx
+        .fails(&[
+            "start",
+            "sleep 300",
+            "--name",
+            "x",
+            "--stop-signal",
+            "SIGNOPE"
+        ])
+        .contains("unknown signal"));
+    assert!(fx
+        .fails(&["start", "echo 'unbalanced", "--name", "x"])
+        .contains("invalid command line"));
+    assert_eq!(fx.list().len(), 1);
+}

@@ -1,0 +1,226 @@
+//! The fixture every integration test uses: a temporary `PMDAEMON_HOME`, the
+//! real `pmdaemon` binary, and cleanup that leaves no process behind even
+//! when the test fails half-way.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use pmdaemon_core::api::{ProcessDetail, ProcessInfo, Status};
+use tempfile::TempDir;
+
+/// Generous: CI machines are shared and slow.
+pub const DEADLINE: Duration = Duration::from_secs(15);
+
+/// One daemon home for one test.
+pub struct Fixture {
+    home: TempDir,
+    /// A scratch directory for scripts and files the children write.
+    pub work: TempDir,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        Self {
+            home: tempfile::Builder::new()
+                .prefix("pmd-home-")
+                .tempdir()
+                .unwrap(),
+            work: tempfile::Builder::new()
+                .prefix("pmd-work-")
+                .tempdir()
+                .unwrap(),
+        }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    pub fn work(&self) -> &Path {
+        self.work.path()
+    }
+
+    /// A `pmdaemon` command for this home, run in the work directory.
+    pub fn command(&self) -> assert_cmd::Command {
+        let mut command = assert_cmd::Command::cargo_bin("pmdaemon").unwrap();
+        command
+            .env("PMDAEMON_HOME", self.home.path())
+            .env_remove("RUST_LOG")
+            .current_dir(self.work.path())
+            .timeout(Duration::from_secs(60));
+        command
+    }
+
+    /// Runs pmdaemon with `args` and returns its output, whatever the outcome.
+    pub fn output(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
+    }
+
+    /// Runs pmdaemon with `args`, which must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.output(args);
+        assert!(
+            output.status.success(),
+            "pmdaemon {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Runs pmdaemon with `args`, which must fail with exit code 1; returns
+    /// stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let output = self.output(args);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "pmdaemon {args:?} should fail: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stderr).unwrap()
+    }
+
+    pub fn list(&self) -> Vec<ProcessInfo> {
+        serde_json::from_str(&self.ok(&["list", "--json"])).unwrap()
+    }
+
+    pub fn get(&self, name: &str) -> ProcessInfo {
+        self.list()
+            .into_iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("{name} is not in the list"))
+    }
+
+    pub fn info(&self, target: &str) -> Vec<ProcessDetail> {
+        serde_json::from_str(&self.ok(&["info", target, "--json"])).unwrap()
+    }
+
+    /// Polls `list` until `check` holds for instance `name`.
+    pub fn wait_for(
+        &self,
+        name: &str,
+        what: &str,
+        check: impl Fn(&ProcessInfo) -> bool,
+    ) -> ProcessInfo {
+        let mut last = None;
+        let found = wait_until(DEADLINE, || {
+            let info = self.list().into_iter().find(|p| p.name == name);
+            let done = info.as_ref().is_some_and(&check);
+            last = info;
+            done
+        });
+        assert!(found, "{name} never became {what}; last seen: {last:?}");
+        last.unwrap()
+    }
+
+    pub fn wait_status(&self, name: &str, status: Status) -> ProcessInfo {
+        self.wait_for(name, &status.to_string(), |p| p.status == status)
+    }
+
+    /// Writes an executable script into the work directory.
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.work().join(name);
+        std::fs::write(&path, body).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// The daemon's pid, if one is running.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(self.home().join("daemon.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        alive(pid).then_some(pid)
+    }
+
+    /// Every live process started for this home (they carry its path in
+    /// their environment).
+    pub fn processes(&self) -> Vec<u32> {
+        let mark = format!("PMDAEMON_HOME={}", self.home().display());
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| alive(*pid))
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/environ"))
+                    .map(|env| env.split(|b| *b == 0).any(|e| e == mark.as_bytes()))
+                    .unwrap_or(false)
+            })
+            .filter(|pid| Some(*pid) != self.daemon_pid())
+            .collect()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self
+            .command()
+            .arg("kill")
+            .timeout(Duration::from_secs(20))
+            .output();
+        // Whatever survived (a test that killed the daemon, a failed kill):
+        // SIGKILL it, daemon first so that it restarts nothing.
+        if let Some(pid) = self.daemon_pid() {
+            kill(pid, libc::SIGKILL);
+        }
+        for pid in self.processes() {
+            kill(pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Polls `check` until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `pid` is a live (not zombie) process.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+pub fn kill(pid: u32, signal: i32) {
+    // SAFETY: kill(2) has no memory-safety requirements.
+    unsafe {
+        libc::kill(pid as i32, signal);
+    }
+}
+
+/// Reads a pid a child wrote into a file, waiting for the file to appear.
+pub fn read_pid(path: &Path) -> u32 {
+    let mut pid = None;
+    assert!(
+        wait_until(DEADLINE, || {
+            pid = std::fs::read_to_string(path)
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+            pid.is_some()
+        }),
+        "{} never appeared",
+        path.display()
+    );
+    pid.unwrap()
+}

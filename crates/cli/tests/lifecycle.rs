@@ -1,0 +1,315 @@
+//! Start, list, stop, restart and delete, by every kind of target.
+
+mod helper;
+
+use helper::{alive, Fixture};
+use pmdaemon_core::api::Status;
+
+#[test]
+fn start_list_stop_restart_delete_by_every_kind_of_target() {
+    let fx = Fixture::new();
+    fx.ok(&["start", "sleep 300", "--name", "web", "--instances", "2"]);
+    fx.ok(&["start", "sleep", "--name", "worker", "--", "300"]);
+    let list = fx.list();
+    let names: Vec<(u32, &str, Status)> = list
+        .iter()
+        .map(|p| (p.id, p.name.as_str(), p.status))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (1, "web-0", Status::Online),
+            (2, "web-1", Status::Online),
+            (3, "worker-0", Status::Online)
+        ]
+    );
+    assert!(list.iter().all(|p| p.pid.is_some_and(alive)));
+
+    // An instance by name.
+    let old = fx.get("web-1").pid.unwrap();
+    fx.ok(&["stop", "web-1"]);
+    let web1 = fx.get("web-1");
+    assert_eq!(web1.status, Status::Stopped);
+    assert_eq!(web1.pid, None);
+    assert!(!alive(old), "stop returned with the process still alive");
+    assert_eq!(
+        fx.get("web-0").status,
+        Status::Online,
+        "only web-1 was stopped"
+    );
+
+    // A numeric id.
+    fx.ok(&["restart", "2"]);
+    let web1 = fx.get("web-1");
+    assert_eq!(web1.status, Status::Online);
+    assert_eq!(web1.restarts, 1);
+
+    // An app: all its instances.
+    let pids: Vec<u32> = fx
+        .list()
+        .iter()
+        .filter(|p| p.app == "web")
+        .map(|p| p.pid.unwrap())
+        .collect();
+    fx.ok(&["stop", "web"]);
+    assert!(fx
+        .list()
+        .iter()
+        .filter(|p| p.app == "web")
+        .all(|p| p.status == Status::Stopped));
+    assert!(pids.iter().all(|pid| !alive(*pid)));
+    assert_eq!(fx.get("worker-0").status, Status::Online);
+
+    // `start <name>` brings an existing app back.
+    fx.ok(&["start", "web"]);
+    assert!(fx.list().iter().all(|p| p.status == Status::Online));
+
+    // all.
+    let pids: Vec<u32> = fx.list().iter().map(|p| p.pid.unwrap()).collect();
+    fx.ok(&["stop", "all"]);
+    assert!(fx.list().iter().all(|p| p.status == Status::Stopped));
+    assert!(pids.iter().all(|pid| !alive(*pid)));
+    fx.ok(&["restart", "all"]);
+    assert!(fx.list().iter().all(|p| p.status == Status::Online));
+
+    // Delete an instance, then an app, then all.
+    fx.ok(&["delete", "web-0"]);
+    let names: Vec<String> = fx.list().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["web-1", "worker-0"]);
+    let worker = fx.get("worker-0").pid.unwrap();
+    fx.ok(&["delete", "worker"]);
+    assert!(!alive(worker));
+    assert_eq!(fx.list().len(), 1);
+    fx.ok(&["delete", "all"]);
+    assert!(fx.list().is_empty());
+    assert!(
+        fx.processes().is_empty(),
+        "processes left: {:?}",
+        fx.processes()
+    );
+
+    // Ids are never reused.
+    fx.ok(&["start", "sleep 300", "--name", "again"]);
+    assert_eq!(fx.get("again-0").id, 4);
+}
+
+#[test]
+fn list_shows_the_seed_columns_and_json_goes_to_stdout_alone() {
+    let fx = Fixture::new();
+    fx.ok(&[
+        "start",
+        "sleep 300",
+        "--name",
+        "web-app",
+        "--instances",
+        "2",
+    ]);
+    let table = fx.ok(&["list"]);
+    for column in [
+        "ID", "Name", "Status", "PID", "Port", "CPU (%)", "Memory", "Uptime", "Restarts",
+    ] {
+        assert!(table.contains(column), "{column} missing from\n{table}");
+    }
+    assert!(table.contains("│ web-app-0 │ online │"), "{table}");
+    for alias in ["ls", "status"] {
+        assert_eq!(fx.ok(&[alias]).lines().count(), table.lines().count());
+    }
+    let output = fx.output(&["list", "--json"]);
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let first = &json[0];
+    for field in [
+        "id",
+        "name",
+        "app",
+        "instance",
+        "status",
+        "pid",
+        "port",
+        "cpu_percent",
+        "memory_bytes",
+        "uptime_ms",
+        "restarts",
+    ] {
+        assert!(first.get(field).is_some(), "{field} missing from {first}");
+    }
+}
+
+#[test]
+fn info_shows_command_logs_env_with_secrets_redacted_and_history() {
+    let fx = Fixture::new();
+    fx.ok(&[
+        "start",
+        "sleep 300",
+        "--name",
+        "web",
+        "--env",
+        "API_KEY=hunter2",
+        "--env",
+        "MODE=fast",
+    ]);
+    let detail = &fx.info("web")[0];
+    assert_eq!(detail.command, ["sleep", "300"]);
+    assert_eq!(detail.config.env["MODE"], "fast");
+    assert_eq!(detail.config.env["API_KEY"], "[redacted]");
+    assert!(detail.out_log.ends_with("logs/web-0-out.log"));
+    assert!(detail.history.iter().any(|e| e.event == "started"));
+    let text = fx.ok(&["info", "web"]);
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(text.contains("web-0"));
+}
+
+#[test]
+fn environment_args_and_cwd_reach_the_child() {
+    let fx = Fixture::new();
+    let sub = fx.work().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    fx.script(
+        "sub/show.sh",
+        "#!/bin/sh\necho \"args=$* cwd=$(pwd) id=$PM2_INSTANCE_ID nai=$NODE_APP_INSTANCE app=$PMDAEMON_APP_NAME inst=$PMDAEMON_INSTANCE_NAME greeting=$GREETING inherited=$FROM_SHELL\"\nexec sleep 300\n",
+    );
+    fx.command()
+        .env("FROM_SHELL", "yes")
+        .args([
+            "start",
+            "./show.sh",
+            "--cwd",
+            "sub",
+            "--name",
+            "show",
+            "--env",
+            "GREETING=hello there",
+            "--",
+            "--verbose",
+            "two words",
+        ])
+        .assert()
+        .success();
+    let log = fx.home().join("logs/show-0-out.log");
+    assert!(helper::wait_until(helper::DEADLINE, || {
+        std::fs::read_to_string(&log).is_ok_and(|s| s.contains("args="))
+    }));
+    let line = std::fs::read_to_string(&log).unwrap();
+    let expected = format!(
+        "args=--verbose two words cwd={} id=0 nai=0 app=show inst=show-0 greeting=hello there inherited=yes",
+        sub.canonicalize().unwrap().display()
+    );
+    assert_eq!(line.trim(), expected);
+}
+
+#[test]
+fn scripts_run_with_the_interpreter_their_extension_names() {
+    let fx = Fixture::new();
+    std::fs::write(
+        fx.work().join("app.py"),
+        "import sys, time\nprint('python', sys.version_info[0], flush=True)\ntime.sleep(300)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        fx.work().join("job.sh"),
+        "echo \"bash $BASH_VERSION\"\nexec sleep 300\n",
+    )
+    .unwrap();
+    fx.ok(&["start", "app.py"]);
+    fx.ok(&["start", "job.sh"]);
+    let names: Vec<String> = fx.list().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["app-0", "job-0"]);
+    assert_eq!(fx.info("app")[0].command, ["python3", "app.py"]);
+    assert_eq!(fx.info("job")[0].command, ["bash", "job.sh"]);
+    let out = fx.home().join("logs/app-0-out.log");
+    assert!(helper::wait_until(helper::DEADLINE, || {
+        std::fs::read_to_string(&out).is_ok_and(|s| s.contains("python 3"))
+    }));
+    let out = fx.home().join("logs/job-0-out.log");
+    assert!(helper::wait_until(helper::DEADLINE, || {
+        std::fs::read_to_string(&out).is_ok_and(|s| s.starts_with("bash 5"))
+    }));
+}
+
+#[test]
+fn twenty_concurrent_starts_give_twenty_apps_with_distinct_ids() {
+    let fx = Fixture::new();
+    let children: Vec<_> = (0..20)
+        .map(|i| {
+            let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("pmdaemon"));
+            command
+                .env("PMDAEMON_HOME", fx.home())
+                .current_dir(fx.work())
+                .args(["start", "sleep 300", "--name", &format!("app{i}"), "--json"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped());
+            command.spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let list = fx.list();
+    assert_eq!(list.len(), 20);
+    let mut ids: Vec<u32> = list.iter().map(|p| p.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids, (1..=20).collect::<Vec<_>>());
+    assert!(list.iter().all(|p| p.status == Status::Online));
+    // One daemon served them all.
+    let daemons = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            cmdline.ends_with(b"daemon\0")
+                && environ
+                    .split(|b| *b == 0)
+                    .any(|e| e == format!("PMDAEMON_HOME={}", fx.home().display()).as_bytes())
+        })
+        .count();
+    assert_eq!(daemons, 1);
+}
+
+#[test]
+fn kill_stops_every_app_and_the_daemon_and_the_next_command_brings_them_back() {
+    let fx = Fixture::new();
+    fx.ok(&["start", "sleep 300", "--name", "a"]);
+    fx.ok(&["start", "sleep 300", "--name", "b"]);
+    fx.ok(&["stop", "b"]);
+    let pid = fx.get("a-0").pid.unwrap();
+    let daemon = fx.daemon_pid().unwrap();
+    let out = fx.ok(&["kill"]);
+    assert!(out.contains("stopped 2 instance(s)"), "{out}");
+    assert!(!alive(pid));
+    assert!(!alive(daemon));
+    assert!(!fx.home().join("pmdaemon.sock").exists());
+    assert!(fx.ok(&["kill"]).contains("no daemon is running"));
+    // The table survives: a is running again, b stays stopped.
+    assert_eq!(fx.get("a-0").status, Status::Online);
+    assert_eq!(fx.get("b-0").status, Status::Stopped);
+}
+
+#[test]
+fn the_socket_is_private_and_a_second_daemon_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new();
+    fx.ok(&["list"]);
+    let mode = std::fs::metadata(fx.home().join("pmdaemon.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let err = fx.fails(&["daemon"]);
+    assert!(err.contains("already running"), "{err}");
+    assert!(
+        fx.daemon_pid().is_some(),
+        "the first daemon must be unharmed"
+    );
+    fx.ok(&["list"]);
+}

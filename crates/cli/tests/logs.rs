@@ -1,0 +1,64 @@
+//! Basic log capture: files per instance and stream, kept across restarts,
+//! and a child that writes a lot is never blocked.
+
+mod helper;
+
+use helper::{wait_until, Fixture, DEADLINE};
+use pmdaemon_core::api::Status;
+
+#[test]
+fn stdout_and_stderr_are_appended_across_restarts_and_tailed() {
+    let fx = Fixture::new();
+    fx.script(
+        "talk.sh",
+        "#!/bin/sh\necho \"out $PM2_INSTANCE_ID\"\necho 'err line' >&2\nexec sleep 300\n",
+    );
+    fx.ok(&["start", "./talk.sh", "--name", "talk"]);
+    let out = fx.home().join("logs/talk-0-out.log");
+    let err = fx.home().join("logs/talk-0-err.log");
+    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&out)
+        .is_ok_and(|s| s == "out 0\n")));
+    fx.ok(&["restart", "talk"]);
+    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&out)
+        .is_ok_and(|s| s == "out 0\nout 0\n")));
+    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&err)
+        .is_ok_and(|s| s == "err line\nerr line\n")));
+    let tail = fx.ok(&["logs", "talk", "--lines", "1", "--out"]);
+    assert_eq!(
+        tail.lines()
+            .filter(|l| !l.starts_with("==>"))
+            .collect::<Vec<_>>(),
+        ["out 0"]
+    );
+    let both = fx.ok(&["logs", "talk", "--lines", "50"]);
+    assert!(
+        both.contains("talk-0-out.log") && both.contains("talk-0-err.log"),
+        "{both}"
+    );
+    let all = fx.ok(&["logs"]);
+    assert!(all.contains("err line"), "{all}");
+}
+
+#[test]
+fn a_child_writing_a_lot_is_never_blocked_and_nothing_is_lost() {
+    let fx = Fixture::new();
+    // 64 MiB as fast as possible, then a marker; a blocked pipe would stall
+    // it forever.
+    fx.ok(&[
+        "start",
+        "sh -c 'head -c 67108864 /dev/zero; echo; echo done-writing; exec sleep 300'",
+        "--name",
+        "chatty",
+    ]);
+    let out = fx.home().join("logs/chatty-0-out.log");
+    assert!(
+        wait_until(std::time::Duration::from_secs(60), || std::fs::metadata(
+            &out
+        )
+        .is_ok_and(|m| m.len() == 67_108_864 + 14)),
+        "log has {:?} bytes",
+        std::fs::metadata(&out).map(|m| m.len())
+    );
+    assert_eq!(fx.get("chatty-0").status, Status::Online);
+    assert_eq!(fx.get("chatty-0").restarts, 0);
+}

@@ -1,0 +1,101 @@
+//! The daemon itself dies: nothing is lost, nothing is duplicated.
+
+mod helper;
+
+use helper::{alive, kill, Fixture};
+use pmdaemon_core::api::Status;
+
+#[test]
+fn a_daemon_killed_with_sigkill_is_replaced_and_recovers_every_app_without_duplicates() {
+    let fx = Fixture::new();
+    fx.ok(&["start", "sleep 300", "--name", "web", "--instances", "3"]);
+    fx.ok(&["start", "sleep 300", "--name", "worker"]);
+    fx.ok(&["start", "sleep 300", "--name", "parked"]);
+    fx.ok(&["stop", "parked"]);
+    let worker = fx.get("worker-0");
+    kill(worker.pid.unwrap(), libc::SIGKILL);
+    fx.wait_for("worker-0", "restarted", |p| {
+        p.restarts == 1 && p.status == Status::Online
+    });
+    let before = fx.list();
+    let old_pids: Vec<u32> = before.iter().filter_map(|p| p.pid).collect();
+    assert_eq!(old_pids.len(), 4);
+
+    let daemon = fx.daemon_pid().unwrap();
+    kill(daemon, libc::SIGKILL);
+    assert!(helper::wait_until(helper::DEADLINE, || !alive(daemon)));
+
+    // The next command starts a new daemon, which cleans up and resumes.
+    let after = fx.list();
+    assert_ne!(fx.daemon_pid(), Some(daemon));
+    let shape = |list: &[pmdaemon_core::api::ProcessInfo]| -> Vec<(u32, String, u32)> {
+        list.iter()
+            .map(|p| (p.id, p.name.clone(), p.restarts))
+            .collect()
+    };
+    assert_eq!(
+        shape(&after),
+        shape(&before),
+        "ids, names and restart counts are kept"
+    );
+    for p in &after {
+        let expected = if p.app == "parked" {
+            Status::Stopped
+        } else {
+            Status::Online
+        };
+        assert_eq!(p.status, expected, "{p:?}");
+    }
+    assert!(
+        old_pids.iter().all(|pid| !alive(*pid)),
+        "the old processes were left running"
+    );
+    let mut running = fx.processes();
+    running.sort();
+    let mut listed: Vec<u32> = after.iter().filter_map(|p| p.pid).collect();
+    listed.sort();
+    assert_eq!(running, listed, "exactly one process per running instance");
+
+    // And it supervises them as before.
+    let web = fx.get("web-1");
+    kill(web.pid.unwrap(), libc::SIGKILL);
+    fx.wait_for("web-1", "restarted", |p| {
+        p.restarts == 1 && p.status == Status::Online
+    });
+}
+
+#[test]
+fn a_reused_pid_is_not_mistaken_for_a_leftover() {
+    let fx = Fixture::new();
+    fx.ok(&["start", "sleep 300", "--name", "web"]);
+    fx.ok(&["kill"]);
+    // Pretend the recorded process is a long-lived unrelated one: this test
+    // process. Its start time does not match, so it must survive recovery.
+    let state_path = fx.home().join("state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+    state["instances"][0]["pid"] = serde_json::json!(std::process::id());
+    state["instances"][0]["pid_start_time"] = serde_json::json!(1);
+    std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+    assert_eq!(fx.get("web-0").status, Status::Online);
+    assert!(alive(std::process::id()));
+}
+
+#[test]
+fn a_corrupt_state_file_is_moved_aside_with_a_warning() {
+    let fx = Fixture::new();
+    std::fs::write(fx.home().join("state.json"), "{ not json").unwrap();
+    assert!(fx.list().is_empty());
+    let aside: Vec<String> = std::fs::read_dir(fx.home())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("state.json.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(fx.home().join(&aside[0])).unwrap(),
+        "{ not json"
+    );
+    let log = std::fs::read_to_string(fx.home().join("daemon.log")).unwrap();
+    assert!(log.contains("corrupt") && log.contains("WARN"), "{log}");
+}
