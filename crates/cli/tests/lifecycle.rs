@@ -313,3 +313,43 @@ fn the_socket_is_private_and_a_second_daemon_is_refused() {
     );
     fx.ok(&["list"]);
 }
+
+#[test]
+fn when_stop_returns_the_port_is_free() {
+    let fx = Fixture::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let command = format!("python3 -m http.server {port} --bind 127.0.0.1");
+    fx.ok(&["start", &command, "--name", "web"]);
+    assert!(helper::wait_until(helper::DEADLINE, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }));
+    fx.ok(&["stop", "web"]);
+    std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port is still held after stop");
+}
+
+#[test]
+fn a_cli_of_another_version_is_told_so() {
+    use std::io::{Read, Write};
+    let fx = Fixture::new();
+    fx.ok(&["list"]);
+    let ask = |path: &str| {
+        let mut stream =
+            std::os::unix::net::UnixStream::connect(fx.home().join("pmdaemon.sock")).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: pmdaemon\r\nx-pmdaemon-version: 0.0.1-old\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let answer = ask("/api/processes");
+    assert!(answer.starts_with("HTTP/1.1 409"), "{answer}");
+    assert!(
+        answer.contains("this CLI is 0.0.1-old") && answer.contains("pmdaemon kill"),
+        "{answer}"
+    );
+    // The version route stays open, so that any CLI can find out.
+    assert!(ask("/api/version").starts_with("HTTP/1.1 200"));
+}

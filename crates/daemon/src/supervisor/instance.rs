@@ -117,6 +117,19 @@ pub(crate) async fn run(
     }
 }
 
+/// The delay before the restart that follows `step` crashes in a row:
+/// `restart_delay`, or with `exp_backoff_restart_delay` that value ×1.5 per
+/// crash, capped at 15 s (PM2's rule).
+fn restart_delay_ms(config: &AppConfig, step: u32) -> u64 {
+    match config.exp_backoff_restart_delay {
+        Some(base) => {
+            let delay = base as f64 * 1.5f64.powi(step.min(64) as i32);
+            (delay as u64).min(MAX_BACKOFF_MS)
+        }
+        None => config.restart_delay,
+    }
+}
+
 async fn wait_exit(running: &mut Option<Running>) -> ExitReason {
     match running {
         // A dropped sender cannot happen while the reaper lives; treat it as
@@ -243,14 +256,8 @@ impl Instance {
         if uptime >= BACKOFF_RESET {
             self.backoff_step = 0;
         }
-        let delay_ms = match config.exp_backoff_restart_delay {
-            Some(base) => {
-                let delay = (base as f64 * 1.5f64.powi(self.backoff_step as i32)) as u64;
-                self.backoff_step = self.backoff_step.saturating_add(1);
-                delay.min(MAX_BACKOFF_MS)
-            }
-            None => config.restart_delay,
-        };
+        let delay_ms = restart_delay_ms(&config, self.backoff_step);
+        self.backoff_step = self.backoff_step.saturating_add(1);
         if delay_ms == 0 {
             self.relaunch_after_exit();
         } else {
@@ -375,5 +382,33 @@ impl Instance {
                 () = sleep_until(deadline) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exponential_backoff_grows_by_half_and_stops_at_fifteen_seconds() {
+        let config = AppConfig {
+            exp_backoff_restart_delay: Some(100),
+            restart_delay: 5000,
+            ..AppConfig::default()
+        };
+        let delays: Vec<u64> = (0..4).map(|step| restart_delay_ms(&config, step)).collect();
+        assert_eq!(delays, [100, 150, 225, 337]);
+        assert_eq!(restart_delay_ms(&config, 30), 15_000);
+        assert_eq!(restart_delay_ms(&config, u32::MAX), 15_000);
+    }
+
+    #[test]
+    fn without_backoff_the_fixed_delay_applies() {
+        let config = AppConfig {
+            restart_delay: 250,
+            ..AppConfig::default()
+        };
+        assert_eq!(restart_delay_ms(&config, 0), 250);
+        assert_eq!(restart_delay_ms(&config, 9), 250);
     }
 }
