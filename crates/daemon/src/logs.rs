@@ -7,10 +7,12 @@
 //! longer than a page-cache write takes, and the daemon's memory does not
 //! grow with the amount written.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
@@ -20,11 +22,52 @@ use tokio::io::Interest;
 /// Largest chunk moved per call.
 const CHUNK: usize = 1 << 20;
 
+/// The open log files, one file description each, shared by every process
+/// that writes to the file: the pump of a process that has just exited may
+/// still be draining its pipe while its replacement's pump starts, and with a
+/// shared description both write at the one file position instead of
+/// overwriting each other.
+#[derive(Debug, Default)]
+pub struct LogFiles {
+    open: Mutex<HashMap<PathBuf, Arc<File>>>,
+}
+
+impl LogFiles {
+    /// The shared description of `path`, opened (and created) on first use.
+    pub fn get(&self, path: &Path) -> std::io::Result<Arc<File>> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(file) = open.get(path) {
+            return Ok(Arc::clone(file));
+        }
+        let file = Arc::new(open_log(path)?);
+        open.insert(path.to_path_buf(), Arc::clone(&file));
+        Ok(file)
+    }
+
+    /// Closes `path` (once its last writer is done with it).
+    pub fn forget(&self, path: &Path) {
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(path);
+    }
+}
+
 /// Starts a task that appends everything read from `pipe` to `path` until
 /// every writer of the pipe has closed it.
-pub fn pump(pipe: OwnedFd, path: PathBuf) {
+pub fn pump(files: &LogFiles, pipe: OwnedFd, path: PathBuf) {
+    let file = match files.get(&path) {
+        Ok(file) => Some(file),
+        Err(err) => {
+            tracing::warn!(
+                "cannot open {} ({err}); output of this stream is dropped",
+                path.display()
+            );
+            None
+        }
+    };
     tokio::spawn(async move {
-        if let Err(err) = run_pump(pipe, &path).await {
+        if let Err(err) = run_pump(pipe, file, &path).await {
             tracing::warn!("log capture into {} stopped: {err}", path.display());
         }
     });
@@ -35,7 +78,8 @@ fn open_log(path: &Path) -> std::io::Result<File> {
         std::fs::create_dir_all(dir)?;
     }
     // Not O_APPEND: splice(2) refuses append-mode files. The daemon is the
-    // only writer, so writing at the end it found is appending.
+    // only writer and all its writers share this one description, so
+    // writing at its position is appending.
     let mut file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -45,7 +89,7 @@ fn open_log(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
-async fn run_pump(pipe: OwnedFd, path: &Path) -> std::io::Result<()> {
+async fn run_pump(pipe: OwnedFd, file: Option<Arc<File>>, path: &Path) -> std::io::Result<()> {
     let flags = OFlag::from_bits_truncate(fcntl(&pipe, FcntlArg::F_GETFL)?);
     fcntl(&pipe, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     // SAFETY: the AsyncFd owns the pipe's OwnedFd, which is neither closed
@@ -53,16 +97,10 @@ async fn run_pump(pipe: OwnedFd, path: &Path) -> std::io::Result<()> {
     let pipe = unsafe { AsyncFd::register_with_interest(pipe, Interest::READABLE) }
         .map_err(std::io::Error::from)?;
     let mut sink = Sink {
-        file: open_log(path).ok(),
+        file,
         splice_works: true,
         dropped: 0,
     };
-    if sink.file.is_none() {
-        tracing::warn!(
-            "cannot open {}; output of this stream is dropped",
-            path.display()
-        );
-    }
     loop {
         let mut ready = pipe.readable().await?;
         match ready.try_io(|fd| sink.drain(fd.get_ref())) {
@@ -86,7 +124,7 @@ enum Drained {
 }
 
 struct Sink {
-    file: Option<File>,
+    file: Option<Arc<File>>,
     splice_works: bool,
     dropped: u64,
 }
