@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use pmdaemon_core::ports::PortSpec;
 
 /// A process manager: keeps apps alive, clustered, logged and measured.
 #[derive(Debug, Parser)]
@@ -22,7 +23,9 @@ pub enum Command {
     /// Stop an instance, an app, an id, or all.
     Stop(TargetArgs),
     /// Restart an instance, an app, an id, or all.
-    Restart(TargetArgs),
+    Restart(RestartArgs),
+    /// Change the number of instances of an app.
+    Scale(ScaleArgs),
     /// Stop and forget an instance, an app, an id, or all.
     #[command(alias = "del")]
     Delete(TargetArgs),
@@ -55,6 +58,13 @@ pub struct StartArgs {
     /// Number of instances: a number, `max` (usable CPUs) or `-1` (all but one).
     #[arg(long, short = 'i', allow_hyphen_values = true)]
     pub instances: Option<String>,
+    /// Ports: `3000` (one instance), `3000-3003` (instance i gets the i-th),
+    /// or `auto:3000-3100` (the first free ones).
+    #[arg(long, short = 'p', value_name = "SPEC")]
+    pub port: Option<PortSpec>,
+    /// The variable carrying the instance index besides PM2_INSTANCE_ID.
+    #[arg(long, default_value = "NODE_APP_INSTANCE", value_name = "NAME")]
+    pub instance_var: String,
     /// Environment variable for the app, `KEY=VALUE` (repeatable).
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
@@ -99,6 +109,32 @@ pub struct TargetArgs {
     /// An instance (`web-1`), an app (`web`), an id (`3`) or `all`.
     pub target: String,
     /// Print the affected instances as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `restart`.
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// An instance (`web-1`), an app (`web`), an id (`3`) or `all`.
+    pub target: String,
+    /// Other ports for this run only (the saved configuration is kept):
+    /// `4000-4003`, `auto:4000-4100`, or `4000` for one instance.
+    #[arg(long, short = 'p', value_name = "SPEC")]
+    pub port: Option<PortSpec>,
+    /// Print the affected instances as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `scale`.
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// The app.
+    pub app: String,
+    /// How many instances it should have.
+    pub instances: u32,
+    /// Print the app's instances as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -62,3 +62,40 @@ fn a_child_writing_a_lot_is_never_blocked_and_nothing_is_lost() {
     assert_eq!(fx.get("chatty-0").status, Status::Online);
     assert_eq!(fx.get("chatty-0").restarts, 0);
 }
+
+#[test]
+fn output_of_quickly_restarting_processes_is_never_overwritten() {
+    let fx = Fixture::new();
+    // 11 runs in quick succession, each writing 50 numbered lines to both
+    // streams: the pump of one run still drains while the next one starts.
+    fx.script(
+        "burst.sh",
+        "#!/bin/sh\ni=0\nwhile [ $i -lt 50 ]; do echo \"out $$ $i\"; echo \"err $$ $i\" >&2; i=$((i+1)); done\nexit 1\n",
+    );
+    fx.ok(&[
+        "start",
+        "./burst.sh",
+        "--name",
+        "burst",
+        "--max-restarts",
+        "10",
+    ]);
+    fx.wait_status("burst-0", Status::Errored);
+    for stream in ["out", "err"] {
+        let path = fx.home().join(format!("logs/burst-0-{stream}.log"));
+        let complete = wait_until(DEADLINE, || {
+            std::fs::read_to_string(&path).is_ok_and(|s| s.lines().count() == 11 * 50)
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            complete,
+            "{stream}: {} lines, expected 550",
+            text.lines().count()
+        );
+        assert!(
+            text.lines()
+                .all(|l| l.starts_with(stream) && l.split(' ').count() == 3),
+            "{text}"
+        );
+    }
+}

@@ -6,6 +6,8 @@
 //! - `POST /api/processes` with [`StartRequest`] → `Vec<ProcessInfo>`
 //! - `GET /api/processes/{target}` → `Vec<ProcessDetail>`
 //! - `POST /api/processes/{target}/{start|stop|restart}` → `Vec<ProcessInfo>`
+//!   (`restart` takes an optional [`RestartRequest`] body)
+//! - `POST /api/processes/{app}/scale` with [`ScaleRequest`] → `Vec<ProcessInfo>`
 //! - `DELETE /api/processes/{target}` → `Vec<ProcessInfo>`
 //! - `GET /api/processes/{target}/logs?lines=N&stream=out|err` and
 //!   `GET /api/logs?lines=N` → [`LogsResponse`]
@@ -20,6 +22,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::AppConfig;
+use crate::ports::PortSpec;
 
 /// Header carrying the sender's [`crate::VERSION`] on requests and responses.
 pub const VERSION_HEADER: &str = "x-pmdaemon-version";
@@ -42,6 +45,22 @@ pub struct StartRequest {
     /// caller's environment to the app; `config.env` is set on top of it).
     #[serde(default)]
     pub inherited_env: BTreeMap<String, String>,
+}
+
+/// Body of `POST /api/processes/{target}/restart` (optional).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RestartRequest {
+    /// Ports for this run only (the saved spec is kept).
+    pub port: Option<PortSpec>,
+}
+
+/// Body of `POST /api/processes/{app}/scale`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleRequest {
+    /// The number of instances wanted.
+    pub instances: u32,
 }
 
 /// The life-cycle state of one instance.

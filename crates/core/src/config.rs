@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ports::PortSpec;
 use crate::Error;
 
 /// How long a process must stay up for its exit to count as a normal crash
@@ -37,6 +38,11 @@ pub struct AppConfig {
     pub env: BTreeMap<String, String>,
     /// Number of instances.
     pub instances: u32,
+    /// Ports for the instances: one, a range, or `auto:` a range.
+    pub port: Option<PortSpec>,
+    /// The variable that carries the instance index besides
+    /// `PM2_INSTANCE_ID` (PM2's `instance_var`).
+    pub instance_var: String,
     /// Restart the process when it exits.
     pub autorestart: bool,
     /// Unstable restarts in a row before the instance is marked errored.
@@ -66,6 +72,8 @@ impl Default for AppConfig {
             cwd: None,
             env: BTreeMap::new(),
             instances: 1,
+            port: None,
+            instance_var: "NODE_APP_INSTANCE".to_string(),
             autorestart: true,
             max_restarts: DEFAULT_MAX_RESTARTS,
             min_uptime: DEFAULT_MIN_UPTIME_MS,
@@ -88,6 +96,14 @@ impl AppConfig {
     pub fn validate(&self) -> Result<(), Error> {
         validate_name(&self.name)?;
         signal_number(&self.stop_signal)?;
+        if self.instances == 0 {
+            return Err(Error::InvalidInstances {
+                reason: "an app needs at least 1 instance".to_string(),
+            });
+        }
+        if let Some(spec) = &self.port {
+            check_ports_fit(spec, self.instances)?;
+        }
         if self.script.trim().is_empty() {
             return Err(Error::InvalidCommand {
                 input: self.script.clone(),
@@ -95,6 +111,33 @@ impl AppConfig {
             });
         }
         Ok(())
+    }
+}
+
+/// Refuses a port spec that cannot give `instances` instances a port each.
+pub fn check_ports_fit(spec: &PortSpec, instances: u32) -> Result<(), Error> {
+    match spec {
+        PortSpec::Single(port) if instances > 1 => Err(Error::InvalidInstances {
+            reason: format!(
+                "port {port} cannot serve {instances} instances: shared-port clusters are not supported yet; give each instance its own port with a range ({port}-{}) or auto:{port}-{}",
+                u32::from(*port) + instances - 1,
+                (u32::from(*port) + 100).min(65535)
+            ),
+        }),
+        PortSpec::Range { start, end } if spec.capacity() < instances => Err(Error::InvalidInstances {
+            reason: format!(
+                "port range {start}-{end} has {} ports for {instances} instances; widen it or use auto:{start}-{}",
+                spec.capacity(),
+                (u32::from(*start) + 100).min(65535)
+            ),
+        }),
+        PortSpec::Auto { start, end } if spec.capacity() < instances => Err(Error::InvalidInstances {
+            reason: format!(
+                "auto:{start}-{end} has {} ports for {instances} instances",
+                spec.capacity()
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -182,6 +225,25 @@ mod tests {
         assert_eq!(signal_number("9"), Ok(9));
         assert!(signal_number("SIGFOO").is_err());
         assert!(signal_number("99").is_err());
+    }
+
+    #[test]
+    fn ports_must_fit_the_instances() {
+        let fits = |spec: &str, n| check_ports_fit(&spec.parse().unwrap(), n);
+        assert!(fits("3000", 1).is_ok());
+        assert!(fits("3000-3003", 4).is_ok());
+        assert!(fits("auto:3000-3003", 4).is_ok());
+        let single = fits("3000", 4).unwrap_err().to_string();
+        assert!(
+            single.contains("3000-3003") && single.contains("auto:3000-3100"),
+            "{single}"
+        );
+        let small = fits("3000-3002", 4).unwrap_err().to_string();
+        assert!(
+            small.contains("3000-3002 has 3 ports for 4 instances"),
+            "{small}"
+        );
+        assert!(fits("auto:1-2", 3).is_err());
     }
 
     #[test]

@@ -34,6 +34,20 @@ pub enum Error {
         /// Why it is rejected.
         reason: &'static str,
     },
+    /// A port specification that does not parse.
+    #[error("invalid port '{input}': {reason}")]
+    InvalidPort {
+        /// What the user wrote.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An instance count that cannot work (with its ports).
+    #[error("{reason}")]
+    InvalidInstances {
+        /// Why.
+        reason: String,
+    },
     /// A signal name that is not known.
     #[error(
         "unknown signal '{name}': use a name such as SIGTERM, SIGINT, SIGHUP, SIGQUIT or SIGUSR2"

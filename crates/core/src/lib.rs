@@ -11,6 +11,7 @@ pub mod api;
 pub mod command;
 pub mod config;
 pub mod error;
+pub mod ports;
 pub mod units;
 
 pub use error::Error;

@@ -38,6 +38,17 @@ pub enum Error {
         /// The name.
         name: String,
     },
+    /// A port is held by another app or program.
+    #[error("port {port} is already used by {holder}")]
+    PortInUse {
+        /// The port.
+        port: u16,
+        /// Who holds it.
+        holder: String,
+    },
+    /// A port spec has no room left.
+    #[error("{0}")]
+    NoPorts(String),
     /// The program to run does not exist or cannot be executed.
     #[error("{0}")]
     BadCommand(String),

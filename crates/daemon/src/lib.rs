@@ -16,6 +16,7 @@ pub mod api;
 mod error;
 pub mod logs;
 pub mod paths;
+pub mod ports;
 pub mod procinfo;
 pub mod reaper;
 pub mod recover;

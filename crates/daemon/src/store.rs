@@ -64,6 +64,12 @@ pub struct InstanceRecord {
     pub name: String,
     /// What the user asked for.
     pub desired: Desired,
+    /// The port this instance was given from the app's spec.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// A port given by `restart --port` for the current run only.
+    #[serde(default)]
+    pub port_override: Option<u16>,
     /// Where it is in its life cycle.
     pub status: Status,
     /// Restarts so far.
@@ -94,6 +100,11 @@ pub struct InstanceRecord {
 pub const HISTORY_LEN: usize = 20;
 
 impl InstanceRecord {
+    /// The port the instance runs on now.
+    pub fn effective_port(&self) -> Option<u16> {
+        self.port_override.or(self.port)
+    }
+
     /// Appends an event, dropping the oldest beyond [`HISTORY_LEN`].
     pub fn record(&mut self, event: &str, reason: impl Into<String>) {
         if self.history.len() >= HISTORY_LEN {
@@ -207,6 +218,8 @@ mod tests {
                 index: 0,
                 name: "web-0".into(),
                 desired: Desired::Running,
+                port: Some(3000),
+                port_override: None,
                 status: Status::Online,
                 restarts: 2,
                 unstable_restarts: 0,

@@ -7,6 +7,7 @@ pub mod kill;
 pub mod list;
 pub mod logs;
 pub mod restart;
+pub mod scale;
 pub mod start;
 pub mod stop;
 
@@ -24,6 +25,7 @@ pub async fn run(command: Command, home: Home) -> Result<()> {
         Command::Start(args) => start::run(*args, home).await,
         Command::Stop(args) => stop::run(args, home).await,
         Command::Restart(args) => restart::run(args, home).await,
+        Command::Scale(args) => scale::run(args, home).await,
         Command::Delete(args) => delete::run(args, home).await,
         Command::List(args) => list::run(args, home).await,
         Command::Info(args) => info::run(args, home).await,

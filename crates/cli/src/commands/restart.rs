@@ -1,17 +1,18 @@
-//! `pmdaemon restart <target>`.
+//! `pmdaemon restart <target> [--port SPEC]`.
 
 use anyhow::Result;
-use pmdaemon_core::api::ProcessInfo;
+use pmdaemon_core::api::{ProcessInfo, RestartRequest};
 use pmdaemon_daemon::Home;
 
 use super::{report, target_path};
-use crate::cli::TargetArgs;
+use crate::cli::RestartArgs;
 use crate::client::Client;
 
-/// Restarts the target.
-pub async fn run(args: TargetArgs, home: Home) -> Result<()> {
+/// Restarts the target, on other ports for this run if asked.
+pub async fn run(args: RestartArgs, home: Home) -> Result<()> {
     let path = target_path(&args.target)?;
     let client = Client::connect(home).await?;
-    let affected: Vec<ProcessInfo> = client.post(&format!("{path}/restart"), &()).await?;
+    let request = RestartRequest { port: args.port };
+    let affected: Vec<ProcessInfo> = client.post(&format!("{path}/restart"), &request).await?;
     report(&client, "restarted", &affected, args.json).await
 }

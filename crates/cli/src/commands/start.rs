@@ -45,6 +45,8 @@ fn looks_like_a_target(args: &StartArgs) -> bool {
         && !args.script.contains('/')
         && args.args.is_empty()
         && args.name.is_none()
+        && args.port.is_none()
+        && args.instances.is_none()
 }
 
 fn config(args: &StartArgs, cwd: PathBuf, is_file: bool) -> Result<AppConfig> {
@@ -69,6 +71,8 @@ fn config(args: &StartArgs, cwd: PathBuf, is_file: bool) -> Result<AppConfig> {
     Ok(AppConfig {
         name: args.name.clone().unwrap_or_else(|| default_name(&script)),
         instances: instances(args.instances.as_deref())?,
+        port: args.port,
+        instance_var: args.instance_var.clone(),
         args: script_args,
         interpreter: args.interpreter.clone(),
         cwd: Some(cwd),

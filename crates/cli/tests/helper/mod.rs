@@ -224,3 +224,41 @@ pub fn read_pid(path: &Path) -> u32 {
     );
     pid.unwrap()
 }
+
+/// The first of `n` consecutive ports on which nothing listens now. Each
+/// call looks somewhere else, so tests running in parallel rarely collide
+/// (and a collision makes a start fail loudly, never pass wrongly).
+pub fn free_ports(n: u16) -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let seed = (std::process::id() % 1000) as u16 * 29;
+    for _ in 0..500 {
+        let step = NEXT.fetch_add(1, Ordering::SeqCst);
+        let base = 20_000 + (seed.wrapping_add(step.wrapping_mul(131)) % 35_000);
+        if (base..base + n).all(|port| {
+            std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
+                && std::net::TcpListener::bind(("::", port)).is_ok()
+        }) {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free ports found");
+}
+
+/// GET `/` on 127.0.0.1:`port`; the body, if the server answered 200.
+pub fn http_get(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET / HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?;
+    (status == "200").then(|| body.to_string())
+}
+
+/// The demo server of `examples/`, which answers with its instance id.
+pub fn hello_server() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello.py")
+}

@@ -1,14 +1,16 @@
-//! Start, stop, restart and delete of existing targets.
+//! Start, stop, restart, delete and scale of existing targets.
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::Json;
-use pmdaemon_core::api::ProcessInfo;
+use pmdaemon_core::api::{ProcessInfo, RestartRequest, ScaleRequest};
 
-use super::{ApiResult, AppState};
+use super::{ApiError, ApiResult, AppState};
 use crate::supervisor::Action;
 
 async fn act(state: AppState, target: String, action: Action) -> ApiResult<Vec<ProcessInfo>> {
-    Ok(Json(state.supervisor.control(&target, action).await?))
+    Ok(Json(state.supervisor.control(&target, action, None).await?))
 }
 
 /// `POST /api/processes/{target}/start`.
@@ -27,12 +29,29 @@ pub async fn stop(
     act(state, target, Action::Stop).await
 }
 
-/// `POST /api/processes/{target}/restart`.
+/// `POST /api/processes/{target}/restart`, with an optional
+/// [`RestartRequest`] body.
 pub async fn restart(
     State(state): State<AppState>,
     Path(target): Path<String>,
+    body: Bytes,
 ) -> ApiResult<Vec<ProcessInfo>> {
-    act(state, target, Action::Restart).await
+    let request: RestartRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RestartRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|err| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("bad restart request: {err}"),
+            )
+        })?
+    };
+    Ok(Json(
+        state
+            .supervisor
+            .control(&target, Action::Restart, request.port)
+            .await?,
+    ))
 }
 
 /// `DELETE /api/processes/{target}`.
@@ -41,4 +60,13 @@ pub async fn delete(
     Path(target): Path<String>,
 ) -> ApiResult<Vec<ProcessInfo>> {
     act(state, target, Action::Delete).await
+}
+
+/// `POST /api/processes/{app}/scale`.
+pub async fn scale(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    Json(request): Json<ScaleRequest>,
+) -> ApiResult<Vec<ProcessInfo>> {
+    Ok(Json(state.supervisor.scale(&app, request.instances).await?))
 }

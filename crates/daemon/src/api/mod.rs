@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/processes/{target}/start", post(control::start))
         .route("/api/processes/{target}/stop", post(control::stop))
         .route("/api/processes/{target}/restart", post(control::restart))
+        .route("/api/processes/{target}/scale", post(control::scale))
         .route("/api/processes/{target}/logs", get(logs::target))
         .route("/api/logs", get(logs::all))
         .layer(middleware::from_fn(check_version))
@@ -85,12 +86,25 @@ pub struct ApiError {
     message: String,
 }
 
+impl ApiError {
+    /// An error with an explicit status.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
         let status = match &error {
             Error::UnknownTarget { .. } => StatusCode::NOT_FOUND,
             Error::DuplicateName { .. } => StatusCode::CONFLICT,
-            Error::BadCommand(_) | Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::BadCommand(_) | Error::Invalid(_) | Error::NoPorts(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Error::PortInUse { .. } => StatusCode::CONFLICT,
             Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

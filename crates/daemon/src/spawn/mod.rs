@@ -29,18 +29,41 @@ pub struct Plan {
     pub env: BTreeMap<String, String>,
 }
 
+/// What sets one instance apart from its siblings.
+#[derive(Debug, Clone, Copy)]
+pub struct InstanceEnv<'a> {
+    /// Its index in the app.
+    pub index: u32,
+    /// Its name.
+    pub name: &'a str,
+    /// Its port, if it has one.
+    pub port: Option<u16>,
+}
+
 /// The environment an instance sees: the caller's, then the app's `env`,
 /// then pmdaemon's own variables.
 pub fn environment(
     config: &AppConfig,
     inherited: &BTreeMap<String, String>,
-    index: u32,
-    instance_name: &str,
+    instance: &InstanceEnv<'_>,
 ) -> BTreeMap<String, String> {
+    let InstanceEnv {
+        index,
+        name: instance_name,
+        port,
+    } = *instance;
     let mut env = inherited.clone();
     env.extend(config.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if let Some(port) = port {
+        env.insert("PORT".into(), port.to_string());
+    }
     env.insert("PM2_INSTANCE_ID".into(), index.to_string());
-    env.insert("NODE_APP_INSTANCE".into(), index.to_string());
+    let instance_var = if config.instance_var.is_empty() {
+        "NODE_APP_INSTANCE"
+    } else {
+        config.instance_var.as_str()
+    };
+    env.insert(instance_var.into(), index.to_string());
     env.insert("PMDAEMON_APP_NAME".into(), config.name.clone());
     env.insert("PMDAEMON_INSTANCE_NAME".into(), instance_name.to_string());
     env
@@ -51,10 +74,9 @@ pub fn environment(
 pub fn plan(
     config: &AppConfig,
     inherited: &BTreeMap<String, String>,
-    index: u32,
-    instance_name: &str,
+    instance: &InstanceEnv<'_>,
 ) -> Result<Plan, Error> {
-    let env = environment(config, inherited, index, instance_name);
+    let env = environment(config, inherited, instance);
     let cwd = match &config.cwd {
         Some(cwd) => cwd.clone(),
         None => std::env::current_dir().map_err(|err| Error::io("read", ".", err))?,
@@ -197,12 +219,38 @@ mod tests {
             ("B".to_string(), "shell".to_string()),
         ]
         .into();
-        let env = environment(&config, &inherited, 2, "web-2");
+        let env = environment(
+            &config,
+            &inherited,
+            &InstanceEnv {
+                index: 2,
+                name: "web-2",
+                port: Some(3002),
+            },
+        );
+        assert_eq!(env["PORT"], "3002");
         assert_eq!(env["A"], "app");
         assert_eq!(env["B"], "shell");
         assert_eq!(env["PM2_INSTANCE_ID"], "2");
         assert_eq!(env["NODE_APP_INSTANCE"], "2");
         assert_eq!(env["PMDAEMON_INSTANCE_NAME"], "web-2");
         assert_eq!(env["PMDAEMON_APP_NAME"], "web");
+        let renamed = AppConfig {
+            instance_var: "INSTANCE".into(),
+            ..config
+        };
+        let env = environment(
+            &renamed,
+            &inherited,
+            &InstanceEnv {
+                index: 1,
+                name: "web-1",
+                port: None,
+            },
+        );
+        assert_eq!(env["INSTANCE"], "1");
+        assert_eq!(env["PM2_INSTANCE_ID"], "1");
+        assert!(!env.contains_key("NODE_APP_INSTANCE"));
+        assert!(!env.contains_key("PORT"));
     }
 }

@@ -166,8 +166,9 @@ impl Instance {
         let spawned = spawn::spawn(&self.supervisor.reaper, &plan)
             .map_err(|err| format!("could not start {}: {err}", plan.program.display()))?;
         let home = &self.supervisor.home;
-        logs::pump(spawned.stdout, home.log_file(&name, LogStream::Out));
-        logs::pump(spawned.stderr, home.log_file(&name, LogStream::Err));
+        let files = &self.supervisor.log_files;
+        logs::pump(files, spawned.stdout, home.log_file(&name, LogStream::Out));
+        logs::pump(files, spawned.stderr, home.log_file(&name, LogStream::Err));
         let pid = spawned.pid;
         let start_time = procinfo::stat(pid).map(|stat| stat.start_time);
         self.running = Some(Running {

@@ -18,16 +18,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use pmdaemon_core::api::{
     LogStream, LogTail, LogsResponse, ProcessDetail, ProcessInfo, StartRequest, Status,
 };
-use pmdaemon_core::config::AppConfig;
+use pmdaemon_core::config::{check_ports_fit, AppConfig};
+use pmdaemon_core::ports::PortSpec;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use self::instance::Command;
 use self::table::Table;
 use crate::paths::Home;
 use crate::reaper::Reaper;
-use crate::spawn::{self, Plan};
+use crate::spawn::{self, InstanceEnv, Plan};
 use crate::store::{self, AppRecord, Desired, InstanceRecord, State};
-use crate::{logs, Error};
+use crate::{logs, ports, Error};
 
 /// What a control request does to each targeted instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +48,7 @@ pub enum Action {
 pub struct Supervisor {
     pub(crate) home: Home,
     pub(crate) reaper: Arc<Reaper>,
+    pub(crate) log_files: logs::LogFiles,
     table: Mutex<Table>,
     persist_requested: AtomicU64,
     persist_written: watch::Sender<u64>,
@@ -61,6 +63,7 @@ impl Supervisor {
         let supervisor = Arc::new(Self {
             home,
             reaper,
+            log_files: logs::LogFiles::default(),
             table: Mutex::new(Table::from_state(state)),
             persist_requested: AtomicU64::new(0),
             persist_written: watch::Sender::new(0),
@@ -110,7 +113,7 @@ impl Supervisor {
 
     /// The exec plan of instance `id`, and its name.
     pub(crate) fn plan_for(&self, id: u32) -> Result<(Plan, String), Error> {
-        let (config, inherited, index, name) = {
+        let (config, inherited, index, name, port) = {
             let table = self.lock();
             let record = table.instances.get(&id).ok_or(Error::UnknownTarget {
                 target: id.to_string(),
@@ -123,9 +126,15 @@ impl Supervisor {
                 app.inherited_env.clone(),
                 record.index,
                 record.name.clone(),
+                record.effective_port(),
             )
         };
-        let mut plan = spawn::plan(&config, &inherited, index, &name)?;
+        let instance = InstanceEnv {
+            index,
+            name: &name,
+            port,
+        };
+        let mut plan = spawn::plan(&config, &inherited, &instance)?;
         plan.env.insert(
             "PMDAEMON_HOME".into(),
             self.home.root().display().to_string(),
@@ -177,11 +186,13 @@ impl Supervisor {
         }
         let config = request.config;
         config.validate()?;
-        if config.instances == 0 {
-            return Err(Error::BadCommand("instances must be at least 1".into()));
-        }
         // Fail fast, before registering anything, on a bad program or cwd.
-        spawn::plan(&config, &request.inherited_env, 0, &config.instance_name(0))?;
+        let first = InstanceEnv {
+            index: 0,
+            name: &config.instance_name(0),
+            port: None,
+        };
+        spawn::plan(&config, &request.inherited_env, &first)?;
         let ids: Vec<u32> = {
             let mut table = self.lock();
             if table.name_taken(&config.name, config.instances) {
@@ -189,36 +200,44 @@ impl Supervisor {
                     name: config.name.clone(),
                 });
             }
-            let first = table.next_id;
-            table.next_id += config.instances;
-            let ids: Vec<u32> = (first..first + config.instances).collect();
-            for (index, id) in (0u32..).zip(&ids) {
-                let mut record = InstanceRecord {
-                    id: *id,
-                    app: config.name.clone(),
-                    index,
-                    name: config.instance_name(index),
-                    desired: Desired::Running,
-                    status: Status::Launching,
-                    restarts: 0,
-                    unstable_restarts: 0,
-                    pid: None,
-                    pid_start_time: None,
-                    started_at_ms: None,
-                    last_exit: None,
-                    history: Default::default(),
-                };
-                record.record("created", "pmdaemon start");
-                table.instances.insert(*id, record);
-            }
+            let indices: Vec<u32> = (0..config.instances).collect();
+            let ports = self.allocate_ports(&table, &config, &indices)?;
             table.apps.push(AppRecord {
                 config: config.clone(),
                 inherited_env: request.inherited_env,
             });
-            ids
+            add_instances(&mut table, &config, &indices, ports, "pmdaemon start")
         };
+        self.start_new(&ids).await?;
+        self.persist_now().await;
+        let table = self.lock();
+        Ok(ids.iter().filter_map(|id| table.info(*id)).collect())
+    }
+
+    /// Ports for new instances `indices` of `config`'s app, or None each
+    /// when it has no port spec.
+    fn allocate_ports(
+        &self,
+        table: &Table,
+        config: &AppConfig,
+        indices: &[u32],
+    ) -> Result<Vec<Option<u16>>, Error> {
+        match &config.port {
+            None => Ok(vec![None; indices.len()]),
+            Some(spec) => {
+                let held = table.holders(&config.name);
+                let own = table.own_ports(&config.name, &[]);
+                let ports = ports::allocate(spec, indices, &held, &own, true)?;
+                Ok(ports.into_iter().map(Some).collect())
+            }
+        }
+    }
+
+    /// Starts the tasks of freshly added instances; if any fails to start,
+    /// all of them are removed again (all or nothing).
+    async fn start_new(self: &Arc<Self>, ids: &[u32]) -> Result<(), Error> {
         let mut replies = Vec::new();
-        for id in &ids {
+        for id in ids {
             let (reply, receiver) = oneshot::channel();
             let _ = self
                 .spawn_task(*id, false)
@@ -226,27 +245,86 @@ impl Supervisor {
                 .await;
             replies.push(receiver);
         }
-        let mut failure = None;
-        for receiver in replies {
-            match receiver.await {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => {
-                    failure.get_or_insert(err);
-                }
-                Err(_) => {
-                    failure.get_or_insert("the instance task ended unexpectedly".to_string());
-                }
-            }
-        }
-        if let Some(err) = failure {
-            // All or nothing: take back what did start.
-            self.remove(&ids).await;
+        if let Some(err) = first_failure(replies).await {
+            self.remove(ids).await;
             self.persist_now().await;
             return Err(Error::BadCommand(err));
         }
+        Ok(())
+    }
+
+    /// Changes the number of instances of `app`: new ones take the next
+    /// ports of its spec; the highest-numbered ones are removed first.
+    pub async fn scale(
+        self: &Arc<Self>,
+        app: &str,
+        instances: u32,
+    ) -> Result<Vec<ProcessInfo>, Error> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(Error::ShuttingDown);
+        }
+        if instances == 0 {
+            return Err(Error::BadCommand(format!(
+                "scaling {app} to 0 would delete it; use `pmdaemon stop {app}` or `pmdaemon delete {app}`"
+            )));
+        }
+        let (added, removed) =
+            {
+                let mut table = self.lock();
+                let config = table.app(app).map(|a| a.config.clone()).ok_or_else(|| {
+                    Error::UnknownTarget {
+                        target: app.to_string(),
+                    }
+                })?;
+                let mut current: Vec<(u32, u32)> = table
+                    .instances
+                    .values()
+                    .filter(|i| i.app == app)
+                    .map(|i| (i.index, i.id))
+                    .collect();
+                current.sort();
+                let have = current.len() as u32;
+                let next_index = current.last().map_or(0, |(index, _)| index + 1);
+                let (added, removed) = if instances > have {
+                    let indices: Vec<u32> = (next_index..next_index + instances - have).collect();
+                    let ports = self.allocate_ports(&table, &config, &indices)?;
+                    let reason = format!("pmdaemon scale {app} {instances}");
+                    let added = add_instances(&mut table, &config, &indices, ports, &reason);
+                    (added, Vec::new())
+                } else {
+                    let surplus = current[instances as usize..].iter().map(|(_, id)| *id);
+                    (Vec::new(), surplus.collect())
+                };
+                if let Some(record) = table.apps.iter_mut().find(|a| a.config.name == app) {
+                    record.config.instances = instances;
+                }
+                (added, removed)
+            };
+        if let Err(err) = self.start_new(&added).await {
+            self.set_instance_count(app);
+            self.persist_now().await;
+            return Err(err);
+        }
+        // At least one instance remains, so remove() keeps the app.
+        self.remove(&removed).await;
         self.persist_now().await;
         let table = self.lock();
-        Ok(ids.iter().filter_map(|id| table.info(*id)).collect())
+        Ok(table
+            .instances
+            .values()
+            .filter(|i| i.app == app)
+            .filter_map(|i| table.info(i.id))
+            .collect())
+    }
+
+    /// Brings an app's configured instance count back in line with its
+    /// instances (after a failed scale-up).
+    fn set_instance_count(&self, app: &str) {
+        let mut table = self.lock();
+        let count = table.instances.values().filter(|i| i.app == app).count() as u32;
+        if let Some(record) = table.apps.iter_mut().find(|a| a.config.name == app) {
+            record.config.instances = count;
+        }
     }
 
     /// Applies `action` to every instance `target` names.
@@ -254,11 +332,15 @@ impl Supervisor {
         self: &Arc<Self>,
         target: &str,
         action: Action,
+        port: Option<PortSpec>,
     ) -> Result<Vec<ProcessInfo>, Error> {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(Error::ShuttingDown);
         }
         let ids = self.lock().resolve(target)?;
+        if matches!(action, Action::Start | Action::Restart) {
+            self.override_ports(&ids, port)?;
+        }
         if action == Action::Delete {
             let infos = self.remove(&ids).await;
             self.persist_now().await;
@@ -281,18 +363,51 @@ impl Supervisor {
             }
         }
         // The commands were all sent first, so the instances act in parallel.
-        let mut failure = None;
-        for receiver in replies {
-            if let Ok(Err(err)) = receiver.await {
-                failure.get_or_insert(err);
-            }
-        }
+        let failure = first_failure(replies).await;
         self.persist_now().await;
         if let Some(err) = failure {
             return Err(Error::BadCommand(err));
         }
         let table = self.lock();
         Ok(ids.iter().filter_map(|id| table.info(*id)).collect())
+    }
+
+    /// Sets (or, without a spec, clears) the run-only ports of `ids`, which
+    /// `restart --port` gives; the app's saved spec is left as it was.
+    fn override_ports(&self, ids: &[u32], spec: Option<PortSpec>) -> Result<(), Error> {
+        let mut table = self.lock();
+        let Some(spec) = spec else {
+            for id in ids {
+                if let Some(record) = table.instances.get_mut(id) {
+                    record.port_override = None;
+                }
+            }
+            return Ok(());
+        };
+        let mut apps: Vec<String> = ids
+            .iter()
+            .filter_map(|id| table.instances.get(id).map(|i| i.app.clone()))
+            .collect();
+        apps.dedup();
+        if apps.len() != 1 {
+            return Err(Error::BadCommand(
+                "--port applies to the instances of one app; name that app or one of its instances"
+                    .into(),
+            ));
+        }
+        check_ports_fit(&spec, ids.len() as u32)?;
+        let indices: Vec<u32> = (0..ids.len() as u32).collect();
+        let held = table.holders(&apps[0]);
+        let own = table.own_ports(&apps[0], ids);
+        // The targeted instances still hold their current ports until they
+        // are restarted, so the system check would trip over them.
+        let ports = ports::allocate(&spec, &indices, &held, &own, false)?;
+        for (id, port) in ids.iter().zip(ports) {
+            if let Some(record) = table.instances.get_mut(id) {
+                record.port_override = Some(port);
+            }
+        }
+        Ok(())
     }
 
     /// Stops, then forgets, instances; apps left without instances go too.
@@ -313,7 +428,12 @@ impl Supervisor {
         let mut table = self.lock();
         let infos = ids.iter().filter_map(|id| table.info(*id)).collect();
         for id in ids {
-            table.instances.remove(id);
+            if let Some(record) = table.instances.remove(id) {
+                for stream in [LogStream::Out, LogStream::Err] {
+                    self.log_files
+                        .forget(&self.home.log_file(&record.name, stream));
+                }
+            }
         }
         let Table {
             apps, instances, ..
@@ -415,6 +535,60 @@ impl Supervisor {
         self.persist_now().await;
         stopped
     }
+}
+
+/// Adds records for new instances `indices` of `config`'s app with their
+/// ports; returns their ids.
+fn add_instances(
+    table: &mut Table,
+    config: &AppConfig,
+    indices: &[u32],
+    ports: Vec<Option<u16>>,
+    reason: &str,
+) -> Vec<u32> {
+    let mut ids = Vec::new();
+    for (index, port) in indices.iter().zip(ports) {
+        let id = table.next_id;
+        table.next_id += 1;
+        let mut record = InstanceRecord {
+            id,
+            app: config.name.clone(),
+            index: *index,
+            name: config.instance_name(*index),
+            desired: Desired::Running,
+            port,
+            port_override: None,
+            status: Status::Launching,
+            restarts: 0,
+            unstable_restarts: 0,
+            pid: None,
+            pid_start_time: None,
+            started_at_ms: None,
+            last_exit: None,
+            history: Default::default(),
+        };
+        record.record("created", reason);
+        table.instances.insert(id, record);
+        ids.push(id);
+    }
+    ids
+}
+
+/// Awaits every reply; returns the first error.
+async fn first_failure(replies: Vec<oneshot::Receiver<Result<(), String>>>) -> Option<String> {
+    let mut failure = None;
+    for receiver in replies {
+        match receiver.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                failure.get_or_insert(err);
+            }
+            Err(_) => {
+                failure.get_or_insert("the instance task ended unexpectedly".to_string());
+            }
+        }
+    }
+    failure
 }
 
 /// Writes the table whenever asked, coalescing bursts of requests into one

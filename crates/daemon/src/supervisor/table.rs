@@ -1,6 +1,6 @@
 //! The in-memory process table and the views the API serves from it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use pmdaemon_core::api::{LogStream, ProcessDetail, ProcessInfo, Status};
 use pmdaemon_core::command::invocation;
@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 
 use super::instance::Command;
 use crate::paths::Home;
+use crate::ports::Holders;
 use crate::store::{now_ms, AppRecord, InstanceRecord, State, STATE_VERSION};
 use crate::Error;
 
@@ -89,6 +90,29 @@ impl Table {
             || self.instances.values().any(|i| i.name == name)
     }
 
+    /// Ports held by instances of apps other than `app`, with their holders.
+    pub fn holders(&self, app: &str) -> Holders {
+        self.instances
+            .values()
+            .filter(|i| i.app != app)
+            .flat_map(|i| {
+                [i.port, i.port_override]
+                    .into_iter()
+                    .flatten()
+                    .map(|port| (port, (i.app.clone(), i.name.clone())))
+            })
+            .collect()
+    }
+
+    /// Ports held by instances of `app` other than `except`.
+    pub fn own_ports(&self, app: &str, except: &[u32]) -> BTreeSet<u16> {
+        self.instances
+            .values()
+            .filter(|i| i.app == app && !except.contains(&i.id))
+            .flat_map(|i| [i.port, i.port_override].into_iter().flatten())
+            .collect()
+    }
+
     pub fn info(&self, id: u32) -> Option<ProcessInfo> {
         let record = self.instances.get(&id)?;
         let running = matches!(record.status, Status::Online | Status::Stopping);
@@ -101,7 +125,7 @@ impl Table {
             pid: record
                 .pid
                 .filter(|_| running || record.status == Status::Launching),
-            port: None,
+            port: record.effective_port(),
             cpu_percent: None,
             memory_bytes: None,
             uptime_ms: record
@@ -165,6 +189,8 @@ mod tests {
                     index,
                     name: format!("{app}-{index}"),
                     desired: Desired::Running,
+                    port: None,
+                    port_override: None,
                     status: Status::Online,
                     restarts: 0,
                     unstable_restarts: 0,

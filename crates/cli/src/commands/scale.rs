@@ -1,0 +1,22 @@
+//! `pmdaemon scale <app> <N>`.
+
+use anyhow::Result;
+use pmdaemon_core::api::{ProcessInfo, ScaleRequest};
+use pmdaemon_daemon::Home;
+
+use super::{report, target_path};
+use crate::cli::ScaleArgs;
+use crate::client::Client;
+
+/// Adds instances (on the next ports of the app's spec) or removes the
+/// highest-numbered ones.
+pub async fn run(args: ScaleArgs, home: Home) -> Result<()> {
+    let path = target_path(&args.app)?;
+    let client = Client::connect(home).await?;
+    let request = ScaleRequest {
+        instances: args.instances,
+    };
+    let instances: Vec<ProcessInfo> = client.post(&format!("{path}/scale"), &request).await?;
+    let done = format!("scaled {} to {}", args.app, args.instances);
+    report(&client, &done, &instances, args.json).await
+}
