@@ -60,6 +60,93 @@ pub struct AppConfig {
     pub stop_signal: String,
     /// Exit codes that mean "done": no restart follows them.
     pub stop_exit_codes: Vec<i32>,
+    /// `fork` or `cluster` (PM2's `exec_mode`; every instance is its own
+    /// process either way).
+    pub exec_mode: ExecMode,
+    /// Restart an instance whose process tree uses more memory (bytes).
+    pub max_memory_restart: Option<u64>,
+    /// Health check run against every instance.
+    pub health_check: Option<HealthCheck>,
+    /// Wait for `READY=1` on `NOTIFY_SOCKET` before calling an instance ready.
+    pub wait_ready: bool,
+    /// How long (ms) an instance may take to become ready.
+    pub listen_timeout: Option<u64>,
+    /// Paths whose changes restart the app (relative to `cwd`).
+    pub watch: Vec<String>,
+    /// Paths (or names) that never trigger a watch restart.
+    pub ignore_watch: Vec<String>,
+    /// Quiet time (ms) after a burst of changes before the watch restart.
+    pub watch_delay: u64,
+    /// Cron expression on which the app is restarted.
+    pub cron_restart: Option<String>,
+    /// stdout file instead of `logs/<instance>-out.log`.
+    pub out_file: Option<PathBuf>,
+    /// stderr file instead of `logs/<instance>-err.log`.
+    pub error_file: Option<PathBuf>,
+    /// Timestamp format prefixed to every log line.
+    pub log_date_format: Option<String>,
+    /// All instances share one pair of log files.
+    pub merge_logs: bool,
+    /// A label to group apps.
+    pub namespace: Option<String>,
+}
+
+/// PM2's execution modes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecMode {
+    /// One process per instance.
+    #[default]
+    Fork,
+    /// Also one process per instance; accepted for PM2 compatibility.
+    Cluster,
+}
+
+/// How an instance's health is checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckType {
+    /// A 2xx answer to a GET of `url`.
+    #[default]
+    Http,
+    /// A TCP connection to the instance's port.
+    Tcp,
+    /// `script` exits with status 0.
+    Script,
+}
+
+/// The `health_check` block (durations in milliseconds here).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HealthCheck {
+    /// Kind of check.
+    pub check_type: CheckType,
+    /// URL for http checks; `{PORT}` is replaced by the instance's port.
+    pub url: Option<String>,
+    /// Command for script checks.
+    pub script: Option<String>,
+    /// Time allowed for one check (ms).
+    pub timeout: u64,
+    /// Time between checks (ms).
+    pub interval: u64,
+    /// Consecutive failures that restart the instance.
+    pub retries: u32,
+    /// Whether the check runs.
+    pub enabled: bool,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        Self {
+            check_type: CheckType::Http,
+            url: None,
+            script: None,
+            timeout: 5_000,
+            interval: 30_000,
+            retries: 3,
+            enabled: true,
+        }
+    }
 }
 
 impl Default for AppConfig {
@@ -82,6 +169,20 @@ impl Default for AppConfig {
             kill_timeout: DEFAULT_KILL_TIMEOUT_MS,
             stop_signal: "SIGTERM".to_string(),
             stop_exit_codes: Vec::new(),
+            exec_mode: ExecMode::Fork,
+            max_memory_restart: None,
+            health_check: None,
+            wait_ready: false,
+            listen_timeout: None,
+            watch: Vec::new(),
+            ignore_watch: Vec::new(),
+            watch_delay: 0,
+            cron_restart: None,
+            out_file: None,
+            error_file: None,
+            log_date_format: None,
+            merge_logs: false,
+            namespace: None,
         }
     }
 }

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod command;
 pub mod config;
+pub mod ecosystem;
 pub mod error;
 pub mod ports;
 pub mod units;

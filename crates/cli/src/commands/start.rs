@@ -87,9 +87,13 @@ fn config(args: &StartArgs, cwd: PathBuf, is_file: bool) -> Result<AppConfig> {
         )?,
         kill_timeout: duration(&args.kill_timeout, "kill-timeout")?
             .unwrap_or(defaults.kill_timeout),
-        stop_signal: args.stop_signal.clone().unwrap_or(defaults.stop_signal),
+        stop_signal: args
+            .stop_signal
+            .clone()
+            .unwrap_or_else(|| defaults.stop_signal.clone()),
         stop_exit_codes: args.stop_exit_codes.clone(),
         script,
+        ..defaults
     })
 }
 

@@ -1,0 +1,657 @@
+//! Ecosystem files: PM2's and PMDaemon's app lists in JSON, YAML or TOML
+//! (and PM2's `ecosystem.config.js`, evaluated by the CLI with node and
+//! handed here as JSON).
+//!
+//! A file is checked as a whole before anything starts: every unknown field
+//! (with the nearest valid name), wrong type, impossible value and duplicate
+//! name is reported with the file, the app, the field, and its line and
+//! column.
+
+pub mod file;
+mod locate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use self::file::{AppFile, Args, CheckTypeName, ExecModeName, ExitCodes, Instances, Watch};
+use crate::command::{default_name, split_command_line};
+use crate::config::{check_ports_fit, signal_number, AppConfig, CheckType, ExecMode, HealthCheck};
+
+/// The syntax of a config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `.json`.
+    Json,
+    /// `.yaml`, `.yml`.
+    Yaml,
+    /// `.toml`.
+    Toml,
+    /// `.js`, `.cjs`, `.mjs`: PM2's `module.exports = {apps: [...]}`,
+    /// evaluated with node into JSON.
+    Js,
+}
+
+impl Format {
+    /// The format a file name implies.
+    pub fn of(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()? {
+            "json" => Some(Format::Json),
+            "yaml" | "yml" => Some(Format::Yaml),
+            "toml" => Some(Format::Toml),
+            "js" | "cjs" | "mjs" => Some(Format::Js),
+            _ => None,
+        }
+    }
+
+    /// Whether `path` names an ecosystem file rather than a script: any
+    /// `.json`, `.yaml`, `.yml` or `.toml`, and `*.config.js` / `.cjs`.
+    pub fn is_config_file(path: &Path) -> bool {
+        match Format::of(path) {
+            Some(Format::Js) => path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.contains(".config.")),
+            Some(_) => true,
+            None => false,
+        }
+    }
+}
+
+/// Every field of an app object.
+pub const FIELDS: &[&str] = &[
+    "name",
+    "script",
+    "args",
+    "cwd",
+    "env",
+    "instances",
+    "exec_mode",
+    "port",
+    "interpreter",
+    "autorestart",
+    "max_restarts",
+    "min_uptime",
+    "restart_delay",
+    "exp_backoff_restart_delay",
+    "kill_timeout",
+    "listen_timeout",
+    "stop_signal",
+    "stop_exit_codes",
+    "max_memory_restart",
+    "health_check",
+    "wait_ready",
+    "watch",
+    "ignore_watch",
+    "watch_delay",
+    "cron_restart",
+    "out_file",
+    "error_file",
+    "log_file",
+    "log_date_format",
+    "merge_logs",
+    "namespace",
+    "instance_var",
+];
+
+/// Every field of a `health_check` block.
+pub const HEALTH_CHECK_FIELDS: &[&str] = &[
+    "check_type",
+    "url",
+    "script",
+    "timeout",
+    "interval",
+    "retries",
+    "enabled",
+];
+
+/// PM2's other names for fields.
+const ALIASES: &[(&str, &str)] = &[
+    ("output", "out_file"),
+    ("error", "error_file"),
+    ("log", "log_file"),
+    ("exec_interpreter", "interpreter"),
+];
+
+/// PM2 fields that have no meaning in pmdaemon: accepted with a warning so
+/// that PM2 files start unchanged.
+const PM2_ONLY: &[&str] = &[
+    "node_args",
+    "interpreter_args",
+    "source_map_support",
+    "vizion",
+    "automation",
+    "pmx",
+    "treekill",
+    "force",
+    "combine_logs",
+    "filter_env",
+    "append_env_to_name",
+    "post_update",
+    "increment_var",
+    "autostart",
+    "shutdown_with_message",
+    "disable_trace",
+    "pid_file",
+    "disable_logs",
+    "watch_options",
+    "kill_retry_time",
+    "deep_monitoring",
+    "trace",
+    "versioning",
+    "windowsHide",
+    "time",
+    "log_type",
+    "uid",
+    "gid",
+    "max_memory_restart_interval",
+];
+
+/// One thing wrong in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// The app it concerns (its name, or `#N`).
+    pub app: Option<String>,
+    /// The field it concerns (`health_check.url`).
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Everything wrong with one config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file as the user named it.
+    pub file: String,
+    /// The problems, in the order they appear in the file.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.problems.len();
+        write!(
+            f,
+            "{} has {count} problem{}; nothing was started or changed",
+            self.file,
+            if count == 1 { "" } else { "s" }
+        )?;
+        for problem in &self.problems {
+            write!(f, "\n  {}", self.file)?;
+            if let Some(line) = problem.line {
+                write!(f, ":{line}")?;
+                if let Some(column) = problem.column {
+                    write!(f, ":{column}")?;
+                }
+            }
+            f.write_str(": ")?;
+            if let Some(app) = &problem.app {
+                write!(f, "app {app}: ")?;
+            }
+            if let Some(field) = &problem.field {
+                write!(f, "field '{field}': ")?;
+            }
+            f.write_str(&problem.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// How to read a file.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `--env <profile>`: merge `env_<profile>` over `env`.
+    pub profile: Option<String>,
+    /// CPUs this process may use, for `instances: "max"` and -1.
+    pub cpus: u32,
+}
+
+/// The apps of a file, and warnings about fields that were ignored.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The apps, in file order.
+    pub apps: Vec<AppConfig>,
+    /// One sentence each.
+    pub warnings: Vec<String>,
+}
+
+struct Checker<'a> {
+    text: &'a str,
+    format: Format,
+    problems: Vec<Problem>,
+    /// For each app, its raw object, to count earlier occurrences of keys.
+    objects: Vec<Map<String, Value>>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, app: usize, label: &str, path: &[&str], message: String) {
+        let occurrence = path.first().map_or(0, |first| {
+            self.objects[..app]
+                .iter()
+                .filter(|o| o.contains_key(*first))
+                .count()
+        });
+        let position = locate::locate(self.text, self.format, path, occurrence);
+        self.problems.push(Problem {
+            line: position.map(|p| p.0),
+            column: position.map(|p| p.1),
+            app: Some(label.to_string()),
+            field: (!path.is_empty()).then(|| path.join(".")),
+            message,
+        });
+    }
+}
+
+fn suggestion(key: &str, known: &[&str]) -> String {
+    known
+        .iter()
+        .map(|candidate| (strsim::jaro_winkler(key, candidate), candidate))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| format!(" (did you mean '{candidate}'?)"))
+        .unwrap_or_default()
+}
+
+/// Reads the text of a config file into apps. `dir` is the file's directory
+/// (relative `cwd`s are resolved against it) and `label` its name in
+/// messages.
+pub fn parse(
+    label: &str,
+    dir: &Path,
+    text: &str,
+    format: Format,
+    options: &Options,
+) -> Result<Loaded, ConfigError> {
+    let fail = |line: Option<usize>, column: Option<usize>, message: String| ConfigError {
+        file: label.to_string(),
+        problems: vec![Problem {
+            line,
+            column,
+            app: None,
+            field: None,
+            message,
+        }],
+    };
+    let root: Value = match format {
+        Format::Json | Format::Js => serde_json::from_str(text).map_err(|err| {
+            let message = err.to_string();
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_string();
+            fail(
+                Some(err.line()),
+                Some(err.column()),
+                format!("not valid JSON: {message}"),
+            )
+        })?,
+        Format::Yaml => serde_saphyr::from_str(text).map_err(|err| {
+            let location = err.location();
+            let message = err.to_string();
+            let first = message.lines().next().unwrap_or(&message).to_string();
+            fail(
+                location.map(|l| l.line() as usize),
+                location.map(|l| l.column() as usize),
+                format!("not valid YAML: {first}"),
+            )
+        })?,
+        Format::Toml => toml::from_str(text).map_err(|err| {
+            let position = err.span().map(|span| locate::line_col(text, span.start));
+            fail(
+                position.map(|p| p.0),
+                position.map(|p| p.1),
+                format!("not valid TOML: {}", err.message().trim()),
+            )
+        })?,
+    };
+    let objects: Vec<Value> = match root {
+        Value::Object(mut map) if map.contains_key("apps") => match map.remove("apps") {
+            Some(Value::Array(apps)) => apps,
+            Some(other) => {
+                return Err(fail(
+                    None,
+                    None,
+                    format!("'apps' must be a list of apps, not {}", file::kind(&other)),
+                ))
+            }
+            None => Vec::new(),
+        },
+        Value::Object(map) => vec![Value::Object(map)],
+        other => {
+            return Err(fail(
+                None,
+                None,
+                format!(
+                    "expected {{\"apps\": [...]}} or one app object, found {}",
+                    file::kind(&other)
+                ),
+            ))
+        }
+    };
+    if objects.is_empty() {
+        return Err(fail(None, None, "the file lists no apps".to_string()));
+    }
+    let mut checker = Checker {
+        text,
+        format,
+        problems: Vec::new(),
+        objects: objects
+            .iter()
+            .map(|o| o.as_object().cloned().unwrap_or_default())
+            .collect(),
+    };
+    let mut warnings = Vec::new();
+    let mut apps = Vec::new();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (index, object) in objects.iter().enumerate() {
+        let Some(map) = object.as_object() else {
+            checker.problems.push(Problem {
+                line: None,
+                column: None,
+                app: Some(format!("#{}", index + 1)),
+                field: None,
+                message: format!("an app must be an object, not {}", file::kind(object)),
+            });
+            continue;
+        };
+        let label = match map.get("name").and_then(Value::as_str) {
+            Some(name) => format!("'{name}'"),
+            None => format!("#{}", index + 1),
+        };
+        if let Some(app) = check_app(
+            &mut checker,
+            index,
+            &label,
+            map,
+            dir,
+            options,
+            &mut warnings,
+        ) {
+            if let Some(first) = seen.insert(app.name.clone(), index) {
+                checker.problem(
+                    index,
+                    &label,
+                    &["name"],
+                    format!("the name is already used by app #{}", first + 1),
+                );
+            }
+            apps.push(app);
+        }
+    }
+    if checker.problems.is_empty() {
+        Ok(Loaded { apps, warnings })
+    } else {
+        let mut problems = checker.problems;
+        problems.sort_by_key(|p| (p.line.unwrap_or(usize::MAX), p.column.unwrap_or(0)));
+        Err(ConfigError {
+            file: label.to_string(),
+            problems,
+        })
+    }
+}
+
+fn check_app(
+    checker: &mut Checker<'_>,
+    index: usize,
+    label: &str,
+    map: &Map<String, Value>,
+    dir: &Path,
+    options: &Options,
+    warnings: &mut Vec<String>,
+) -> Option<AppConfig> {
+    let before = checker.problems.len();
+    let mut fields = Map::new();
+    let mut profiles: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for (key, value) in map {
+        if let Some(profile) = key.strip_prefix("env_").filter(|p| !p.is_empty()) {
+            match serde_json::from_value::<BTreeMap<String, file::EnvValue>>(value.clone()) {
+                Ok(env) => {
+                    profiles.insert(
+                        profile.to_string(),
+                        env.into_iter().map(|(k, v)| (k, v.0)).collect(),
+                    );
+                }
+                Err(err) => checker.problem(index, label, &[key], err.to_string()),
+            }
+            continue;
+        }
+        let canonical = ALIASES
+            .iter()
+            .find(|(alias, _)| alias == key)
+            .map_or(key.as_str(), |(_, field)| field);
+        if PM2_ONLY.contains(&key.as_str()) {
+            warnings.push(format!(
+                "app {label}: field '{key}' is a PM2 option pmdaemon does not use; ignored"
+            ));
+            continue;
+        }
+        if !FIELDS.contains(&canonical) {
+            let hint = suggestion(key, FIELDS);
+            checker.problem(index, label, &[key], format!("unknown field{hint}"));
+            continue;
+        }
+        if canonical == "health_check" {
+            if let Some(block) = value.as_object() {
+                for nested in block.keys() {
+                    if !HEALTH_CHECK_FIELDS.contains(&nested.as_str()) {
+                        let hint = suggestion(nested, HEALTH_CHECK_FIELDS);
+                        checker.problem(
+                            index,
+                            label,
+                            &[key, nested],
+                            format!("unknown field{hint}"),
+                        );
+                    }
+                }
+                for (nested, nested_value) in block {
+                    if !HEALTH_CHECK_FIELDS.contains(&nested.as_str()) {
+                        continue;
+                    }
+                    let probe = serde_json::json!({ nested: nested_value });
+                    if let Err(err) = serde_json::from_value::<file::HealthCheckFile>(probe) {
+                        checker.problem(index, label, &[key, nested], err.to_string());
+                    }
+                }
+                fields.insert(canonical.to_string(), value.clone());
+                continue;
+            }
+        }
+        let probe = serde_json::json!({ canonical: value });
+        match serde_json::from_value::<AppFile>(probe) {
+            Ok(_) => {
+                fields.insert(canonical.to_string(), value.clone());
+            }
+            Err(err) => checker.problem(index, label, &[key], err.to_string()),
+        }
+    }
+    if checker.problems.len() > before {
+        return None;
+    }
+    let parsed: AppFile = match serde_json::from_value(Value::Object(fields)) {
+        Ok(parsed) => parsed,
+        Err(err) => {
+            checker.problem(index, label, &[], err.to_string());
+            return None;
+        }
+    };
+    let config = convert(checker, index, label, parsed, profiles, dir, options);
+    (checker.problems.len() == before)
+        .then_some(config)
+        .flatten()
+}
+
+fn convert(
+    checker: &mut Checker<'_>,
+    index: usize,
+    label: &str,
+    app: AppFile,
+    profiles: BTreeMap<String, BTreeMap<String, String>>,
+    dir: &Path,
+    options: &Options,
+) -> Option<AppConfig> {
+    let defaults = AppConfig::default();
+    let Some(script) = app.script.filter(|s| !s.trim().is_empty()) else {
+        let at: &[&str] = if app.name.is_some() { &["name"] } else { &[] };
+        checker.problem(
+            index,
+            label,
+            at,
+            "the app has no 'script': say what to run".to_string(),
+        );
+        return None;
+    };
+    let args = match app.args {
+        None => Vec::new(),
+        Some(Args::List(list)) => list,
+        Some(Args::Line(line)) if line.trim().is_empty() => Vec::new(),
+        Some(Args::Line(line)) => match split_command_line(&line) {
+            Ok(words) => words,
+            Err(err) => {
+                checker.problem(index, label, &["args"], err.to_string());
+                return None;
+            }
+        },
+    };
+    let cwd = dir.join(app.cwd.as_deref().unwrap_or(""));
+    let resolve = |file: Option<String>| file.map(|f| cwd.join(f));
+    let mut env: BTreeMap<String, String> = app
+        .env
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
+    if let Some(profile) = options.profile.as_ref().and_then(|p| profiles.get(p)) {
+        env.extend(profile.clone());
+    }
+    let cpus = options.cpus.max(1);
+    let instances = match app.instances.unwrap_or(Instances::Count(1)) {
+        Instances::Count(n) => n,
+        Instances::Max => cpus,
+        Instances::AllButOne => (cpus - 1).max(1),
+    };
+    if let Some(port) = &app.port {
+        if let Err(err) = check_ports_fit(port, instances) {
+            checker.problem(index, label, &["port"], err.to_string());
+        }
+    }
+    if let Some(signal) = &app.stop_signal {
+        if let Err(err) = signal_number(signal) {
+            checker.problem(index, label, &["stop_signal"], err.to_string());
+        }
+    }
+    let health_check = app.health_check.map(|h| {
+        let check = HealthCheck {
+            check_type: match h.check_type.unwrap_or(CheckTypeName::Http) {
+                CheckTypeName::Http => CheckType::Http,
+                CheckTypeName::Tcp => CheckType::Tcp,
+                CheckTypeName::Script => CheckType::Script,
+            },
+            url: h.url,
+            script: h.script,
+            timeout: h.timeout.map_or(5_000, |s| s.0),
+            interval: h.interval.map_or(30_000, |s| s.0),
+            retries: h.retries.unwrap_or(3),
+            enabled: h.enabled.unwrap_or(true),
+        };
+        if check.check_type == CheckType::Http && check.url.is_none() {
+            checker.problem(
+                index,
+                label,
+                &["health_check"],
+                "an http check needs a 'url'".to_string(),
+            );
+        }
+        if check.check_type == CheckType::Script && check.script.is_none() {
+            checker.problem(
+                index,
+                label,
+                &["health_check"],
+                "a script check needs a 'script'".to_string(),
+            );
+        }
+        if check.retries == 0 {
+            checker.problem(
+                index,
+                label,
+                &["health_check", "retries"],
+                "retries must be at least 1".to_string(),
+            );
+        }
+        check
+    });
+    let log_file = resolve(app.log_file);
+    let config = AppConfig {
+        name: app.name.unwrap_or_else(|| default_name(&script)),
+        script,
+        args,
+        interpreter: app.interpreter,
+        cwd: Some(cwd.clone()),
+        env,
+        instances,
+        port: app.port,
+        instance_var: app.instance_var.unwrap_or(defaults.instance_var.clone()),
+        autorestart: app.autorestart.unwrap_or(true),
+        max_restarts: app.max_restarts.unwrap_or(defaults.max_restarts),
+        min_uptime: app.min_uptime.map_or(defaults.min_uptime, |d| d.0),
+        restart_delay: app.restart_delay.map_or(0, |d| d.0),
+        exp_backoff_restart_delay: app.exp_backoff_restart_delay.map(|d| d.0),
+        kill_timeout: app.kill_timeout.map_or(defaults.kill_timeout, |d| d.0),
+        stop_signal: app.stop_signal.unwrap_or(defaults.stop_signal.clone()),
+        stop_exit_codes: match app.stop_exit_codes {
+            None => Vec::new(),
+            Some(ExitCodes::One(code)) => vec![code],
+            Some(ExitCodes::Many(codes)) => codes,
+        },
+        exec_mode: match app.exec_mode {
+            Some(ExecModeName::Cluster) => ExecMode::Cluster,
+            _ => ExecMode::Fork,
+        },
+        max_memory_restart: app.max_memory_restart.map(|s| s.0),
+        health_check,
+        wait_ready: app.wait_ready.unwrap_or(false),
+        listen_timeout: app.listen_timeout.map(|d| d.0),
+        watch: match app.watch {
+            Some(Watch::Enabled(true)) => vec![".".to_string()],
+            Some(Watch::Paths(paths)) => paths,
+            _ => Vec::new(),
+        },
+        ignore_watch: app.ignore_watch.unwrap_or_default(),
+        watch_delay: app.watch_delay.map_or(0, |d| d.0),
+        cron_restart: app.cron_restart,
+        out_file: resolve(app.out_file).or_else(|| log_file.clone()),
+        error_file: resolve(app.error_file).or(log_file),
+        log_date_format: app.log_date_format,
+        merge_logs: app.merge_logs.unwrap_or(false),
+        namespace: app.namespace,
+    };
+    if let Err(err) = config.validate() {
+        checker.problem(index, label, &["name"], err.to_string());
+    }
+    Some(config)
+}
+
+/// Where a relative path in a config file points.
+pub fn base_dir(path: &Path) -> PathBuf {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// The JSON Schema of ecosystem files, as committed in
+/// `schema/ecosystem.schema.json`.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(file::EcosystemFile);
+    serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
+}
+
+#[cfg(test)]
+mod tests;
