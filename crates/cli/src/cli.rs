@@ -9,6 +9,10 @@ use pmdaemon_core::ports::PortSpec;
 #[derive(Debug, Parser)]
 #[command(name = "pmdaemon", version, about, propagate_version = true)]
 pub struct Cli {
+    /// An ecosystem file (JSON, YAML, TOML or PM2's ecosystem.config.js)
+    /// for `start`, `stop`, `restart` and `delete`.
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     /// The verb.
     #[command(subcommand)]
     pub command: Command,
@@ -37,6 +41,8 @@ pub enum Command {
     Info(InfoArgs),
     /// The last lines of the logs.
     Logs(LogsArgs),
+    /// Check an ecosystem file without starting anything.
+    Validate(ValidateArgs),
     /// Stop every app gracefully, then the daemon (the next command starts a
     /// new daemon, which brings the apps back).
     Kill,
@@ -47,8 +53,16 @@ pub enum Command {
 /// `start`.
 #[derive(Debug, Args)]
 pub struct StartArgs {
-    /// What to run: `app.py`, `./worker.sh`, `"python3 -m http.server 8000"`.
-    pub script: String,
+    /// What to run: `app.py`, `./worker.sh`, `"python3 -m http.server 8000"`,
+    /// an ecosystem file, or the name of an existing app.
+    pub script: Option<String>,
+    /// With an ecosystem file: only these apps (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// With an ecosystem file: delete apps that came from it but are no
+    /// longer in it.
+    #[arg(long)]
+    pub prune: bool,
     /// Arguments passed to the script (after `--`).
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -65,9 +79,10 @@ pub struct StartArgs {
     /// The variable carrying the instance index besides PM2_INSTANCE_ID.
     #[arg(long, default_value = "NODE_APP_INSTANCE", value_name = "NAME")]
     pub instance_var: String,
-    /// Environment variable for the app, `KEY=VALUE` (repeatable).
-    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_env)]
-    pub env: Vec<(String, String)>,
+    /// `KEY=VALUE`: an environment variable for the app (repeatable); a
+    /// bare word such as `production`: merge the file's `env_production`.
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE|PROFILE", value_parser = parse_env)]
+    pub env: Vec<EnvArg>,
     /// Working directory (default: the current one).
     #[arg(long)]
     pub cwd: Option<PathBuf>,
@@ -139,6 +154,13 @@ pub struct ScaleArgs {
     pub json: bool,
 }
 
+/// `validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The ecosystem file.
+    pub file: std::path::PathBuf,
+}
+
 /// `list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
@@ -176,10 +198,29 @@ pub struct LogsArgs {
     pub json: bool,
 }
 
-fn parse_env(input: &str) -> Result<(String, String), String> {
+/// A `--env` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvArg {
+    /// `KEY=VALUE`.
+    Var(String, String),
+    /// A profile name.
+    Profile(String),
+}
+
+fn parse_env(input: &str) -> Result<EnvArg, String> {
     match input.split_once('=') {
-        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
-        _ => Err(format!("'{input}' is not KEY=VALUE")),
+        Some((key, value)) if !key.is_empty() => {
+            Ok(EnvArg::Var(key.to_string(), value.to_string()))
+        }
+        Some(_) => Err(format!("'{input}' is not KEY=VALUE")),
+        None if !input.is_empty()
+            && input
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+        {
+            Ok(EnvArg::Profile(input.to_string()))
+        }
+        None => Err(format!("'{input}' is neither KEY=VALUE nor a profile name")),
     }
 }
 
@@ -195,9 +236,19 @@ mod tests {
 
     #[test]
     fn env_pairs_need_a_key_and_an_equals_sign() {
-        assert_eq!(parse_env("A=b=c").unwrap(), ("A".into(), "b=c".into()));
-        assert_eq!(parse_env("A=").unwrap(), ("A".into(), String::new()));
-        assert!(parse_env("A").is_err());
+        assert_eq!(
+            parse_env("A=b=c").unwrap(),
+            EnvArg::Var("A".into(), "b=c".into())
+        );
+        assert_eq!(
+            parse_env("A=").unwrap(),
+            EnvArg::Var("A".into(), String::new())
+        );
+        assert_eq!(
+            parse_env("production").unwrap(),
+            EnvArg::Profile("production".into())
+        );
         assert!(parse_env("=x").is_err());
+        assert!(parse_env("two words").is_err());
     }
 }

@@ -15,6 +15,7 @@ use pmdaemon_daemon::Home;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let home = Home::from_env();
+    let config = cli.config;
     let result = match cli.command {
         cli::Command::Daemon => commands::daemon::run(home),
         command => {
@@ -23,7 +24,7 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .map_err(anyhow::Error::from)
-                .and_then(|runtime| runtime.block_on(commands::run(command, home)))
+                .and_then(|runtime| runtime.block_on(commands::run(command, config, home)))
         }
     };
     match result {

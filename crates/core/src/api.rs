@@ -4,6 +4,7 @@
 //! - `GET /api/version` → [`VersionInfo`]
 //! - `GET /api/processes` → `Vec<ProcessInfo>`
 //! - `POST /api/processes` with [`StartRequest`] → `Vec<ProcessInfo>`
+//! - `POST /api/apply` with [`ApplyRequest`] → [`ApplyResponse`]
 //! - `GET /api/processes/{target}` → `Vec<ProcessDetail>`
 //! - `POST /api/processes/{target}/{start|stop|restart}` → `Vec<ProcessInfo>`
 //!   (`restart` takes an optional [`RestartRequest`] body)
@@ -45,6 +46,56 @@ pub struct StartRequest {
     /// caller's environment to the app; `config.env` is set on top of it).
     #[serde(default)]
     pub inherited_env: BTreeMap<String, String>,
+}
+
+/// `POST /api/apply`: bring the apps of an ecosystem file to their
+/// configuration. Unchanged apps are left alone; changed ones restart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApplyRequest {
+    /// The apps, as the file describes them.
+    pub apps: Vec<AppConfig>,
+    /// The environment of the command that applies them.
+    #[serde(default)]
+    pub inherited_env: BTreeMap<String, String>,
+    /// The file they come from (prune only touches apps from it).
+    pub file: Option<PathBuf>,
+    /// Delete apps that came from this file but are no longer in it.
+    #[serde(default)]
+    pub prune: bool,
+}
+
+/// What apply did to one app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplyAction {
+    /// It was new and started.
+    Started,
+    /// Its configuration was the same; nothing was done.
+    Unchanged,
+    /// Its configuration changed; it was restarted with the new one.
+    Restarted,
+    /// It is no longer in the file and was deleted (`--prune`).
+    Pruned,
+    /// It could not be applied (see the detail).
+    Failed,
+}
+
+/// One app's outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApplyOutcome {
+    /// The app.
+    pub app: String,
+    /// What was done.
+    pub action: ApplyAction,
+    /// Why, or what failed.
+    pub detail: Option<String>,
+}
+
+/// Response of `POST /api/apply`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApplyResponse {
+    /// Per app, in file order (pruned apps last).
+    pub outcomes: Vec<ApplyOutcome>,
 }
 
 /// Body of `POST /api/processes/{target}/restart` (optional).

@@ -39,6 +39,9 @@ pub struct AppRecord {
     /// The environment of the command that started it.
     #[serde(default)]
     pub inherited_env: BTreeMap<String, String>,
+    /// The ecosystem file it was started from, if any.
+    #[serde(default)]
+    pub source: Option<PathBuf>,
 }
 
 /// What the user asked an instance to be.
@@ -211,6 +214,7 @@ mod tests {
                     ..AppConfig::default()
                 },
                 inherited_env: BTreeMap::new(),
+                source: None,
             }],
             instances: vec![InstanceRecord {
                 id: 1,

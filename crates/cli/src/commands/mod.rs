@@ -2,6 +2,7 @@
 
 pub mod daemon;
 pub mod delete;
+pub mod ecosystem;
 pub mod info;
 pub mod kill;
 pub mod list;
@@ -10,6 +11,9 @@ pub mod restart;
 pub mod scale;
 pub mod start;
 pub mod stop;
+pub mod validate;
+
+use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use pmdaemon_core::api::ProcessInfo;
@@ -20,11 +24,12 @@ use crate::client::Client;
 use crate::render;
 
 /// Runs one verb (all but `daemon`).
-pub async fn run(command: Command, home: Home) -> Result<()> {
+pub async fn run(command: Command, config: Option<PathBuf>, home: Home) -> Result<()> {
     match command {
-        Command::Start(args) => start::run(*args, home).await,
+        Command::Start(args) => start::run(*args, config, home).await,
         Command::Stop(args) => stop::run(args, home).await,
         Command::Restart(args) => restart::run(args, home).await,
+        Command::Validate(args) => validate::run(args),
         Command::Scale(args) => scale::run(args, home).await,
         Command::Delete(args) => delete::run(args, home).await,
         Command::List(args) => list::run(args, home).await,
@@ -65,4 +70,25 @@ pub async fn report(
     let all: Vec<ProcessInfo> = client.get("/api/processes").await?;
     println!("{}", render::process_table(&all));
     Ok(())
+}
+
+/// The targets a verb acts on: the target itself, or, for an ecosystem
+/// file, the apps of that file that pmdaemon knows.
+pub async fn expand_target(client: &Client, target: &str) -> Result<Vec<String>> {
+    if !ecosystem::is_file(target) {
+        target_path(target)?;
+        return Ok(vec![target.to_string()]);
+    }
+    let loaded = ecosystem::load(std::path::Path::new(target), None)?;
+    let known: Vec<ProcessInfo> = client.get("/api/processes").await?;
+    let names: Vec<String> = loaded
+        .apps
+        .into_iter()
+        .map(|a| a.name)
+        .filter(|name| known.iter().any(|p| &p.app == name))
+        .collect();
+    if names.is_empty() {
+        bail!("none of the apps of {target} are known to pmdaemon (see `pmdaemon list`)");
+    }
+    Ok(names)
 }

@@ -4,34 +4,56 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use pmdaemon_core::api::{ProcessDetail, ProcessInfo, StartRequest};
+use pmdaemon_core::api::{
+    ApplyAction, ApplyRequest, ApplyResponse, ProcessDetail, ProcessInfo, StartRequest,
+};
 use pmdaemon_core::command::{default_name, split_command_line};
 use pmdaemon_core::config::AppConfig;
 use pmdaemon_core::units::parse_duration_ms;
 use pmdaemon_daemon::Home;
 
-use super::{report, target_path};
-use crate::cli::StartArgs;
+use super::{ecosystem, report, target_path};
+use crate::cli::{EnvArg, StartArgs};
 use crate::client::Client;
+use crate::render;
 
-/// Starts a new app, or an existing one named by `script`.
-pub async fn run(args: StartArgs, home: Home) -> Result<()> {
+/// Starts a new app, an existing one named by `script`, or the apps of an
+/// ecosystem file.
+pub async fn run(args: StartArgs, config_file: Option<PathBuf>, home: Home) -> Result<()> {
+    let profile = args.env.iter().find_map(|e| match e {
+        EnvArg::Profile(name) => Some(name.clone()),
+        EnvArg::Var(..) => None,
+    });
+    let file = match (&config_file, &args.script) {
+        (Some(file), _) => Some(file.clone()),
+        (None, Some(script)) if ecosystem::is_file(script) => Some(PathBuf::from(script)),
+        _ => None,
+    };
+    if let Some(file) = file {
+        return apply_file(&args, &file, config_file.is_some(), profile, home).await;
+    }
+    if let Some(profile) = profile {
+        bail!("--env {profile} names a profile of an ecosystem file, and none was given; use --env KEY=VALUE to set a variable");
+    }
+    let Some(script) = args.script.clone() else {
+        bail!("start needs something to run: a script, a quoted command line, an ecosystem file or the name of an app");
+    };
     let here = std::env::current_dir().context("cannot read the current directory")?;
     let cwd = match &args.cwd {
         Some(cwd) => here.join(cwd),
         None => here,
     };
-    let is_file = cwd.join(&args.script).exists();
+    let is_file = cwd.join(&script).exists();
     let client = Client::connect(home).await?;
-    if !is_file && looks_like_a_target(&args) {
-        let path = target_path(&args.script)?;
+    if !is_file && looks_like_a_target(&script, &args) {
+        let path = target_path(&script)?;
         if client.find::<Vec<ProcessDetail>>(&path).await?.is_some() {
             let started: Vec<ProcessInfo> = client.post(&format!("{path}/start"), &()).await?;
             return report(&client, "started", &started, args.json).await;
         }
     }
     let request = StartRequest {
-        config: config(&args, cwd, is_file)?,
+        config: config(&script, &args, cwd, is_file)?,
         inherited_env: inherited_env(),
     };
     let started: Vec<ProcessInfo> = client.post("/api/processes", &request).await?;
@@ -40,22 +62,22 @@ pub async fn run(args: StartArgs, home: Home) -> Result<()> {
 
 /// `pmdaemon start web` starts the existing app `web` when no file of that
 /// name exists and nothing else was asked for.
-fn looks_like_a_target(args: &StartArgs) -> bool {
-    !args.script.contains(char::is_whitespace)
-        && !args.script.contains('/')
+fn looks_like_a_target(script: &str, args: &StartArgs) -> bool {
+    !script.contains(char::is_whitespace)
+        && !script.contains('/')
         && args.args.is_empty()
         && args.name.is_none()
         && args.port.is_none()
         && args.instances.is_none()
 }
 
-fn config(args: &StartArgs, cwd: PathBuf, is_file: bool) -> Result<AppConfig> {
+fn config(script: &str, args: &StartArgs, cwd: PathBuf, is_file: bool) -> Result<AppConfig> {
     // A path that exists is taken whole (it may contain spaces); anything
     // else is a command line, split as a shell would.
     let (script, mut script_args) = if is_file {
-        (args.script.clone(), Vec::new())
+        (script.to_string(), Vec::new())
     } else {
-        let mut words = split_command_line(&args.script)?;
+        let mut words = split_command_line(script)?;
         let first = words.remove(0);
         (first, words)
     };
@@ -76,7 +98,7 @@ fn config(args: &StartArgs, cwd: PathBuf, is_file: bool) -> Result<AppConfig> {
         args: script_args,
         interpreter: args.interpreter.clone(),
         cwd: Some(cwd),
-        env: args.env.iter().cloned().collect(),
+        env: env_vars(args),
         autorestart: !args.no_autorestart,
         max_restarts: args.max_restarts.unwrap_or(defaults.max_restarts),
         min_uptime: duration(&args.min_uptime, "min-uptime")?.unwrap_or(defaults.min_uptime),
@@ -95,6 +117,84 @@ fn config(args: &StartArgs, cwd: PathBuf, is_file: bool) -> Result<AppConfig> {
         script,
         ..defaults
     })
+}
+
+fn env_vars(args: &StartArgs) -> BTreeMap<String, String> {
+    args.env
+        .iter()
+        .filter_map(|e| match e {
+            EnvArg::Var(key, value) => Some((key.clone(), value.clone())),
+            EnvArg::Profile(_) => None,
+        })
+        .collect()
+}
+
+/// Applies an ecosystem file: new apps start, unchanged ones are left
+/// alone, changed ones restart; prints what happened to each.
+async fn apply_file(
+    args: &StartArgs,
+    file: &std::path::Path,
+    via_config: bool,
+    profile: Option<String>,
+    home: Home,
+) -> Result<()> {
+    let mut loaded = ecosystem::load(file, profile)?;
+    let mut only = args.only.clone();
+    if via_config {
+        only.extend(args.name.clone());
+        only.extend(args.script.clone().filter(|s| !ecosystem::is_file(s)));
+    }
+    if !only.is_empty() {
+        let names: Vec<String> = loaded.apps.iter().map(|a| a.name.clone()).collect();
+        if let Some(missing) = only.iter().find(|o| !names.contains(o)) {
+            bail!(
+                "{} has no app named '{missing}' (it has: {})",
+                file.display(),
+                names.join(", ")
+            );
+        }
+        loaded.apps.retain(|a| only.contains(&a.name));
+    }
+    let extra = env_vars(args);
+    for app in &mut loaded.apps {
+        app.env.extend(extra.clone());
+    }
+    let client = Client::connect(home).await?;
+    let request = ApplyRequest {
+        apps: loaded.apps,
+        inherited_env: inherited_env(),
+        file: Some(std::path::absolute(file).context("cannot resolve the file's path")?),
+        prune: args.prune,
+    };
+    let response: ApplyResponse = client.post("/api/apply", &request).await?;
+    if args.json {
+        println!("{}", render::json(&response)?);
+    } else {
+        for outcome in &response.outcomes {
+            let detail = outcome
+                .detail
+                .as_deref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
+            let action = serde_json::to_value(outcome.action)?;
+            println!(
+                "[pmdaemon] {}: {}{detail}",
+                outcome.app,
+                action.as_str().unwrap_or("?")
+            );
+        }
+        let all: Vec<ProcessInfo> = client.get("/api/processes").await?;
+        println!("{}", render::process_table(&all));
+    }
+    let failed = response
+        .outcomes
+        .iter()
+        .filter(|o| o.action == ApplyAction::Failed)
+        .count();
+    if failed > 0 {
+        bail!("{failed} app(s) of {} could not be applied", file.display());
+    }
+    Ok(())
 }
 
 /// `N`, `max` (CPUs this process may use: affinity mask and cgroup quota)

@@ -4,14 +4,19 @@ use anyhow::Result;
 use pmdaemon_core::api::ProcessInfo;
 use pmdaemon_daemon::Home;
 
-use super::{report, target_path};
+use super::{expand_target, report, target_path};
 use crate::cli::TargetArgs;
 use crate::client::Client;
 
 /// Stops the target; returns once none of its processes is left.
 pub async fn run(args: TargetArgs, home: Home) -> Result<()> {
-    let path = target_path(&args.target)?;
     let client = Client::connect(home).await?;
-    let affected: Vec<ProcessInfo> = client.post(&format!("{path}/stop"), &()).await?;
+    let mut affected: Vec<ProcessInfo> = Vec::new();
+    for target in expand_target(&client, &args.target).await? {
+        let done: Vec<ProcessInfo> = client
+            .post(&format!("{}/stop", target_path(&target)?), &())
+            .await?;
+        affected.extend(done);
+    }
     report(&client, "stopped", &affected, args.json).await
 }

@@ -18,7 +18,9 @@ use serde_json::{Map, Value};
 
 use self::file::{AppFile, Args, CheckTypeName, ExecModeName, ExitCodes, Instances, Watch};
 use crate::command::{default_name, split_command_line};
-use crate::config::{check_ports_fit, signal_number, AppConfig, CheckType, ExecMode, HealthCheck};
+use crate::config::{
+    check_ports_fit, signal_number, validate_name, AppConfig, CheckType, ExecMode, HealthCheck,
+};
 
 /// The syntax of a config file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,6 +369,16 @@ pub fn parse(
             Some(name) => format!("'{name}'"),
             None => format!("#{}", index + 1),
         };
+        if let Some(name) = map.get("name").and_then(Value::as_str) {
+            if let Some(first) = seen.insert(name.to_string(), index) {
+                checker.problem(
+                    index,
+                    &label,
+                    &["name"],
+                    format!("the name is already used by app #{}", first + 1),
+                );
+            }
+        }
         if let Some(app) = check_app(
             &mut checker,
             index,
@@ -376,14 +388,6 @@ pub fn parse(
             options,
             &mut warnings,
         ) {
-            if let Some(first) = seen.insert(app.name.clone(), index) {
-                checker.problem(
-                    index,
-                    &label,
-                    &["name"],
-                    format!("the name is already used by app #{}", first + 1),
-                );
-            }
             apps.push(app);
         }
     }
@@ -633,7 +637,8 @@ fn convert(
         merge_logs: app.merge_logs.unwrap_or(false),
         namespace: app.namespace,
     };
-    if let Err(err) = config.validate() {
+    // Ports and the stop signal were checked above, each at its field.
+    if let Err(err) = validate_name(&config.name) {
         checker.problem(index, label, &["name"], err.to_string());
     }
     Some(config)

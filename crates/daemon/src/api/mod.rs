@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
             "/api/processes",
             get(processes::list).post(processes::start),
         )
+        .route("/api/apply", post(processes::apply))
         .route(
             "/api/processes/{target}",
             get(processes::info).delete(control::delete),

@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use pmdaemon_core::api::{ProcessDetail, ProcessInfo, StartRequest};
+use pmdaemon_core::api::{ApplyRequest, ApplyResponse, ProcessDetail, ProcessInfo, StartRequest};
 
 use super::{ApiResult, AppState};
 
@@ -25,4 +25,12 @@ pub async fn info(
     Path(target): Path<String>,
 ) -> ApiResult<Vec<ProcessDetail>> {
     Ok(Json(state.supervisor.detail(&target)?))
+}
+
+/// Brings the apps of an ecosystem file to their configuration.
+pub async fn apply(
+    State(state): State<AppState>,
+    Json(request): Json<ApplyRequest>,
+) -> ApiResult<ApplyResponse> {
+    Ok(Json(state.supervisor.apply(request).await?))
 }

@@ -8,6 +8,7 @@
 //! persister task that coalesces bursts; mutating API calls wait until their
 //! change is on disk before answering.
 
+mod apply;
 pub(crate) mod instance;
 mod table;
 
@@ -181,10 +182,20 @@ impl Supervisor {
         self: &Arc<Self>,
         request: StartRequest,
     ) -> Result<Vec<ProcessInfo>, Error> {
+        self.register(request.config, request.inherited_env, None)
+            .await
+    }
+
+    /// Registers and starts `config`, remembering the file it came from.
+    async fn register(
+        self: &Arc<Self>,
+        config: AppConfig,
+        inherited_env: BTreeMap<String, String>,
+        source: Option<std::path::PathBuf>,
+    ) -> Result<Vec<ProcessInfo>, Error> {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(Error::ShuttingDown);
         }
-        let config = request.config;
         config.validate()?;
         // Fail fast, before registering anything, on a bad program or cwd.
         let first = InstanceEnv {
@@ -192,7 +203,7 @@ impl Supervisor {
             name: &config.instance_name(0),
             port: None,
         };
-        spawn::plan(&config, &request.inherited_env, &first)?;
+        spawn::plan(&config, &inherited_env, &first)?;
         let ids: Vec<u32> = {
             let mut table = self.lock();
             if table.name_taken(&config.name, config.instances) {
@@ -204,7 +215,8 @@ impl Supervisor {
             let ports = self.allocate_ports(&table, &config, &indices)?;
             table.apps.push(AppRecord {
                 config: config.clone(),
-                inherited_env: request.inherited_env,
+                inherited_env,
+                source,
             });
             add_instances(&mut table, &config, &indices, ports, "pmdaemon start")
         };

@@ -209,6 +209,7 @@ mod tests {
                     ..AppConfig::default()
                 },
                 inherited_env: BTreeMap::new(),
+                source: None,
             });
         }
         table

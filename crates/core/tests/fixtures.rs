@@ -1,0 +1,111 @@
+//! Every file under tests/fixtures/ecosystem/valid loads; every file under
+//! invalid/ fails with exactly the message in its `.expected` file
+//! (regenerate with PMDAEMON_UPDATE_EXPECTED=1 after checking the change).
+
+use std::path::{Path, PathBuf};
+
+use pmdaemon_core::ecosystem::{parse, Format, Options};
+
+fn fixtures(kind: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/ecosystem")
+        .join(kind);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| Format::of(p).is_some())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
+    files
+}
+
+fn load(
+    path: &Path,
+) -> Result<pmdaemon_core::ecosystem::Loaded, pmdaemon_core::ecosystem::ConfigError> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let label = path.file_name().unwrap().to_str().unwrap();
+    let options = Options {
+        profile: Some("production".into()),
+        cpus: 4,
+    };
+    parse(
+        label,
+        Path::new("/srv"),
+        &text,
+        Format::of(path).unwrap(),
+        &options,
+    )
+}
+
+#[test]
+fn every_valid_fixture_loads() {
+    for path in fixtures("valid") {
+        let loaded = load(&path).unwrap_or_else(|err| panic!("{err}"));
+        assert!(!loaded.apps.is_empty(), "{}", path.display());
+    }
+}
+
+#[test]
+fn every_invalid_fixture_fails_with_its_expected_message() {
+    for path in fixtures("invalid") {
+        let err = load(&path)
+            .err()
+            .unwrap_or_else(|| panic!("{} loaded", path.display()));
+        let message = format!("{err}\n");
+        let expected_path = PathBuf::from(format!("{}.expected", path.display()));
+        if std::env::var_os("PMDAEMON_UPDATE_EXPECTED").is_some() {
+            std::fs::write(&expected_path, &message).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path)
+            .unwrap_or_else(|_| panic!("{} is missing", expected_path.display()));
+        assert_eq!(message, expected, "{}", path.display());
+    }
+}
+
+#[test]
+fn valid_fixtures_mean_what_they_say() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ecosystem/valid");
+    let yaml = load(&dir.join("pm2-style.yaml")).unwrap();
+    assert_eq!(yaml.warnings.len(), 1, "{:?}", yaml.warnings);
+    let api = &yaml.apps[0];
+    assert_eq!(api.instances, 4);
+    assert_eq!(
+        api.env["NODE_ENV"], "production",
+        "--env production merges env_production"
+    );
+    assert_eq!(api.env["PORT"], "3000");
+    assert_eq!(api.max_memory_restart, Some(300 << 20));
+    assert_eq!(
+        api.out_file.as_deref(),
+        Some(Path::new("/srv/./logs/api.out.log"))
+    );
+    assert_eq!(api.watch, ["src"]);
+    assert_eq!(api.cron_restart.as_deref(), Some("0 3 * * *"));
+    let jobs = &yaml.apps[1];
+    assert_eq!(jobs.args, ["-m", "jobs", "--queue", "default"]);
+    assert_eq!(jobs.instances, 3);
+    assert!(!jobs.autorestart);
+    assert_eq!(jobs.stop_exit_codes, [0, 3]);
+
+    let toml = load(&dir.join("everything.toml")).unwrap();
+    let web = &toml.apps[0];
+    assert_eq!(web.port.unwrap().to_string(), "auto:9000-9100");
+    assert_eq!(
+        (
+            web.min_uptime,
+            web.exp_backoff_restart_delay,
+            web.kill_timeout,
+            web.listen_timeout
+        ),
+        (2000, Some(100), 5000, Some(8000))
+    );
+    let check = web.health_check.as_ref().unwrap();
+    assert_eq!(
+        (check.interval, check.timeout, check.retries),
+        (10_000, 2_000, 5)
+    );
+    assert!(web.merge_logs && web.wait_ready);
+    assert_eq!(web.instance_var, "INSTANCE_ID");
+}

@@ -1,0 +1,213 @@
+//! Applying an ecosystem file: new apps start, unchanged apps are left
+//! alone, changed apps are reconfigured and restarted, and (with prune) apps
+//! that left the file are deleted.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use pmdaemon_core::api::{ApplyAction, ApplyOutcome, ApplyRequest, ApplyResponse, Status};
+use pmdaemon_core::config::AppConfig;
+
+use super::{add_instances, Action, Supervisor};
+use crate::ports;
+use crate::spawn::{self, InstanceEnv};
+use crate::Error;
+
+impl Supervisor {
+    /// Brings the apps of a file to their configuration. Every app's
+    /// program is checked first: if one cannot run, nothing changes.
+    pub async fn apply(self: &Arc<Self>, request: ApplyRequest) -> Result<ApplyResponse, Error> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(Error::ShuttingDown);
+        }
+        for config in &request.apps {
+            config.validate()?;
+            let first = InstanceEnv {
+                index: 0,
+                name: &config.instance_name(0),
+                port: None,
+            };
+            spawn::plan(config, &request.inherited_env, &first)
+                .map_err(|err| Error::BadCommand(format!("app '{}': {err}", config.name)))?;
+        }
+        let mut outcomes = Vec::new();
+        for config in request.apps.iter().cloned() {
+            let name = config.name.clone();
+            let outcome = self
+                .apply_one(config, &request.inherited_env, request.file.clone())
+                .await;
+            outcomes.push(match outcome {
+                Ok((action, detail)) => ApplyOutcome {
+                    app: name,
+                    action,
+                    detail,
+                },
+                Err(err) => ApplyOutcome {
+                    app: name,
+                    action: ApplyAction::Failed,
+                    detail: Some(err.to_string()),
+                },
+            });
+        }
+        if request.prune {
+            if let Some(file) = &request.file {
+                let gone: Vec<String> = self
+                    .lock()
+                    .apps
+                    .iter()
+                    .filter(|a| a.source.as_ref() == Some(file))
+                    .filter(|a| !request.apps.iter().any(|c| c.name == a.config.name))
+                    .map(|a| a.config.name.clone())
+                    .collect();
+                for app in gone {
+                    self.control(&app, Action::Delete, None).await?;
+                    outcomes.push(ApplyOutcome {
+                        app,
+                        action: ApplyAction::Pruned,
+                        detail: Some("no longer in the file".into()),
+                    });
+                }
+            }
+        }
+        Ok(ApplyResponse { outcomes })
+    }
+
+    async fn apply_one(
+        self: &Arc<Self>,
+        config: AppConfig,
+        inherited_env: &BTreeMap<String, String>,
+        source: Option<std::path::PathBuf>,
+    ) -> Result<(ApplyAction, Option<String>), Error> {
+        let existing = self.lock().app(&config.name).map(|a| a.config.clone());
+        let Some(existing) = existing else {
+            let started = self.register(config, inherited_env.clone(), source).await?;
+            return Ok((
+                ApplyAction::Started,
+                Some(format!("{} instance(s)", started.len())),
+            ));
+        };
+        if existing == config {
+            let down: Vec<String> = {
+                let table = self.lock();
+                table
+                    .instances
+                    .values()
+                    .filter(|i| i.app == config.name)
+                    .filter(|i| matches!(i.status, Status::Stopped | Status::Errored))
+                    .map(|i| i.name.clone())
+                    .collect()
+            };
+            if down.is_empty() {
+                return Ok((ApplyAction::Unchanged, None));
+            }
+            for instance in &down {
+                self.control(instance, Action::Start, None).await?;
+            }
+            return Ok((
+                ApplyAction::Started,
+                Some(format!("was stopped: {}", down.join(", "))),
+            ));
+        }
+        let changed = changed_fields(&existing, &config);
+        self.reconfigure(config, inherited_env.clone(), source)
+            .await?;
+        Ok((
+            ApplyAction::Restarted,
+            Some(format!("changed: {}", changed.join(", "))),
+        ))
+    }
+
+    /// Gives an existing app a new configuration: instances are added or
+    /// removed to match, ports follow the new spec, and every instance
+    /// restarts with the new settings.
+    async fn reconfigure(
+        self: &Arc<Self>,
+        config: AppConfig,
+        inherited_env: BTreeMap<String, String>,
+        source: Option<std::path::PathBuf>,
+    ) -> Result<(), Error> {
+        let app = config.name.clone();
+        let (surplus, added) = {
+            let mut table = self.lock();
+            let mut current: Vec<(u32, u32)> = table
+                .instances
+                .values()
+                .filter(|i| i.app == app)
+                .map(|i| (i.index, i.id))
+                .collect();
+            current.sort();
+            let wanted: Vec<u32> = (0..config.instances).collect();
+            let ports: Vec<Option<u16>> = match &config.port {
+                None => vec![None; wanted.len()],
+                Some(spec) => {
+                    // This app's own instances still hold the old ports, so
+                    // only other apps' ports are checked.
+                    let held = table.holders(&app);
+                    ports::allocate(spec, &wanted, &held, &Default::default(), false)?
+                        .into_iter()
+                        .map(Some)
+                        .collect()
+                }
+            };
+            if let Some(record) = table.apps.iter_mut().find(|a| a.config.name == app) {
+                record.config = config.clone();
+                record.inherited_env = inherited_env;
+                record.source = source;
+            }
+            let mut surplus = Vec::new();
+            for (index, id) in &current {
+                match table.instances.get_mut(id) {
+                    Some(record) if *index < config.instances => {
+                        record.port = ports[*index as usize];
+                        record.port_override = None;
+                    }
+                    _ => surplus.push(*id),
+                }
+            }
+            let missing: Vec<u32> = wanted
+                .iter()
+                .copied()
+                .filter(|i| !current.iter().any(|(index, _)| index == i))
+                .collect();
+            let missing_ports = missing.iter().map(|i| ports[*i as usize]).collect();
+            let added = add_instances(
+                &mut table,
+                &config,
+                &missing,
+                missing_ports,
+                "configuration applied",
+            );
+            (surplus, added)
+        };
+        self.remove(&surplus).await;
+        let kept: Vec<String> = {
+            let table = self.lock();
+            table
+                .instances
+                .values()
+                .filter(|i| i.app == app && !added.contains(&i.id))
+                .map(|i| i.name.clone())
+                .collect()
+        };
+        for instance in kept {
+            self.control(&instance, Action::Restart, None).await?;
+        }
+        self.start_new(&added).await?;
+        self.persist_now().await;
+        Ok(())
+    }
+}
+
+/// The names of the fields that differ, for the report.
+fn changed_fields(old: &AppConfig, new: &AppConfig) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(old)), Ok(serde_json::Value::Object(new))) =
+        (serde_json::to_value(old), serde_json::to_value(new))
+    else {
+        return vec!["configuration".into()];
+    };
+    new.iter()
+        .filter(|(key, value)| old.get(*key) != Some(value))
+        .map(|(key, _)| key.clone())
+        .collect()
+}
