@@ -2,6 +2,8 @@
 //! invalid/ fails with exactly the message in its `.expected` file
 //! (regenerate with PMDAEMON_UPDATE_EXPECTED=1 after checking the change).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 use pmdaemon_core::ecosystem::{parse, Format, Options};
