@@ -99,3 +99,54 @@ fn output_of_quickly_restarting_processes_is_never_overwritten() {
         );
     }
 }
+
+#[test]
+fn out_file_error_file_and_merge_logs_choose_where_output_goes() {
+    let fx = Fixture::new();
+    fx.script("say.sh", "#!/bin/sh\necho \"out $PM2_INSTANCE_ID\"\necho \"err $PM2_INSTANCE_ID\" >&2\nexec sleep 300\n");
+    std::fs::write(
+        fx.work().join("eco.json"),
+        r#"{"apps": [
+            {"name": "own", "script": "./say.sh", "out_file": "logs/own.out", "error_file": "logs/own.err"},
+            {"name": "split", "script": "./say.sh", "instances": 2, "log_file": "logs/split.log"},
+            {"name": "merged", "script": "./say.sh", "instances": 3, "merge_logs": true}
+        ]}"#,
+    )
+    .unwrap();
+    fx.ok(&["start", "eco.json"]);
+    let read = |path: std::path::PathBuf, lines: usize| {
+        assert!(
+            wait_until(DEADLINE, || std::fs::read_to_string(&path)
+                .is_ok_and(|s| s.lines().count() == lines)),
+            "{}: {:?}",
+            path.display(),
+            std::fs::read_to_string(&path)
+        );
+        let mut lines: Vec<String> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(read(fx.work().join("logs/own.out"), 1), ["out 0"]);
+    assert_eq!(read(fx.work().join("logs/own.err"), 1), ["err 0"]);
+    // One log_file for both streams, one per instance.
+    assert_eq!(
+        read(fx.work().join("logs/split-1.log"), 2),
+        ["err 1", "out 1"]
+    );
+    // merge_logs: all instances in one pair of files.
+    assert_eq!(
+        read(fx.home().join("logs/merged-out.log"), 3),
+        ["out 0", "out 1", "out 2"]
+    );
+    assert_eq!(fx.info("own")[0].out_log, fx.work().join("logs/own.out"));
+    let tail = fx.ok(&["logs", "merged", "--out"]);
+    assert_eq!(
+        tail.matches("merged-out.log").count(),
+        1,
+        "a merged file is shown once: {tail}"
+    );
+}

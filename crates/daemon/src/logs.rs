@@ -22,6 +22,37 @@ use tokio::io::Interest;
 /// Largest chunk moved per call.
 const CHUNK: usize = 1 << 20;
 
+/// Where an instance's `stream` goes: `out_file` / `error_file` when set
+/// (with `-<index>` before the extension when several instances would
+/// otherwise share it, as PM2 does), `logs/<app>-<stream>.log` with
+/// `merge_logs`, else `logs/<instance>-<stream>.log`.
+pub fn log_path(
+    home: &crate::Home,
+    config: &pmdaemon_core::config::AppConfig,
+    index: u32,
+    instance: &str,
+    stream: pmdaemon_core::api::LogStream,
+) -> PathBuf {
+    use pmdaemon_core::api::LogStream;
+    let custom = match stream {
+        LogStream::Out => config.out_file.as_ref(),
+        LogStream::Err => config.error_file.as_ref(),
+    };
+    match custom {
+        Some(path) if config.instances > 1 && !config.merge_logs => {
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("log");
+            let name = match path.extension().and_then(|e| e.to_str()) {
+                Some(ext) => format!("{stem}-{index}.{ext}"),
+                None => format!("{stem}-{index}"),
+            };
+            path.with_file_name(name)
+        }
+        Some(path) => path.clone(),
+        None if config.merge_logs => home.log_file(&config.name, stream),
+        None => home.log_file(instance, stream),
+    }
+}
+
 /// The open log files, one file description each, shared by every process
 /// that writes to the file: the pump of a process that has just exited may
 /// still be draining its pipe while its replacement's pump starts, and with a

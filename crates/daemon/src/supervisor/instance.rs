@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use pmdaemon_core::api::{ExitReason, LogStream, Status};
+use pmdaemon_core::api::{ExitReason, Status};
 use pmdaemon_core::config::{signal_number, AppConfig};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, sleep_until, Instant};
@@ -165,10 +165,10 @@ impl Instance {
             .map_err(|err| err.to_string())?;
         let spawned = spawn::spawn(&self.supervisor.reaper, &plan)
             .map_err(|err| format!("could not start {}: {err}", plan.program.display()))?;
-        let home = &self.supervisor.home;
         let files = &self.supervisor.log_files;
-        logs::pump(files, spawned.stdout, home.log_file(&name, LogStream::Out));
-        logs::pump(files, spawned.stderr, home.log_file(&name, LogStream::Err));
+        let (out, err) = self.supervisor.log_paths(self.id);
+        logs::pump(files, spawned.stdout, out);
+        logs::pump(files, spawned.stderr, err);
         let pid = spawned.pid;
         let start_time = procinfo::stat(pid).map(|stat| stat.start_time);
         self.running = Some(Running {

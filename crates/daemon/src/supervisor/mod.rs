@@ -106,6 +106,12 @@ impl Supervisor {
         self.lock().instances.get_mut(&id).map(change)
     }
 
+    /// The stdout and stderr files of instance `id`.
+    pub(crate) fn log_paths(&self, id: u32) -> (std::path::PathBuf, std::path::PathBuf) {
+        let table = self.lock();
+        table.log_paths(id, &self.home)
+    }
+
     pub(crate) fn app_config(&self, id: u32) -> Option<AppConfig> {
         let table = self.lock();
         let app = &table.instances.get(&id)?.app;
@@ -439,13 +445,23 @@ impl Supervisor {
         }
         let mut table = self.lock();
         let infos = ids.iter().filter_map(|id| table.info(*id)).collect();
+        let mut closing = Vec::new();
         for id in ids {
-            if let Some(record) = table.instances.remove(id) {
-                for stream in [LogStream::Out, LogStream::Err] {
-                    self.log_files
-                        .forget(&self.home.log_file(&record.name, stream));
-                }
-            }
+            let (out, err) = table.log_paths(*id, &self.home);
+            closing.extend([out, err]);
+            table.instances.remove(id);
+        }
+        // A file shared with instances that remain (merge_logs) stays open.
+        let in_use: Vec<std::path::PathBuf> = table
+            .instances
+            .keys()
+            .flat_map(|id| {
+                let (out, err) = table.log_paths(*id, &self.home);
+                [out, err]
+            })
+            .collect();
+        for path in closing.iter().filter(|p| !in_use.contains(p)) {
+            self.log_files.forget(path);
         }
         let Table {
             apps, instances, ..
@@ -492,18 +508,25 @@ impl Supervisor {
                 Some(LogStream::Err) => &[LogStream::Err],
                 None => &[LogStream::Out, LogStream::Err],
             };
-            ids.iter()
-                .filter_map(|id| table.instances.get(id))
-                .flat_map(|record| {
-                    streams.iter().map(|stream| {
-                        (
-                            record.name.clone(),
-                            *stream,
-                            self.home.log_file(&record.name, *stream),
-                        )
-                    })
-                })
-                .collect()
+            let mut files: Vec<(String, LogStream, std::path::PathBuf)> = Vec::new();
+            for id in &ids {
+                let Some(record) = table.instances.get(id) else {
+                    continue;
+                };
+                let (out, err) = table.log_paths(*id, &self.home);
+                for stream in streams {
+                    let path = if *stream == LogStream::Out {
+                        out.clone()
+                    } else {
+                        err.clone()
+                    };
+                    // Merged logs are shown once.
+                    if !files.iter().any(|(_, _, p)| *p == path) {
+                        files.push((record.name.clone(), *stream, path));
+                    }
+                }
+            }
+            files
         };
         let tails = tokio::task::spawn_blocking(move || {
             files

@@ -7,6 +7,9 @@ use pmdaemon_core::command::invocation;
 use tokio::sync::mpsc;
 
 use super::instance::Command;
+use std::path::PathBuf;
+
+use crate::logs;
 use crate::paths::Home;
 use crate::ports::Holders;
 use crate::store::{now_ms, AppRecord, InstanceRecord, State, STATE_VERSION};
@@ -113,6 +116,37 @@ impl Table {
             .collect()
     }
 
+    /// The stdout and stderr files of instance `id`.
+    pub fn log_paths(&self, id: u32, home: &Home) -> (PathBuf, PathBuf) {
+        let record = self.instances.get(&id);
+        let app = record.and_then(|r| self.app(&r.app));
+        match (record, app) {
+            (Some(record), Some(app)) => (
+                logs::log_path(
+                    home,
+                    &app.config,
+                    record.index,
+                    &record.name,
+                    LogStream::Out,
+                ),
+                logs::log_path(
+                    home,
+                    &app.config,
+                    record.index,
+                    &record.name,
+                    LogStream::Err,
+                ),
+            ),
+            _ => {
+                let name = record.map_or_else(|| id.to_string(), |r| r.name.clone());
+                (
+                    home.log_file(&name, LogStream::Out),
+                    home.log_file(&name, LogStream::Err),
+                )
+            }
+        }
+    }
+
     pub fn info(&self, id: u32) -> Option<ProcessInfo> {
         let record = self.instances.get(&id)?;
         let running = matches!(record.status, Status::Online | Status::Stopping);
@@ -151,8 +185,20 @@ impl Table {
                 .chain(invocation.args)
                 .collect(),
             cwd: app.config.cwd.clone().unwrap_or_default(),
-            out_log: home.log_file(&record.name, LogStream::Out),
-            err_log: home.log_file(&record.name, LogStream::Err),
+            out_log: logs::log_path(
+                home,
+                &app.config,
+                record.index,
+                &record.name,
+                LogStream::Out,
+            ),
+            err_log: logs::log_path(
+                home,
+                &app.config,
+                record.index,
+                &record.name,
+                LogStream::Err,
+            ),
             history: record.history.iter().cloned().collect(),
             info,
         })
