@@ -113,6 +113,16 @@ pub struct StartArgs {
     /// Exit codes after which the app is not restarted (comma separated).
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub stop_exit_codes: Vec<i32>,
+    /// Restart when files change: the app's directory, or the paths given.
+    #[arg(long, num_args = 0.., value_name = "PATH")]
+    pub watch: Option<Vec<String>>,
+    /// Paths or names that never trigger a watch restart (default
+    /// node_modules and .git).
+    #[arg(long, value_delimiter = ',', value_name = "PATH")]
+    pub ignore_watch: Vec<String>,
+    /// Restart on a cron schedule (5 fields, or 6 with seconds).
+    #[arg(long, value_name = "EXPRESSION")]
+    pub cron_restart: Option<String>,
     /// Print the started instances as JSON.
     #[arg(long)]
     pub json: bool,

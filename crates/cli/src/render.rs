@@ -89,6 +89,23 @@ pub fn detail(detail: &ProcessDetail) -> String {
             config.stop_signal, config.kill_timeout
         ),
     );
+    if !config.watch.is_empty() {
+        let ignored = if config.ignore_watch.is_empty() {
+            "node_modules, .git".to_string()
+        } else {
+            config.ignore_watch.join(", ")
+        };
+        row(
+            "watch",
+            format!("{} (ignoring {ignored})", config.watch.join(", ")),
+        );
+    }
+    if let Some(cron) = &config.cron_restart {
+        row("cron_restart", cron.clone());
+    }
+    if let Some(port) = &config.port {
+        row("port spec", port.to_string());
+    }
     if !config.stop_exit_codes.is_empty() {
         row("stop_exit_codes", format!("{:?}", config.stop_exit_codes));
     }

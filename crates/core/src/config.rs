@@ -205,6 +205,9 @@ impl AppConfig {
         if let Some(spec) = &self.port {
             check_ports_fit(spec, self.instances)?;
         }
+        if let Some(cron) = &self.cron_restart {
+            parse_cron(cron)?;
+        }
         if self.script.trim().is_empty() {
             return Err(Error::InvalidCommand {
                 input: self.script.clone(),
@@ -213,6 +216,18 @@ impl AppConfig {
         }
         Ok(())
     }
+}
+
+/// Parses a `cron_restart` expression: five fields, or six with seconds.
+pub fn parse_cron(expression: &str) -> Result<croner::Cron, Error> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .build()
+        .parse(expression)
+        .map_err(|err| Error::InvalidCron {
+            input: expression.to_string(),
+            reason: err.to_string(),
+        })
 }
 
 /// Refuses a port spec that cannot give `instances` instances a port each.
@@ -345,6 +360,14 @@ mod tests {
             "{small}"
         );
         assert!(fits("auto:1-2", 3).is_err());
+    }
+
+    #[test]
+    fn cron_expressions_with_or_without_seconds() {
+        assert!(parse_cron("0 3 * * *").is_ok());
+        assert!(parse_cron("* * * * * *").is_ok());
+        let err = parse_cron("every day").unwrap_err().to_string();
+        assert!(err.starts_with("invalid cron_restart 'every day'"), "{err}");
     }
 
     #[test]

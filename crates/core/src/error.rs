@@ -48,6 +48,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A cron expression that does not parse.
+    #[error("invalid cron_restart '{input}': {reason}")]
+    InvalidCron {
+        /// What the user wrote.
+        input: String,
+        /// Why it does not parse.
+        reason: String,
+    },
     /// A signal name that is not known.
     #[error(
         "unknown signal '{name}': use a name such as SIGTERM, SIGINT, SIGHUP, SIGQUIT or SIGUSR2"

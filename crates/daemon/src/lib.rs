@@ -23,6 +23,7 @@ pub mod recover;
 pub mod spawn;
 pub mod store;
 pub mod supervisor;
+mod triggers;
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;

@@ -114,6 +114,13 @@ fn config(script: &str, args: &StartArgs, cwd: PathBuf, is_file: bool) -> Result
             .clone()
             .unwrap_or_else(|| defaults.stop_signal.clone()),
         stop_exit_codes: args.stop_exit_codes.clone(),
+        watch: match &args.watch {
+            Some(paths) if paths.is_empty() => vec![".".to_string()],
+            Some(paths) => paths.clone(),
+            None => Vec::new(),
+        },
+        ignore_watch: args.ignore_watch.clone(),
+        cron_restart: args.cron_restart.clone(),
         script,
         ..defaults
     })

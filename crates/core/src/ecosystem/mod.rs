@@ -547,6 +547,11 @@ fn convert(
             checker.problem(index, label, &["port"], err.to_string());
         }
     }
+    if let Some(cron) = &app.cron_restart {
+        if let Err(err) = crate::config::parse_cron(cron) {
+            checker.problem(index, label, &["cron_restart"], err.to_string());
+        }
+    }
     if let Some(signal) = &app.stop_signal {
         if let Err(err) = signal_number(signal) {
             checker.problem(index, label, &["stop_signal"], err.to_string());

@@ -103,7 +103,7 @@ fn every_problem_is_listed_with_app_field_line_and_suggestion() {
     let err = load(text, Format::Json).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "ecosystem has 3 problems; nothing was started or changed\n  ecosystem:6:7: app 'web': field 'instnaces': unknown field (did you mean 'instances'?)\n  ecosystem:7:7: app 'web': field 'kill_timeout': invalid duration 'soon': use milliseconds (1500) or a number with a unit (500ms, 5s, 2m, 1h)\n  ecosystem:12:7: app 'web': field 'port': invalid port '3003-3000': the range runs backwards; did you mean 3000-3003?"
+        "ecosystem has 4 problems; nothing was started or changed\n  ecosystem:6:7: app 'web': field 'instnaces': unknown field (did you mean 'instances'?)\n  ecosystem:7:7: app 'web': field 'kill_timeout': invalid duration 'soon': use milliseconds (1500) or a number with a unit (500ms, 5s, 2m, 1h)\n  ecosystem:10:7: app 'web': field 'name': the name is already used by app #1\n  ecosystem:12:7: app 'web': field 'port': invalid port '3003-3000': the range runs backwards; did you mean 3000-3003?"
     );
 }
 

@@ -194,6 +194,7 @@ impl Supervisor {
             self.control(&instance, Action::Restart, None).await?;
         }
         self.start_new(&added).await?;
+        self.arm_triggers(&app);
         self.persist_now().await;
         Ok(())
     }

@@ -248,6 +248,8 @@ impl Instance {
             } else {
                 record.unstable_restarts = 0;
             }
+            // Never 'online' without a process: the restart is under way.
+            record.status = Status::Launching;
             Some(())
         });
         if decision.flatten().is_none() {
@@ -272,7 +274,10 @@ impl Instance {
     }
 
     fn relaunch_after_exit(&mut self) {
-        self.update(|record| record.restarts += 1);
+        self.update(|record| {
+            record.restarts += 1;
+            record.status = Status::Launching;
+        });
         if let Err(err) = self.launch() {
             self.fail_launch(&err);
         }

@@ -55,6 +55,8 @@ pub struct Supervisor {
     persist_written: watch::Sender<u64>,
     persist_wake: Notify,
     shutting_down: AtomicBool,
+    /// The watch and cron tasks of each app.
+    triggers: Mutex<BTreeMap<String, Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Supervisor {
@@ -70,6 +72,7 @@ impl Supervisor {
             persist_written: watch::Sender::new(0),
             persist_wake: Notify::new(),
             shutting_down: AtomicBool::new(false),
+            triggers: Mutex::new(BTreeMap::new()),
         });
         tokio::spawn(persister(Arc::clone(&supervisor)));
         supervisor
@@ -149,6 +152,30 @@ impl Supervisor {
         Ok((plan, name))
     }
 
+    /// (Re)starts the watch and cron tasks of `app` from its configuration,
+    /// or stops them when the app is gone.
+    pub(crate) fn arm_triggers(self: &Arc<Self>, app: &str) {
+        let config = self.lock().app(app).map(|a| a.config.clone());
+        let tasks = config
+            .map(|c| crate::triggers::arm(self, &c))
+            .unwrap_or_default();
+        let mut triggers = self.triggers.lock().unwrap_or_else(|e| e.into_inner());
+        for old in triggers.remove(app).unwrap_or_default() {
+            old.abort();
+        }
+        if !tasks.is_empty() {
+            triggers.insert(app.to_string(), tasks);
+        }
+    }
+
+    /// Adds an event to the history of every instance of `app`.
+    pub(crate) fn note(&self, app: &str, event: &str, reason: &str) {
+        let mut table = self.lock();
+        for record in table.instances.values_mut().filter(|i| i.app == app) {
+            record.record(event, reason);
+        }
+    }
+
     /// Starts one task per recorded instance: those the user wants running
     /// are started, the rest stay as they were. Called once, after the
     /// leftovers of a previous daemon were cleaned up.
@@ -171,6 +198,15 @@ impl Supervisor {
         };
         for (id, start) in ids {
             self.spawn_task(id, start);
+        }
+        let apps: Vec<String> = self
+            .lock()
+            .apps
+            .iter()
+            .map(|a| a.config.name.clone())
+            .collect();
+        for app in apps {
+            self.arm_triggers(&app);
         }
         self.persist_now().await;
     }
@@ -227,6 +263,7 @@ impl Supervisor {
             add_instances(&mut table, &config, &indices, ports, "pmdaemon start")
         };
         self.start_new(&ids).await?;
+        self.arm_triggers(&config.name);
         self.persist_now().await;
         let table = self.lock();
         Ok(ids.iter().filter_map(|id| table.info(*id)).collect())
@@ -552,6 +589,11 @@ impl Supervisor {
     /// next daemon brings them back) and refuses further work.
     pub async fn shutdown(&self) -> Vec<String> {
         self.shutting_down.store(true, Ordering::SeqCst);
+        let triggers =
+            std::mem::take(&mut *self.triggers.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in triggers.into_values().flatten() {
+            task.abort();
+        }
         let handles: BTreeMap<u32, mpsc::Sender<Command>> = self.lock().handles.drain().collect();
         let mut replies = Vec::new();
         for (id, handle) in handles {

@@ -1,0 +1,92 @@
+//! watch and cron_restart.
+
+mod helper;
+
+use std::time::Duration;
+
+use helper::{wait_until, Fixture};
+use pmdaemon_core::api::Status;
+
+#[test]
+fn a_burst_of_twenty_writes_restarts_a_watched_app_once() {
+    let fx = Fixture::new();
+    let src = fx.work().join("src");
+    std::fs::create_dir_all(src.join("node_modules")).unwrap();
+    std::fs::write(
+        fx.work().join("eco.json"),
+        r#"{"name": "watched", "script": "sleep", "args": "300", "watch": ["src"], "watch_delay": 300}"#,
+    )
+    .unwrap();
+    fx.ok(&["start", "eco.json"]);
+    let pid = fx.get("watched-0").pid;
+    // Let the watch be set up: a change in an ignored directory first must
+    // not restart anything.
+    std::fs::write(src.join("node_modules/dep.js"), "x").unwrap();
+    assert!(!wait_until(Duration::from_secs(1), || fx
+        .get("watched-0")
+        .restarts
+        > 0));
+    for i in 0..20 {
+        std::fs::write(src.join(format!("file{i}.js")), format!("// {i}")).unwrap();
+    }
+    let restarted = fx.wait_for("watched-0", "restarted", |p| {
+        p.restarts >= 1 && p.status == Status::Online
+    });
+    assert_ne!(restarted.pid, pid);
+    // Nothing more follows the burst.
+    assert!(!wait_until(Duration::from_secs(2), || fx
+        .get("watched-0")
+        .restarts
+        > 1));
+    let history = &fx.info("watched")[0].history;
+    assert!(
+        history
+            .iter()
+            .any(|e| e.reason.starts_with("watch: src/file")),
+        "{history:?}"
+    );
+    assert!(fx
+        .ok(&["info", "watched"])
+        .contains("src (ignoring node_modules, .git)"));
+}
+
+#[test]
+fn cron_restart_fires_on_a_one_second_schedule() {
+    let fx = Fixture::new();
+    fx.ok(&[
+        "start",
+        "sleep 300",
+        "--name",
+        "ticking",
+        "--cron-restart",
+        "* * * * * *",
+    ]);
+    fx.wait_for("ticking-0", "restarted twice by cron", |p| p.restarts >= 2);
+    let history = &fx.info("ticking")[0].history;
+    assert!(
+        history
+            .iter()
+            .any(|e| e.reason.starts_with("cron_restart at")),
+        "{history:?}"
+    );
+    // Deleting the app stops the schedule.
+    fx.ok(&["delete", "ticking"]);
+    assert!(!wait_until(Duration::from_millis(1500), || !fx
+        .list()
+        .is_empty()));
+}
+
+#[test]
+fn a_bad_cron_expression_is_refused() {
+    let fx = Fixture::new();
+    let err = fx.fails(&[
+        "start",
+        "sleep 300",
+        "--name",
+        "x",
+        "--cron-restart",
+        "every day",
+    ]);
+    assert!(err.contains("invalid cron_restart 'every day'"), "{err}");
+    assert!(fx.list().is_empty());
+}

@@ -1,0 +1,203 @@
+//! Restarts that an app asks for in its configuration: `watch` (file
+//! changes, debounced so that a burst of writes restarts once) and
+//! `cron_restart` (a schedule). Each is one task per app, aborted when the
+//! app is deleted or reconfigured.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use notify::{EventKind, RecursiveMode, Watcher};
+use pmdaemon_core::config::{parse_cron, AppConfig};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::supervisor::{Action, Supervisor};
+
+/// Quiet time after the last change before the restart, unless the app sets
+/// `watch_delay`.
+const DEFAULT_WATCH_DELAY: Duration = Duration::from_millis(500);
+/// Ignored unless the app says otherwise, as in PM2.
+const DEFAULT_IGNORED: [&str; 2] = ["node_modules", ".git"];
+
+/// Starts the trigger tasks `config` asks for.
+pub(crate) fn arm(supervisor: &Arc<Supervisor>, config: &AppConfig) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let weak = Arc::downgrade(supervisor);
+    if !config.watch.is_empty() {
+        tasks.push(tokio::spawn(watch(
+            weak.clone(),
+            config.clone(),
+            supervisor.home.root().to_path_buf(),
+        )));
+    }
+    if let Some(expression) = &config.cron_restart {
+        match parse_cron(expression) {
+            Ok(cron) => tasks.push(tokio::spawn(schedule(weak, config.name.clone(), cron))),
+            Err(err) => tracing::warn!("app {}: {err}", config.name),
+        }
+    }
+    tasks
+}
+
+async fn restart(supervisor: &Weak<Supervisor>, app: &str, reason: String) -> bool {
+    let Some(supervisor) = supervisor.upgrade() else {
+        return false;
+    };
+    tracing::info!("app {app}: {reason}; restarting");
+    supervisor.note(app, "trigger", &reason);
+    if let Err(err) = supervisor.control(app, Action::Restart, None).await {
+        tracing::warn!("app {app}: restart after {reason} failed: {err}");
+    }
+    true
+}
+
+async fn watch(supervisor: Weak<Supervisor>, config: AppConfig, home: PathBuf) {
+    let cwd = config.cwd.clone().unwrap_or_else(|| PathBuf::from("."));
+    let (sender, mut events) = mpsc::unbounded_channel();
+    let mut watcher =
+        match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if let Ok(event) = event {
+                let _ = sender.send(event);
+            }
+        }) {
+            Ok(watcher) => watcher,
+            Err(err) => {
+                tracing::warn!("app {}: cannot watch files: {err}", config.name);
+                return;
+            }
+        };
+    for path in &config.watch {
+        let path = cwd.join(path);
+        if let Err(err) = watcher.watch(&path, RecursiveMode::Recursive) {
+            tracing::warn!(
+                "app {}: cannot watch {}: {err}",
+                config.name,
+                path.display()
+            );
+        }
+    }
+    let mut ignored: Vec<String> = config.ignore_watch.clone();
+    if ignored.is_empty() {
+        ignored = DEFAULT_IGNORED.iter().map(|s| s.to_string()).collect();
+    }
+    // The app's own log files must not restart it.
+    let mut quiet: Vec<PathBuf> = vec![home];
+    quiet.extend(
+        config
+            .out_file
+            .iter()
+            .chain(config.error_file.iter())
+            .cloned(),
+    );
+    let relevant = |event: &notify::Event| {
+        !matches!(event.kind, EventKind::Access(_) | EventKind::Other)
+            && event
+                .paths
+                .iter()
+                .any(|path| !is_ignored(path, &cwd, &ignored, &quiet))
+    };
+    let delay = match config.watch_delay {
+        0 => DEFAULT_WATCH_DELAY,
+        ms => Duration::from_millis(ms),
+    };
+    while let Some(event) = events.recv().await {
+        if !relevant(&event) {
+            continue;
+        }
+        let first = event
+            .paths
+            .first()
+            .map(|p| p.strip_prefix(&cwd).unwrap_or(p).display().to_string())
+            .unwrap_or_default();
+        // Debounce: wait until the burst is over.
+        loop {
+            tokio::select! {
+                next = events.recv() => if next.is_none() { return },
+                () = tokio::time::sleep(delay) => break,
+            }
+        }
+        if !restart(&supervisor, &config.name, format!("watch: {first} changed")).await {
+            return;
+        }
+    }
+}
+
+fn is_ignored(path: &Path, cwd: &Path, ignored: &[String], quiet: &[PathBuf]) -> bool {
+    if quiet.iter().any(|q| path.starts_with(q)) {
+        return true;
+    }
+    let relative = path.strip_prefix(cwd).unwrap_or(path);
+    ignored.iter().any(|pattern| {
+        relative.starts_with(pattern)
+            || relative.components().any(
+                |c| matches!(c, Component::Normal(name) if name.to_str() == Some(pattern.as_str())),
+            )
+    })
+}
+
+async fn schedule(supervisor: Weak<Supervisor>, app: String, cron: croner::Cron) {
+    loop {
+        let now = chrono::Local::now();
+        let next = match cron.find_next_occurrence(&now, false) {
+            Ok(next) => next,
+            Err(err) => {
+                tracing::warn!("app {app}: cron_restart has no next time: {err}");
+                return;
+            }
+        };
+        let wait = (next - now).to_std().unwrap_or_default();
+        tokio::time::sleep(wait).await;
+        if !restart(
+            &supervisor,
+            &app,
+            format!("cron_restart at {}", next.format("%H:%M:%S")),
+        )
+        .await
+        {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignored_paths_match_names_anywhere_and_prefixes() {
+        let cwd = Path::new("/app");
+        let ignored = vec!["node_modules".to_string(), "dist/cache".to_string()];
+        let quiet = vec![PathBuf::from("/app/logs")];
+        assert!(is_ignored(
+            Path::new("/app/node_modules/x/y.js"),
+            cwd,
+            &ignored,
+            &quiet
+        ));
+        assert!(is_ignored(
+            Path::new("/app/src/node_modules/z"),
+            cwd,
+            &ignored,
+            &quiet
+        ));
+        assert!(is_ignored(
+            Path::new("/app/dist/cache/a"),
+            cwd,
+            &ignored,
+            &quiet
+        ));
+        assert!(is_ignored(
+            Path::new("/app/logs/out.log"),
+            cwd,
+            &ignored,
+            &quiet
+        ));
+        assert!(!is_ignored(
+            Path::new("/app/src/main.js"),
+            cwd,
+            &ignored,
+            &quiet
+        ));
+    }
+}
