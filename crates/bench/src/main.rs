@@ -43,6 +43,7 @@ fn main() -> Result<()> {
     println!("rounds:   {rounds}\n");
     restart_latency(&pmdaemon, rounds)?;
     list_latency_rss_and_start_rate(&pmdaemon, rounds)?;
+    sampler_cost(&pmdaemon)?;
     Ok(())
 }
 
@@ -91,6 +92,18 @@ impl Home {
         Ok(std::fs::read_to_string(self.dir.path().join("daemon.pid"))?
             .trim()
             .parse()?)
+    }
+}
+
+impl Home {
+    fn with_env(pmdaemon: &Path, key: &str, value: &str) -> Result<Self> {
+        let home = Self::new(pmdaemon)?;
+        // The daemon inherits the environment of the command that starts it.
+        let status = home.command().env(key, value).arg("list").status()?;
+        if !status.success() {
+            return Err("could not start the daemon".into());
+        }
+        Ok(home)
     }
 }
 
@@ -267,6 +280,53 @@ fn list_latency_rss_and_start_rate(pmdaemon: &Path, rounds: usize) -> Result<()>
         "  with 50 idle apps:         {:.1} MB ({:.1} MB of it private heap and stacks, the rest the shared binary)",
         rss as f64 / 1024.0,
         anon as f64 / 1024.0
+    );
+    Ok(())
+}
+
+fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .ok_or("bad stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
+}
+
+/// The daemon's own CPU use over 20 s with 100 idle instances, sampling
+/// once a second, against the same daemon with sampling turned off.
+fn sampler_cost(pmdaemon: &Path) -> Result<()> {
+    let ticks_per_second = 100.0; // USER_HZ on Linux
+    let window = Duration::from_secs(20);
+    let mut measured = Vec::new();
+    for (label, interval) in [
+        ("sampling every 1 s", "1000"),
+        ("sampling off (baseline)", "0"),
+    ] {
+        let home = Home::with_env(pmdaemon, "PMDAEMON_SAMPLE_INTERVAL_MS", interval)?;
+        for i in 0..100 {
+            home.run(&["start", "sleep 100000", "--name", &format!("idle{i}")])?;
+        }
+        let daemon = home.daemon_pid()?;
+        std::thread::sleep(Duration::from_secs(2));
+        let before = cpu_ticks(daemon)?;
+        std::thread::sleep(window);
+        let used = cpu_ticks(daemon)? - before;
+        let percent = used as f64 / ticks_per_second / window.as_secs_f64() * 100.0;
+        measured.push((label, percent));
+    }
+    println!(
+        "\ndaemon CPU with 100 idle instances, over {} s (% of one core)",
+        window.as_secs()
+    );
+    for (label, percent) in &measured {
+        println!("  {label:<28} {percent:.2}%");
+    }
+    println!(
+        "  cost of the sampler:         {:.2}%",
+        measured[0].1 - measured[1].1
     );
     Ok(())
 }

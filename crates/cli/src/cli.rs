@@ -41,6 +41,8 @@ pub enum Command {
     Info(InfoArgs),
     /// The last lines of the logs.
     Logs(LogsArgs),
+    /// A live terminal UI: processes with CPU and memory, the host, logs.
+    Monit(MonitArgs),
     /// Check an ecosystem file without starting anything.
     Validate(ValidateArgs),
     /// Stop every app gracefully, then the daemon (the next command starts a
@@ -113,6 +115,9 @@ pub struct StartArgs {
     /// Exit codes after which the app is not restarted (comma separated).
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub stop_exit_codes: Vec<i32>,
+    /// Restart an instance whose process tree uses more memory (`256M`).
+    #[arg(long, value_name = "SIZE", alias = "max-memory-restart")]
+    pub max_memory: Option<String>,
     /// Restart when files change: the app's directory, or the paths given.
     #[arg(long, num_args = 0.., value_name = "PATH")]
     pub watch: Option<Vec<String>>,
@@ -162,6 +167,14 @@ pub struct ScaleArgs {
     /// Print the app's instances as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `monit`.
+#[derive(Debug, Args)]
+pub struct MonitArgs {
+    /// Seconds between refreshes.
+    #[arg(long, default_value_t = 2.0)]
+    pub interval: f64,
 }
 
 /// `validate`.

@@ -12,6 +12,8 @@
 //! - `DELETE /api/processes/{target}` → `Vec<ProcessInfo>`
 //! - `GET /api/processes/{target}/logs?lines=N&stream=out|err` and
 //!   `GET /api/logs?lines=N` → [`LogsResponse`]
+//! - `GET /api/system` → [`SystemInfo`]
+//! - `GET /metrics` → Prometheus text format
 //! - `POST /api/daemon/kill` → [`KillResponse`]
 //!
 //! Errors come back with a 4xx/5xx status and an [`ErrorBody`].
@@ -272,6 +274,25 @@ pub struct LogTail {
 pub struct LogsResponse {
     /// One entry per file, in id order, `out` before `err`.
     pub tails: Vec<LogTail>,
+}
+
+/// `GET /api/system`: the host and the daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemInfo {
+    /// CPUs this daemon may use.
+    pub cpus: u32,
+    /// Host CPU use in percent of all CPUs, once sampled.
+    pub cpu_percent: Option<f32>,
+    /// Load averages over 1, 5 and 15 minutes.
+    pub load: [f64; 3],
+    /// Total memory in bytes.
+    pub memory_total: u64,
+    /// Available memory in bytes.
+    pub memory_available: u64,
+    /// The daemon's pid.
+    pub daemon_pid: u32,
+    /// The daemon's resident memory in bytes.
+    pub daemon_memory: u64,
 }
 
 /// Response of `POST /api/daemon/kill`.

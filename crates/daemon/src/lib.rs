@@ -15,6 +15,7 @@
 pub mod api;
 mod error;
 pub mod logs;
+pub mod metrics;
 pub mod paths;
 pub mod ports;
 pub mod procinfo;
@@ -88,6 +89,9 @@ async fn serve(options: Options) -> Result<(), Error> {
     }
     let supervisor = supervisor::Supervisor::new(home.clone(), reaper, state);
     supervisor.resume().await;
+    if let Some(interval) = metrics::interval_from_env() {
+        tokio::spawn(metrics::run(Arc::downgrade(&supervisor), interval));
+    }
 
     let socket = home.socket();
     match fs::remove_file(&socket) {

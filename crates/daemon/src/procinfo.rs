@@ -16,6 +16,10 @@ pub struct ProcStat {
     pub start_time: u64,
     /// Whether it is a zombie.
     pub zombie: bool,
+    /// CPU time used, user plus system, in clock ticks.
+    pub cpu_ticks: u64,
+    /// Resident set size in pages.
+    pub rss_pages: u64,
 }
 
 /// Reads `/proc/<pid>/stat`; `None` when the process does not exist.
@@ -37,6 +41,8 @@ fn parse_stat(text: &str) -> Option<ProcStat> {
         ppid: fields.get(1)?.parse().ok()?,
         pgrp: fields.get(2)?.parse().ok()?,
         start_time: fields.get(19)?.parse().ok()?,
+        cpu_ticks: fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?,
+        rss_pages: fields.get(21)?.parse().ok()?,
     })
 }
 
@@ -61,6 +67,22 @@ pub fn environ_has(pid: u32, marks: &[String]) -> bool {
         .all(|mark| raw.split(|b| *b == 0).any(|entry| entry == mark.as_bytes()))
 }
 
+/// Clock ticks per second, for CPU times.
+pub fn ticks_per_second() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map_or(100, |t| t as u64)
+}
+
+/// Bytes per memory page.
+pub fn page_size() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map_or(4096, |p| p as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +95,8 @@ mod tests {
         assert_eq!(stat.ppid, 1);
         assert_eq!(stat.pgrp, 1234);
         assert_eq!(stat.start_time, 987654);
+        assert_eq!(stat.cpu_ticks, 8);
+        assert_eq!(stat.rss_pages, 100);
         assert!(!stat.zombie);
     }
 

@@ -97,6 +97,12 @@ pub struct InstanceRecord {
     /// Recent events.
     #[serde(default)]
     pub history: VecDeque<HistoryEvent>,
+    /// Last sampled CPU use (not persisted).
+    #[serde(skip)]
+    pub cpu_percent: Option<f32>,
+    /// Last sampled memory of the process tree (not persisted).
+    #[serde(skip)]
+    pub memory_bytes: Option<u64>,
 }
 
 /// How many events an instance keeps.
@@ -232,6 +238,8 @@ mod tests {
                 started_at_ms: Some(1),
                 last_exit: Some(ExitReason::Signal(9)),
                 history: VecDeque::new(),
+                cpu_percent: None,
+                memory_bytes: None,
             }],
         }
     }

@@ -12,7 +12,7 @@ use pmdaemon_core::config::{parse_cron, AppConfig};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::supervisor::{Action, Supervisor};
+use crate::supervisor::Supervisor;
 
 /// Quiet time after the last change before the restart, unless the app sets
 /// `watch_delay`.
@@ -44,11 +44,7 @@ async fn restart(supervisor: &Weak<Supervisor>, app: &str, reason: String) -> bo
     let Some(supervisor) = supervisor.upgrade() else {
         return false;
     };
-    tracing::info!("app {app}: {reason}; restarting");
-    supervisor.note(app, "trigger", &reason);
-    if let Err(err) = supervisor.control(app, Action::Restart, None).await {
-        tracing::warn!("app {app}: restart after {reason} failed: {err}");
-    }
+    supervisor.restart_for(app, reason).await;
     true
 }
 

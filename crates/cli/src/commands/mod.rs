@@ -7,6 +7,7 @@ pub mod info;
 pub mod kill;
 pub mod list;
 pub mod logs;
+pub mod monit;
 pub mod restart;
 pub mod scale;
 pub mod start;
@@ -35,6 +36,7 @@ pub async fn run(command: Command, config: Option<PathBuf>, home: Home) -> Resul
         Command::List(args) => list::run(args, home).await,
         Command::Info(args) => info::run(args, home).await,
         Command::Logs(args) => logs::run(args, home).await,
+        Command::Monit(args) => monit::run(args, home).await,
         Command::Kill => kill::run(home).await,
         Command::Daemon => daemon::run(home),
     }

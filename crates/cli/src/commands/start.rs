@@ -9,7 +9,7 @@ use pmdaemon_core::api::{
 };
 use pmdaemon_core::command::{default_name, split_command_line};
 use pmdaemon_core::config::AppConfig;
-use pmdaemon_core::units::parse_duration_ms;
+use pmdaemon_core::units::{parse_duration_ms, parse_size};
 use pmdaemon_daemon::Home;
 
 use super::{ecosystem, report, target_path};
@@ -121,6 +121,12 @@ fn config(script: &str, args: &StartArgs, cwd: PathBuf, is_file: bool) -> Result
         },
         ignore_watch: args.ignore_watch.clone(),
         cron_restart: args.cron_restart.clone(),
+        max_memory_restart: args
+            .max_memory
+            .as_deref()
+            .map(parse_size)
+            .transpose()
+            .context("--max-memory")?,
         script,
         ..defaults
     })

@@ -262,3 +262,20 @@ pub fn http_get(port: u16) -> Option<String> {
 pub fn hello_server() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello.py")
 }
+
+/// GET `path` from the daemon's API over its socket; the body of a 200.
+pub fn api_get(fx: &Fixture, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(fx.home().join("pmdaemon.sock")).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: pmdaemon\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}

@@ -4,6 +4,7 @@
 mod control;
 mod daemon;
 mod logs;
+mod metrics;
 mod processes;
 
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub fn router(state: AppState) -> Router {
             get(processes::list).post(processes::start),
         )
         .route("/api/apply", post(processes::apply))
+        .route("/api/system", get(metrics::system))
+        .route("/metrics", get(metrics::metrics))
         .route(
             "/api/processes/{target}",
             get(processes::info).delete(control::delete),

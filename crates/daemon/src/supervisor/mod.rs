@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use pmdaemon_core::api::{
-    LogStream, LogTail, LogsResponse, ProcessDetail, ProcessInfo, StartRequest, Status,
+    LogStream, LogTail, LogsResponse, ProcessDetail, ProcessInfo, StartRequest, Status, SystemInfo,
 };
 use pmdaemon_core::config::{check_ports_fit, AppConfig};
 use pmdaemon_core::ports::PortSpec;
@@ -55,6 +55,8 @@ pub struct Supervisor {
     persist_written: watch::Sender<u64>,
     persist_wake: Notify,
     shutting_down: AtomicBool,
+    /// The host, as last sampled.
+    system: Mutex<Option<SystemInfo>>,
     /// The watch and cron tasks of each app.
     triggers: Mutex<BTreeMap<String, Vec<tokio::task::JoinHandle<()>>>>,
 }
@@ -73,6 +75,7 @@ impl Supervisor {
             persist_wake: Notify::new(),
             shutting_down: AtomicBool::new(false),
             triggers: Mutex::new(BTreeMap::new()),
+            system: Mutex::new(None),
         });
         tokio::spawn(persister(Arc::clone(&supervisor)));
         supervisor
@@ -168,12 +171,83 @@ impl Supervisor {
         }
     }
 
-    /// Adds an event to the history of every instance of `app`.
-    pub(crate) fn note(&self, app: &str, event: &str, reason: &str) {
-        let mut table = self.lock();
-        for record in table.instances.values_mut().filter(|i| i.app == app) {
-            record.record(event, reason);
+    /// Running instances to sample: id, pid, memory limit.
+    pub(crate) fn sampling_targets(&self) -> Vec<crate::metrics::Target> {
+        let table = self.lock();
+        table
+            .instances
+            .values()
+            .filter(|i| i.status == Status::Online)
+            .filter_map(|i| {
+                let limit = table.app(&i.app).and_then(|a| a.config.max_memory_restart);
+                Some((i.id, i.pid?, limit))
+            })
+            .collect()
+    }
+
+    /// Records what the sampler measured.
+    pub(crate) fn store_samples(
+        &self,
+        samples: &[(u32, crate::metrics::Sample)],
+        system: SystemInfo,
+    ) {
+        {
+            let mut table = self.lock();
+            for (id, sample) in samples {
+                if let Some(record) = table.instances.get_mut(id) {
+                    record.cpu_percent = Some(sample.cpu_percent);
+                    record.memory_bytes = Some(sample.memory_bytes);
+                }
+            }
         }
+        *self.system.lock().unwrap_or_else(|e| e.into_inner()) = Some(system);
+    }
+
+    /// The host and the daemon, as last sampled (or now, if sampling is off).
+    pub fn system(&self) -> SystemInfo {
+        self.system
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| crate::metrics::system_info(None))
+    }
+
+    /// Restarts the instances `target` names because of `reason` (memory
+    /// limit, watch, cron): the reason goes to their history, their error
+    /// log and the daemon log; ports given by `restart --port` are kept.
+    pub(crate) async fn restart_for(self: &Arc<Self>, target: impl ToString, reason: String) {
+        let target = target.to_string();
+        let ids = match self.lock().resolve(&target) {
+            Ok(ids) => ids,
+            Err(_) => return,
+        };
+        tracing::warn!("{target}: {reason}; restarting");
+        let mut replies = Vec::new();
+        for id in &ids {
+            let (log, handle) = {
+                let mut table = self.lock();
+                if let Some(record) = table.instances.get_mut(id) {
+                    record.record("restart", reason.clone());
+                }
+                (
+                    table.log_paths(*id, &self.home).1,
+                    table.handles.get(id).cloned(),
+                )
+            };
+            if let Ok(file) = self.log_files.get(&log) {
+                use std::io::Write;
+                let _ = writeln!(&*file, "[pmdaemon] restarting: {reason}");
+            }
+            let Some(handle) = handle else { continue };
+            let (reply, receiver) = oneshot::channel();
+            if handle.send(Command::Restart(reply)).await.is_ok() {
+                replies.push(receiver);
+            }
+        }
+        if let Some(err) = first_failure(replies).await {
+            tracing::warn!("{target}: restart after '{reason}' failed: {err}");
+        }
+        self.persist_now().await;
     }
 
     /// Starts one task per recorded instance: those the user wants running
@@ -643,6 +717,8 @@ fn add_instances(
             started_at_ms: None,
             last_exit: None,
             history: Default::default(),
+            cpu_percent: None,
+            memory_bytes: None,
         };
         record.record("created", reason);
         table.instances.insert(id, record);

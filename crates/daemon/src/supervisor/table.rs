@@ -160,8 +160,8 @@ impl Table {
                 .pid
                 .filter(|_| running || record.status == Status::Launching),
             port: record.effective_port(),
-            cpu_percent: None,
-            memory_bytes: None,
+            cpu_percent: record.cpu_percent.filter(|_| running),
+            memory_bytes: record.memory_bytes.filter(|_| running),
             uptime_ms: record
                 .started_at_ms
                 .filter(|_| running)
@@ -245,6 +245,8 @@ mod tests {
                     started_at_ms: None,
                     last_exit: None,
                     history: Default::default(),
+                    cpu_percent: None,
+                    memory_bytes: None,
                 },
             );
         }
