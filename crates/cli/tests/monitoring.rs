@@ -1,6 +1,8 @@
 //! Live metrics: CPU and memory of whole process trees, the memory limit,
 //! Prometheus output, and the monit screen.
 
+#![allow(clippy::unwrap_used)]
+
 mod helper;
 
 use std::process::Command;
