@@ -337,7 +337,7 @@ fn scale_up_takes_the_next_ports_and_scale_down_removes_the_highest() {
     assert_eq!(fx.info("web-app-0")[0].config.instances, 2);
     // Beyond the range: refused, nothing changes.
     let err = fx.fails(&["scale", "web-app", "7"]);
-    assert!(err.contains("room for 6 instances"), "{err}");
+    assert!(err.contains("has 6 ports for 7 instances"), "{err}");
     assert_eq!(fx.list().len(), 2);
     assert!(fx
         .fails(&["scale", "nope", "3"])

@@ -90,3 +90,52 @@ fn a_bad_cron_expression_is_refused() {
     assert!(err.contains("invalid cron_restart 'every day'"), "{err}");
     assert!(fx.list().is_empty());
 }
+
+#[test]
+fn a_stopped_app_is_not_started_again_by_its_schedule() {
+    let fx = Fixture::new();
+    fx.ok(&[
+        "start",
+        "sleep 300",
+        "--name",
+        "ticking",
+        "--cron-restart",
+        "* * * * * *",
+    ]);
+    fx.wait_for("ticking-0", "restarted by cron", |p| p.restarts >= 1);
+    fx.ok(&["stop", "ticking"]);
+    assert!(
+        !wait_until(Duration::from_millis(2500), || fx.get("ticking-0").status
+            != Status::Stopped),
+        "cron started a stopped app"
+    );
+}
+
+#[test]
+fn a_watched_cluster_is_not_restarted_by_its_own_log_files() {
+    let fx = Fixture::new();
+    fx.script(
+        "chatty.sh",
+        "#!/bin/sh\nwhile :; do echo tick; sleep 0.1; done\n",
+    );
+    std::fs::write(
+        fx.work().join("eco.json"),
+        r#"{"name": "chatty", "script": "./chatty.sh", "instances": 2, "watch": true, "watch_delay": 200, "out_file": "out.log"}"#,
+    )
+    .unwrap();
+    fx.ok(&["start", "eco.json"]);
+    let log = fx.work().join("out-1.log");
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).is_ok_and(|s| s.lines().count() > 5)
+    }));
+    assert!(
+        !wait_until(Duration::from_secs(2), || fx
+            .list()
+            .iter()
+            .any(|p| p.restarts > 0)),
+        "its own logs restarted it"
+    );
+    // A real change still does.
+    std::fs::write(fx.work().join("config.txt"), "changed").unwrap();
+    fx.wait_for("chatty-0", "restarted by a change", |p| p.restarts >= 1);
+}

@@ -16,6 +16,8 @@ pub const DEFAULT_MIN_UPTIME_MS: u64 = 1000;
 /// How many unstable restarts in a row are tolerated before the instance is
 /// marked errored (PM2's `max_restarts`).
 pub const DEFAULT_MAX_RESTARTS: u32 = 16;
+/// More instances than this for one app is a typo, not a plan.
+pub const MAX_INSTANCES: u32 = 1024;
 /// Grace period between the stop signal and SIGKILL (PM2's `kill_timeout`).
 pub const DEFAULT_KILL_TIMEOUT_MS: u64 = 1600;
 
@@ -200,6 +202,14 @@ impl AppConfig {
         if self.instances == 0 {
             return Err(Error::InvalidInstances {
                 reason: "an app needs at least 1 instance".to_string(),
+            });
+        }
+        if self.instances > MAX_INSTANCES {
+            return Err(Error::InvalidInstances {
+                reason: format!(
+                    "{} instances is more than pmdaemon runs for one app ({MAX_INSTANCES})",
+                    self.instances
+                ),
             });
         }
         if let Some(spec) = &self.port {

@@ -182,6 +182,7 @@ impl Sink {
                 Err(Errno::EAGAIN) => return Err(std::io::ErrorKind::WouldBlock.into()),
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EINVAL) if self.splice_works => self.splice_works = false,
+                Err(err) if self.file.is_none() => return Err(std::io::Error::from(err)),
                 Err(err) => {
                     // The file side failed (disk full, file system gone):
                     // keep the child unblocked by reading and dropping.

@@ -8,6 +8,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher};
+use pmdaemon_core::api::LogStream;
 use pmdaemon_core::config::{parse_cron, AppConfig};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -28,7 +29,7 @@ pub(crate) fn arm(supervisor: &Arc<Supervisor>, config: &AppConfig) -> Vec<JoinH
         tasks.push(tokio::spawn(watch(
             weak.clone(),
             config.clone(),
-            supervisor.home.root().to_path_buf(),
+            supervisor.home.clone(),
         )));
     }
     if let Some(expression) = &config.cron_restart {
@@ -48,7 +49,7 @@ async fn restart(supervisor: &Weak<Supervisor>, app: &str, reason: String) -> bo
     true
 }
 
-async fn watch(supervisor: Weak<Supervisor>, config: AppConfig, home: PathBuf) {
+async fn watch(supervisor: Weak<Supervisor>, config: AppConfig, home: crate::Home) {
     let cwd = config.cwd.clone().unwrap_or_else(|| PathBuf::from("."));
     let (sender, mut events) = mpsc::unbounded_channel();
     let mut watcher =
@@ -77,15 +78,15 @@ async fn watch(supervisor: Weak<Supervisor>, config: AppConfig, home: PathBuf) {
     if ignored.is_empty() {
         ignored = DEFAULT_IGNORED.iter().map(|s| s.to_string()).collect();
     }
-    // The app's own log files must not restart it.
-    let mut quiet: Vec<PathBuf> = vec![home];
-    quiet.extend(
-        config
-            .out_file
-            .iter()
-            .chain(config.error_file.iter())
-            .cloned(),
-    );
+    // The app's own log files (whatever their names per instance) must not
+    // restart it, or each restart's log line would trigger the next.
+    let mut quiet: Vec<PathBuf> = vec![home.root().to_path_buf()];
+    for index in 0..config.instances {
+        let name = config.instance_name(index);
+        for stream in [LogStream::Out, LogStream::Err] {
+            quiet.push(crate::logs::log_path(&home, &config, index, &name, stream));
+        }
+    }
     let relevant = |event: &notify::Event| {
         !matches!(event.kind, EventKind::Access(_) | EventKind::Other)
             && event

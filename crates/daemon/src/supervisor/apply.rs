@@ -128,6 +128,7 @@ impl Supervisor {
         source: Option<std::path::PathBuf>,
     ) -> Result<(), Error> {
         let app = config.name.clone();
+        let old_logs = self.app_log_paths(&app);
         let (surplus, added) = {
             let mut table = self.lock();
             let mut current: Vec<(u32, u32)> = table
@@ -190,13 +191,19 @@ impl Supervisor {
                 .map(|i| i.name.clone())
                 .collect()
         };
+        // New instances get their tasks first, so that a failed restart
+        // below never leaves a record without one.
+        let started = self.start_new(&added).await;
+        let mut failure = started.err();
         for instance in kept {
-            self.control(&instance, Action::Restart, None).await?;
+            if let Err(err) = self.control(&instance, Action::Restart, None).await {
+                failure.get_or_insert(err);
+            }
         }
-        self.start_new(&added).await?;
         self.arm_triggers(&app);
+        self.forget_unused_logs(&old_logs);
         self.persist_now().await;
-        Ok(())
+        failure.map_or(Ok(()), Err)
     }
 }
 

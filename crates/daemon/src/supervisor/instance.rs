@@ -33,6 +33,9 @@ pub(crate) enum Command {
     Stop(Reply),
     /// Stop it if running, then start it.
     Restart(Reply),
+    /// Restart it only if the user wants it running (watch, cron and memory
+    /// restarts must not start an instance the user stopped).
+    RestartIfWanted(Reply),
     /// Stop it and end the task (the record is removed by the caller).
     Delete(Reply),
     /// Stop it without changing what the user asked for, and end the task:
@@ -98,6 +101,11 @@ pub(crate) async fn run(
                 }
                 Some(Command::Restart(reply)) => {
                     let result = instance.restart().await;
+                    let _ = reply.send(result);
+                }
+                Some(Command::RestartIfWanted(reply)) => {
+                    let wanted = instance.update(|r| r.desired == Desired::Running).unwrap_or(false);
+                    let result = if wanted { instance.restart().await } else { Ok(()) };
                     let _ = reply.send(result);
                 }
                 Some(Command::Delete(reply)) => {

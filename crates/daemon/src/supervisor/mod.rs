@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use pmdaemon_core::api::{
     LogStream, LogTail, LogsResponse, ProcessDetail, ProcessInfo, StartRequest, Status, SystemInfo,
 };
-use pmdaemon_core::config::{check_ports_fit, AppConfig};
+use pmdaemon_core::config::{check_ports_fit, AppConfig, MAX_INSTANCES};
 use pmdaemon_core::ports::PortSpec;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
@@ -240,7 +240,7 @@ impl Supervisor {
             }
             let Some(handle) = handle else { continue };
             let (reply, receiver) = oneshot::channel();
-            if handle.send(Command::Restart(reply)).await.is_ok() {
+            if handle.send(Command::RestartIfWanted(reply)).await.is_ok() {
                 replies.push(receiver);
             }
         }
@@ -285,11 +285,50 @@ impl Supervisor {
         self.persist_now().await;
     }
 
+    /// Starts the task of instance `id`. Once shutdown has begun no task
+    /// starts (the flag is read under the table lock that shutdown sets it
+    /// under), so no process can outlive the daemon; the returned sender is
+    /// then closed and commands to it fail.
     fn spawn_task(self: &Arc<Self>, id: u32, start: bool) -> mpsc::Sender<Command> {
         let (sender, receiver) = mpsc::channel(16);
-        self.lock().handles.insert(id, sender.clone());
+        let mut table = self.lock();
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return sender;
+        }
+        table.handles.insert(id, sender.clone());
         tokio::spawn(instance::run(Arc::clone(self), id, receiver, start));
         sender
+    }
+
+    /// Closes log files that no remaining instance writes to.
+    fn forget_unused_logs(&self, candidates: &[std::path::PathBuf]) {
+        let table = self.lock();
+        let in_use: Vec<std::path::PathBuf> = table
+            .instances
+            .keys()
+            .flat_map(|id| {
+                let (out, err) = table.log_paths(*id, &self.home);
+                [out, err]
+            })
+            .collect();
+        drop(table);
+        for path in candidates.iter().filter(|p| !in_use.contains(p)) {
+            self.log_files.forget(path);
+        }
+    }
+
+    /// The log files of `app`'s instances now.
+    pub(crate) fn app_log_paths(&self, app: &str) -> Vec<std::path::PathBuf> {
+        let table = self.lock();
+        table
+            .instances
+            .values()
+            .filter(|i| i.app == app)
+            .flat_map(|i| {
+                let (out, err) = table.log_paths(i.id, &self.home);
+                [out, err]
+            })
+            .collect()
     }
 
     /// Registers and starts a new app. Nothing is registered unless every
@@ -397,6 +436,11 @@ impl Supervisor {
                 "scaling {app} to 0 would delete it; use `pmdaemon stop {app}` or `pmdaemon delete {app}`"
             )));
         }
+        if instances > MAX_INSTANCES {
+            return Err(Error::BadCommand(format!(
+                "{instances} instances is more than pmdaemon runs for one app ({MAX_INSTANCES})"
+            )));
+        }
         let (added, removed) =
             {
                 let mut table = self.lock();
@@ -412,6 +456,9 @@ impl Supervisor {
                     .map(|i| (i.index, i.id))
                     .collect();
                 current.sort();
+                if let Some(spec) = &config.port {
+                    check_ports_fit(spec, instances)?;
+                }
                 let have = current.len() as u32;
                 let next_index = current.last().map_or(0, |(index, _)| index + 1);
                 let (added, removed) = if instances > have {
@@ -562,18 +609,6 @@ impl Supervisor {
             closing.extend([out, err]);
             table.instances.remove(id);
         }
-        // A file shared with instances that remain (merge_logs) stays open.
-        let in_use: Vec<std::path::PathBuf> = table
-            .instances
-            .keys()
-            .flat_map(|id| {
-                let (out, err) = table.log_paths(*id, &self.home);
-                [out, err]
-            })
-            .collect();
-        for path in closing.iter().filter(|p| !in_use.contains(p)) {
-            self.log_files.forget(path);
-        }
         let Table {
             apps, instances, ..
         } = &mut *table;
@@ -662,7 +697,10 @@ impl Supervisor {
     /// Stops every instance (keeping what the user asked for, so that the
     /// next daemon brings them back) and refuses further work.
     pub async fn shutdown(&self) -> Vec<String> {
-        self.shutting_down.store(true, Ordering::SeqCst);
+        {
+            let _table = self.lock();
+            self.shutting_down.store(true, Ordering::SeqCst);
+        }
         let triggers =
             std::mem::take(&mut *self.triggers.lock().unwrap_or_else(|e| e.into_inner()));
         for task in triggers.into_values().flatten() {
