@@ -107,11 +107,17 @@ async fn watch(supervisor: Weak<Supervisor>, config: AppConfig, home: crate::Hom
             .first()
             .map(|p| p.strip_prefix(&cwd).unwrap_or(p).display().to_string())
             .unwrap_or_default();
-        // Debounce: wait until the burst is over.
+        // Debounce: wait until the burst is over. Only relevant changes
+        // extend it; a chatty app's own log writes must not.
+        let mut deadline = tokio::time::Instant::now() + delay;
         loop {
             tokio::select! {
-                next = events.recv() => if next.is_none() { return },
-                () = tokio::time::sleep(delay) => break,
+                next = events.recv() => match next {
+                    None => return,
+                    Some(event) if relevant(&event) => deadline = tokio::time::Instant::now() + delay,
+                    Some(_) => {}
+                },
+                () = tokio::time::sleep_until(deadline) => break,
             }
         }
         if !restart(&supervisor, &config.name, format!("watch: {first} changed")).await {
