@@ -217,10 +217,19 @@ fn list_latency_rss_and_start_rate(pmdaemon: &Path, rounds: usize) -> Result<()>
     let idle_rss = status_kb(daemon, "VmRSS:")?;
 
     let started = Instant::now();
-    for i in 0..100 {
+    for i in 0..50 {
         home.run(&["start", "sleep 100000", "--name", &format!("app{i}")])?;
     }
-    let hundred = started.elapsed();
+    let mut hundred = started.elapsed();
+    // 50 idle apps on a fresh daemon; let the sampler run once first.
+    std::thread::sleep(Duration::from_millis(1500));
+    let fresh_rss = status_kb(daemon, "VmRSS:")?;
+    let fresh_anon = status_kb(daemon, "RssAnon:")?;
+    let started = Instant::now();
+    for i in 50..100 {
+        home.run(&["start", "sleep 100000", "--name", &format!("app{i}")])?;
+    }
+    hundred += started.elapsed();
     let baseline = spawn_true(100)?;
     println!("100 `start` commands one after another");
     println!("  pmdaemon:                  {}", ms(hundred));
@@ -271,15 +280,21 @@ fn list_latency_rss_and_start_rate(pmdaemon: &Path, rounds: usize) -> Result<()>
 
     let rss = status_kb(daemon, "VmRSS:")?;
     let anon = status_kb(daemon, "RssAnon:")?;
-    println!("daemon RSS (after 100 starts and 50 deletes)");
+    let mb = |kb: u64| kb as f64 / 1024.0;
+    println!("daemon RSS [private heap and stacks; the rest is the shared binary and libc]");
     println!(
-        "  with no apps:              {:.1} MB",
-        idle_rss as f64 / 1024.0
+        "  with no apps:                         {:.1} MB",
+        mb(idle_rss)
     );
     println!(
-        "  with 50 idle apps:         {:.1} MB ({:.1} MB of it private heap and stacks, the rest the shared binary)",
-        rss as f64 / 1024.0,
-        anon as f64 / 1024.0
+        "  with 50 idle apps:                    {:.1} MB [{:.1} MB]",
+        mb(fresh_rss),
+        mb(fresh_anon)
+    );
+    println!(
+        "  the same after 100 starts, 50 deletes: {:.1} MB [{:.1} MB]",
+        mb(rss),
+        mb(anon)
     );
     Ok(())
 }

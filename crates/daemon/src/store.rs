@@ -182,7 +182,7 @@ fn move_aside(path: &Path) -> Result<PathBuf, Error> {
 
 /// Writes the table atomically.
 pub fn save(path: &Path, state: &State) -> Result<(), Error> {
-    let bytes = serde_json::to_vec_pretty(state)
+    let bytes = serde_json::to_vec(state)
         .map_err(|err| Error::io("serialize", path, std::io::Error::other(err)))?;
     let tmp = path.with_extension("json.tmp");
     let mut file = OpenOptions::new()

@@ -54,6 +54,9 @@ pub struct Supervisor {
     persist_requested: AtomicU64,
     persist_written: watch::Sender<u64>,
     persist_wake: Notify,
+    /// Someone waits for the next write (an API answer): write at once.
+    persist_urgent: AtomicBool,
+    persist_urgent_wake: Notify,
     shutting_down: AtomicBool,
     /// The host, as last sampled.
     system: Mutex<Option<SystemInfo>>,
@@ -73,6 +76,8 @@ impl Supervisor {
             persist_requested: AtomicU64::new(0),
             persist_written: watch::Sender::new(0),
             persist_wake: Notify::new(),
+            persist_urgent: AtomicBool::new(false),
+            persist_urgent_wake: Notify::new(),
             shutting_down: AtomicBool::new(false),
             triggers: Mutex::new(BTreeMap::new()),
             system: Mutex::new(None),
@@ -99,6 +104,8 @@ impl Supervisor {
 
     /// Writes the table and waits until it is on disk.
     pub async fn persist_now(&self) {
+        self.persist_urgent.store(true, Ordering::SeqCst);
+        self.persist_urgent_wake.notify_one();
         let generation = self.persist_soon();
         let mut written = self.persist_written.subscribe();
         let _ = written.wait_for(|w| *w >= generation).await;
@@ -782,14 +789,27 @@ async fn first_failure(replies: Vec<oneshot::Receiver<Result<(), String>>>) -> O
     failure
 }
 
+/// How long background changes are gathered before a write.
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(25);
+
 /// Writes the table whenever asked, coalescing bursts of requests into one
 /// write. A failed write is logged and retried with the next change.
 async fn persister(supervisor: Arc<Supervisor>) {
     loop {
         // notify_one stores a permit when nobody waits, so a request made
         // between the check and the await is not lost.
-        let requested = supervisor.persist_requested.load(Ordering::SeqCst);
-        if requested > *supervisor.persist_written.borrow() {
+        if supervisor.persist_requested.load(Ordering::SeqCst)
+            > *supervisor.persist_written.borrow()
+        {
+            // Changes nobody waits for (status updates of running instances)
+            // are gathered for a moment, so that a burst costs one write.
+            if !supervisor.persist_urgent.swap(false, Ordering::SeqCst) {
+                tokio::select! {
+                    () = tokio::time::sleep(COALESCE) => {}
+                    () = supervisor.persist_urgent_wake.notified() => {}
+                }
+            }
+            let requested = supervisor.persist_requested.load(Ordering::SeqCst);
             let snapshot = supervisor.snapshot();
             let path = supervisor.home.state_file();
             match tokio::task::spawn_blocking(move || store::save(&path, &snapshot)).await {
