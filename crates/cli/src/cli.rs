@@ -28,6 +28,9 @@ pub enum Command {
     Stop(TargetArgs),
     /// Restart an instance, an app, an id, or all.
     Restart(RestartArgs),
+    /// Rolling restart: one instance (or --parallel K) at a time, each
+    /// waited for until ready; stops at the first that does not become ready.
+    Reload(ReloadArgs),
     /// Change the number of instances of an app.
     Scale(ScaleArgs),
     /// Stop and forget an instance, an app, an id, or all.
@@ -115,6 +118,35 @@ pub struct StartArgs {
     /// Exit codes after which the app is not restarted (comma separated).
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub stop_exit_codes: Vec<i32>,
+    /// HTTP health check of each instance; `{PORT}` is its port.
+    #[arg(long, value_name = "URL")]
+    pub health_check_url: Option<String>,
+    /// Script health check (exit status 0 passes); runs with the instance's
+    /// environment.
+    #[arg(long, value_name = "COMMAND")]
+    pub health_check_script: Option<String>,
+    /// Time between checks (a bare number is seconds; default 30).
+    #[arg(long, value_name = "DURATION")]
+    pub health_check_interval: Option<String>,
+    /// Time allowed for one check (a bare number is seconds; default 5).
+    #[arg(long, value_name = "DURATION")]
+    pub health_check_timeout: Option<String>,
+    /// Consecutive failures that restart the instance (default 3).
+    #[arg(long, value_name = "N")]
+    pub health_check_retries: Option<u32>,
+    /// The app signals readiness with READY=1 on NOTIFY_SOCKET (sd_notify;
+    /// `wait_ready` in files).
+    #[arg(long)]
+    pub sd_notify: bool,
+    /// How long an instance may take to become ready (default 30s).
+    #[arg(long, value_name = "DURATION")]
+    pub listen_timeout: Option<String>,
+    /// Return only once every instance is ready, showing progress.
+    #[arg(long)]
+    pub wait_ready: bool,
+    /// How long --wait-ready waits.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub wait_timeout: String,
     /// Restart an instance whose process tree uses more memory (`256M`).
     #[arg(long, value_name = "SIZE", alias = "max-memory-restart")]
     pub max_memory: Option<String>,
@@ -153,6 +185,19 @@ pub struct RestartArgs {
     #[arg(long, short = 'p', value_name = "SPEC")]
     pub port: Option<PortSpec>,
     /// Print the affected instances as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `reload`.
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    /// An instance, an app, an id, `all`, or an ecosystem file.
+    pub target: String,
+    /// Instances replaced at a time.
+    #[arg(long, default_value_t = 1)]
+    pub parallel: u32,
+    /// Print the reloaded instances as JSON.
     #[arg(long)]
     pub json: bool,
 }

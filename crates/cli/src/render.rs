@@ -64,6 +64,29 @@ pub fn detail(detail: &ProcessDetail) -> String {
         ),
     );
     row("last exit", dash(info.last_exit));
+    if let Some(check) = &config.health_check {
+        let target = check
+            .url
+            .clone()
+            .or(check.script.clone())
+            .unwrap_or_default();
+        row(
+            "health",
+            format!(
+                "{} ({:?} {target}, every {} ms, timeout {} ms, {} retries){}",
+                info.health,
+                check.check_type,
+                check.interval,
+                check.timeout,
+                check.retries,
+                info.health_error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ),
+        );
+    }
+    row("ready", info.ready.to_string());
     row("command", shell_join(&detail.command));
     row("cwd", detail.cwd.display().to_string());
     row("out log", detail.out_log.display().to_string());
@@ -191,6 +214,9 @@ mod tests {
             restarts: 0,
             unstable_restarts: 0,
             last_exit: None,
+            health: Default::default(),
+            health_error: None,
+            ready: true,
         };
         let text = process_table(&[row]);
         let lines: Vec<&str> = text.lines().collect();

@@ -206,6 +206,53 @@ pub struct ProcessInfo {
     pub unstable_restarts: u32,
     /// How the last process ended.
     pub last_exit: Option<ExitReason>,
+    /// What the health check says.
+    #[serde(default)]
+    pub health: Health,
+    /// The last failed check's error.
+    #[serde(default)]
+    pub health_error: Option<String>,
+    /// Whether the running process is ready (its first health check passed,
+    /// it sent `READY=1`, or, with neither configured, it is online).
+    #[serde(default)]
+    pub ready: bool,
+}
+
+/// An instance's health.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// No check has run (or none is configured).
+    #[default]
+    Unknown,
+    /// The last check passed.
+    Healthy,
+    /// The last check failed.
+    Unhealthy,
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Health::Unknown => "unknown",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        })
+    }
+}
+
+/// Body of `POST /api/processes/{target}/reload`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReloadRequest {
+    /// Instances replaced at a time.
+    pub parallel: u32,
+}
+
+impl Default for ReloadRequest {
+    fn default() -> Self {
+        Self { parallel: 1 }
+    }
 }
 
 /// `info`: one instance in full.

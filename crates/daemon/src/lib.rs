@@ -14,6 +14,7 @@
 
 pub mod api;
 mod error;
+mod health;
 pub mod logs;
 pub mod metrics;
 pub mod paths;

@@ -103,6 +103,15 @@ pub struct InstanceRecord {
     /// Last sampled memory of the process tree (not persisted).
     #[serde(skip)]
     pub memory_bytes: Option<u64>,
+    /// Health of the running process (not persisted).
+    #[serde(skip)]
+    pub health: pmdaemon_core::api::Health,
+    /// The last failed check (not persisted).
+    #[serde(skip)]
+    pub health_error: Option<String>,
+    /// Whether the running process is ready (not persisted).
+    #[serde(skip)]
+    pub ready: bool,
 }
 
 /// How many events an instance keeps.
@@ -240,6 +249,9 @@ mod tests {
                 history: VecDeque::new(),
                 cpu_percent: None,
                 memory_bytes: None,
+                health: Default::default(),
+                health_error: None,
+                ready: false,
             }],
         }
     }

@@ -8,6 +8,7 @@ pub mod kill;
 pub mod list;
 pub mod logs;
 pub mod monit;
+pub mod reload;
 pub mod restart;
 pub mod scale;
 pub mod start;
@@ -32,6 +33,7 @@ pub async fn run(command: Command, config: Option<PathBuf>, home: Home) -> Resul
         Command::Restart(args) => restart::run(args, home).await,
         Command::Validate(args) => validate::run(args),
         Command::Scale(args) => scale::run(args, home).await,
+        Command::Reload(args) => reload::run(args, home).await,
         Command::Delete(args) => delete::run(args, home).await,
         Command::List(args) => list::run(args, home).await,
         Command::Info(args) => info::run(args, home).await,

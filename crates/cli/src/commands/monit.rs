@@ -6,7 +6,9 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use pmdaemon_core::api::{LogsResponse, ProcessInfo, RestartRequest, Status, SystemInfo};
+use pmdaemon_core::api::{
+    LogsResponse, ProcessInfo, ReloadRequest, RestartRequest, Status, SystemInfo,
+};
 use pmdaemon_core::units::{format_bytes, format_uptime};
 use pmdaemon_daemon::Home;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind};

@@ -8,7 +8,7 @@ use pmdaemon_core::api::{
     ApplyAction, ApplyRequest, ApplyResponse, ProcessDetail, ProcessInfo, StartRequest,
 };
 use pmdaemon_core::command::{default_name, split_command_line};
-use pmdaemon_core::config::AppConfig;
+use pmdaemon_core::config::{AppConfig, CheckType, HealthCheck};
 use pmdaemon_core::units::{parse_duration_ms, parse_size};
 use pmdaemon_daemon::Home;
 
@@ -57,7 +57,12 @@ pub async fn run(args: StartArgs, config_file: Option<PathBuf>, home: Home) -> R
         inherited_env: inherited_env(),
     };
     let started: Vec<ProcessInfo> = client.post("/api/processes", &request).await?;
-    report(&client, "started", &started, args.json).await
+    report(&client, "started", &started, args.json).await?;
+    if args.wait_ready {
+        let ids: Vec<u32> = started.iter().map(|p| p.id).collect();
+        wait_ready(&client, &ids, &args.wait_timeout).await?;
+    }
+    Ok(())
 }
 
 /// `pmdaemon start web` starts the existing app `web` when no file of that
@@ -121,6 +126,9 @@ fn config(script: &str, args: &StartArgs, cwd: PathBuf, is_file: bool) -> Result
         },
         ignore_watch: args.ignore_watch.clone(),
         cron_restart: args.cron_restart.clone(),
+        health_check: health_check(args)?,
+        wait_ready: args.sd_notify,
+        listen_timeout: duration(&args.listen_timeout, "listen-timeout")?,
         max_memory_restart: args
             .max_memory
             .as_deref()
@@ -130,6 +138,41 @@ fn config(script: &str, args: &StartArgs, cwd: PathBuf, is_file: bool) -> Result
         script,
         ..defaults
     })
+}
+
+/// A duration where a bare number is seconds, as inside `health_check`.
+fn seconds(value: &Option<String>, flag: &str) -> Result<Option<u64>> {
+    value
+        .as_deref()
+        .map(|v| match v.trim().parse::<f64>() {
+            Ok(secs) if secs >= 0.0 => Ok((secs * 1000.0) as u64),
+            _ => parse_duration_ms(v),
+        })
+        .transpose()
+        .with_context(|| format!("--{flag}"))
+}
+
+fn health_check(args: &StartArgs) -> Result<Option<HealthCheck>> {
+    let check_type = match (&args.health_check_url, &args.health_check_script) {
+        (Some(_), Some(_)) => {
+            bail!("give either --health-check-url or --health-check-script, not both")
+        }
+        (Some(_), None) => CheckType::Http,
+        (None, Some(_)) => CheckType::Script,
+        (None, None) => return Ok(None),
+    };
+    let defaults = HealthCheck::default();
+    Ok(Some(HealthCheck {
+        check_type,
+        url: args.health_check_url.clone(),
+        script: args.health_check_script.clone(),
+        interval: seconds(&args.health_check_interval, "health-check-interval")?
+            .unwrap_or(defaults.interval),
+        timeout: seconds(&args.health_check_timeout, "health-check-timeout")?
+            .unwrap_or(defaults.timeout),
+        retries: args.health_check_retries.unwrap_or(defaults.retries).max(1),
+        enabled: true,
+    }))
 }
 
 fn env_vars(args: &StartArgs) -> BTreeMap<String, String> {
@@ -199,6 +242,16 @@ async fn apply_file(
         let all: Vec<ProcessInfo> = client.get("/api/processes").await?;
         println!("{}", render::process_table(&all));
     }
+    if args.wait_ready {
+        let names: Vec<String> = response.outcomes.iter().map(|o| o.app.clone()).collect();
+        let all: Vec<ProcessInfo> = client.get("/api/processes").await?;
+        let ids: Vec<u32> = all
+            .iter()
+            .filter(|p| names.contains(&p.app))
+            .map(|p| p.id)
+            .collect();
+        wait_ready(&client, &ids, &args.wait_timeout).await?;
+    }
     let failed = response
         .outcomes
         .iter()
@@ -250,5 +303,62 @@ mod tests {
         assert!(max >= 1);
         assert_eq!(instances(Some("-1")).unwrap(), (max - 1).max(1));
         assert!(instances(Some("lots")).is_err());
+    }
+}
+
+/// Waits until every instance in `ids` is ready, showing `ready x of N` on
+/// stderr; on timeout names the first instance that is not and why.
+async fn wait_ready(client: &Client, ids: &[u32], wait_timeout: &str) -> Result<()> {
+    use std::io::Write;
+    let limit = std::time::Duration::from_millis(
+        parse_duration_ms(wait_timeout).context("--wait-timeout")?,
+    );
+    let deadline = std::time::Instant::now() + limit;
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut shown = usize::MAX;
+    loop {
+        let all: Vec<ProcessInfo> = client.get("/api/processes").await?;
+        let mine: Vec<&ProcessInfo> = all.iter().filter(|p| ids.contains(&p.id)).collect();
+        let ready = mine
+            .iter()
+            .filter(|p| p.ready && p.status == pmdaemon_core::api::Status::Online)
+            .count();
+        if ready != shown {
+            shown = ready;
+            if terminal {
+                eprint!("\r[pmdaemon] ready {ready} of {}", mine.len());
+            } else {
+                eprintln!("[pmdaemon] ready {ready} of {}", mine.len());
+            }
+            let _ = std::io::stderr().flush();
+        }
+        if ready == mine.len() {
+            if terminal {
+                eprintln!();
+            }
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            if terminal {
+                eprintln!();
+            }
+            let waiting = mine
+                .iter()
+                .find(|p| !(p.ready && p.status == pmdaemon_core::api::Status::Online));
+            let (name, why) = waiting.map_or(("?".to_string(), String::new()), |p| {
+                let why = p
+                    .health_error
+                    .clone()
+                    .or_else(|| p.last_exit.map(|e| format!("{} after {e}", p.status)))
+                    .unwrap_or_else(|| format!("still {}", p.status));
+                (p.name.clone(), why)
+            });
+            bail!(
+                "{ready} of {} instances ready after {}; {name} is not: {why}",
+                mine.len(),
+                wait_timeout
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }

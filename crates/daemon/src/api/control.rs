@@ -4,7 +4,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use pmdaemon_core::api::{ProcessInfo, RestartRequest, ScaleRequest};
+use pmdaemon_core::api::{ProcessInfo, ReloadRequest, RestartRequest, ScaleRequest};
 
 use super::{ApiError, ApiResult, AppState};
 use crate::supervisor::Action;
@@ -69,4 +69,27 @@ pub async fn scale(
     Json(request): Json<ScaleRequest>,
 ) -> ApiResult<Vec<ProcessInfo>> {
     Ok(Json(state.supervisor.scale(&app, request.instances).await?))
+}
+
+/// `POST /api/processes/{target}/reload`, with an optional
+/// [`ReloadRequest`] body: a rolling restart that stops at the first
+/// instance that does not become ready.
+pub async fn reload(
+    State(state): State<AppState>,
+    Path(target): Path<String>,
+    body: Bytes,
+) -> ApiResult<Vec<ProcessInfo>> {
+    let request: ReloadRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ReloadRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|err| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("bad reload request: {err}"),
+            )
+        })?
+    };
+    Ok(Json(
+        state.supervisor.reload(&target, request.parallel).await?,
+    ))
 }

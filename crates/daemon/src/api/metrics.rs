@@ -70,7 +70,6 @@ pub fn render(processes: &[ProcessInfo], system: &SystemInfo) -> Result<String, 
                 .get_or_create(&labels)
                 .set(i64::from(process.status == state));
         }
-        // Health checks are not run yet: every instance's health is unknown.
         for state in ["healthy", "unhealthy", "unknown"] {
             let labels = StateLabels {
                 app: process.app.clone(),

@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/processes/{target}/stop", post(control::stop))
         .route("/api/processes/{target}/restart", post(control::restart))
         .route("/api/processes/{target}/scale", post(control::scale))
+        .route("/api/processes/{target}/reload", post(control::reload))
         .route("/api/processes/{target}/logs", get(logs::target))
         .route("/api/logs", get(logs::all))
         .layer(middleware::from_fn(check_version))

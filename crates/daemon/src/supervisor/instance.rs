@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use pmdaemon_core::api::{ExitReason, Status};
+use pmdaemon_core::api::{ExitReason, Health, Status};
 use pmdaemon_core::config::{signal_number, AppConfig};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, sleep_until, Instant};
@@ -14,7 +14,7 @@ use tokio::time::{sleep, sleep_until, Instant};
 use super::Supervisor;
 use crate::reaper::ExitReceiver;
 use crate::store::{now_ms, Desired};
-use crate::{logs, procinfo, spawn};
+use crate::{health, logs, procinfo, spawn};
 
 /// Backoff never waits longer than this (PM2's ceiling).
 const MAX_BACKOFF_MS: u64 = 15_000;
@@ -50,6 +50,16 @@ struct Running {
     pid: u32,
     exit: ExitReceiver,
     started: Instant,
+    /// Health check and sd_notify listener of this process; they end with it.
+    watchers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for watcher in &self.watchers {
+            watcher.abort();
+        }
+    }
 }
 
 pub(crate) struct Instance {
@@ -167,10 +177,22 @@ impl Instance {
 
     /// Spawns the process; the record says online once it runs.
     fn launch(&mut self) -> Result<(), String> {
-        let (plan, name) = self
+        let (mut plan, name) = self
             .supervisor
             .plan_for(self.id)
             .map_err(|err| err.to_string())?;
+        let config = self.config().unwrap_or_default();
+        // sd_notify: the socket exists before the process does.
+        let notify = if config.wait_ready {
+            let dir = self.supervisor.home.root().join("notify");
+            let (path, socket) = health::notify_socket(&dir, &name)
+                .map_err(|err| format!("cannot create the NOTIFY_SOCKET for {name}: {err}"))?;
+            plan.env
+                .insert("NOTIFY_SOCKET".into(), path.display().to_string());
+            Some(socket)
+        } else {
+            None
+        };
         let spawned = spawn::spawn(&self.supervisor.reaper, &plan)
             .map_err(|err| format!("could not start {}: {err}", plan.program.display()))?;
         let files = &self.supervisor.log_files;
@@ -179,17 +201,48 @@ impl Instance {
         logs::pump(files, spawned.stderr, err);
         let pid = spawned.pid;
         let start_time = procinfo::stat(pid).map(|stat| stat.start_time);
-        self.running = Some(Running {
-            pid,
-            exit: spawned.exit,
-            started: Instant::now(),
-        });
-        self.update(|record| {
+        let check = config.health_check.clone().filter(|c| c.enabled);
+        // Ready at once unless a signal or a first passing check is awaited.
+        let ready_now = notify.is_none() && check.is_none();
+        let port = self.update(|record| {
             record.status = Status::Online;
             record.pid = Some(pid);
             record.pid_start_time = start_time;
             record.started_at_ms = Some(now_ms());
+            record.health = Health::Unknown;
+            record.health_error = None;
+            record.ready = ready_now;
             record.record("started", format!("pid {pid}"));
+            record.effective_port()
+        });
+        let mut watchers = Vec::new();
+        if let Some(socket) = notify {
+            watchers.push(health::listen_for_ready(
+                &self.supervisor,
+                socket,
+                self.id,
+                pid,
+            ));
+        }
+        if let Some(check) = check {
+            let subject = health::Subject {
+                id: self.id,
+                pid,
+                port: port.flatten(),
+                env: plan.env.clone(),
+                cwd: plan.cwd.clone(),
+                sets_ready: !config.wait_ready,
+                listen_timeout: config
+                    .listen_timeout
+                    .map_or(health::DEFAULT_LISTEN_TIMEOUT, Duration::from_millis),
+            };
+            watchers.push(health::spawn(&self.supervisor, check, subject));
+        }
+        self.running = Some(Running {
+            pid,
+            exit: spawned.exit,
+            started: Instant::now(),
+            watchers,
         });
         self.supervisor.persist_soon();
         tracing::info!("{name} started with pid {pid}");
@@ -356,8 +409,7 @@ impl Instance {
                     config.kill_timeout
                 );
                 spawn::signal_group(pgid, Signal::SIGKILL);
-                running
-                    .exit
+                (&mut running.exit)
                     .await
                     .unwrap_or(ExitReason::Signal(libc::SIGKILL))
             }

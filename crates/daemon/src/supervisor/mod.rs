@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use pmdaemon_core::api::{
-    LogStream, LogTail, LogsResponse, ProcessDetail, ProcessInfo, StartRequest, Status, SystemInfo,
+    Health, LogStream, LogTail, LogsResponse, ProcessDetail, ProcessInfo, StartRequest, Status,
+    SystemInfo,
 };
 use pmdaemon_core::config::{check_ports_fit, AppConfig, MAX_INSTANCES};
 use pmdaemon_core::ports::PortSpec;
@@ -58,6 +59,10 @@ pub struct Supervisor {
     persist_urgent: AtomicBool,
     persist_urgent_wake: Notify,
     shutting_down: AtomicBool,
+    /// Notified whenever an instance's record changes (readiness waits).
+    pub(crate) changed: Notify,
+    /// One lock per app: reloads and restarts of an app never interleave.
+    app_locks: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The host, as last sampled.
     system: Mutex<Option<SystemInfo>>,
     /// The watch and cron tasks of each app.
@@ -81,6 +86,8 @@ impl Supervisor {
             shutting_down: AtomicBool::new(false),
             triggers: Mutex::new(BTreeMap::new()),
             system: Mutex::new(None),
+            changed: Notify::new(),
+            app_locks: Mutex::new(BTreeMap::new()),
         });
         tokio::spawn(persister(Arc::clone(&supervisor)));
         supervisor
@@ -116,7 +123,157 @@ impl Supervisor {
         id: u32,
         change: impl FnOnce(&mut InstanceRecord) -> T,
     ) -> Option<T> {
-        self.lock().instances.get_mut(&id).map(change)
+        let result = self.lock().instances.get_mut(&id).map(change);
+        self.changed.notify_waiters();
+        result
+    }
+
+    /// Records a health check's verdict, if `pid` still runs as `id`.
+    pub(crate) fn set_health(
+        &self,
+        id: u32,
+        pid: u32,
+        health: Health,
+        error: Option<String>,
+        ready: bool,
+    ) {
+        self.update_instance(id, |record| {
+            if record.pid == Some(pid) {
+                record.health = health;
+                if error.is_some() || health == Health::Healthy {
+                    record.health_error = error;
+                }
+                record.ready |= ready;
+            }
+        });
+    }
+
+    /// Marks `id` ready, if `pid` still runs as `id`.
+    pub(crate) fn set_ready(&self, id: u32, pid: u32) {
+        self.update_instance(id, |record| {
+            if record.pid == Some(pid) {
+                record.ready = true;
+            }
+        });
+    }
+
+    fn app_lock(&self, app: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.app_locks.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(locks.entry(app.to_string()).or_default())
+    }
+
+    /// Waits until `id` runs and is ready, or says why it is not by
+    /// `deadline`.
+    async fn wait_ready(&self, id: u32, deadline: tokio::time::Instant) -> Result<(), String> {
+        loop {
+            let changed = self.changed.notified();
+            let state = self
+                .lock()
+                .instances
+                .get(&id)
+                .map(|r| (r.status, r.ready, r.health_error.clone(), r.last_exit));
+            let Some((status, ready, error, last_exit)) = state else {
+                return Err("it was deleted".into());
+            };
+            if status == Status::Online && ready {
+                return Ok(());
+            }
+            if status == Status::Errored || status == Status::Stopped {
+                let why =
+                    last_exit.map_or_else(|| status.to_string(), |e| format!("{status} after {e}"));
+                return Err(why);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(error.unwrap_or_else(|| format!("still {status}, not ready")));
+            }
+            tokio::select! {
+                () = changed => {}
+                () = tokio::time::sleep_until(deadline) => {}
+                () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+            }
+        }
+    }
+
+    /// Replaces the instances `target` names one batch of `parallel` at a
+    /// time: each is stopped gracefully, started again on its port, and the
+    /// next batch waits until it is ready. An instance not ready within
+    /// `listen_timeout` stops the rollout; the rest keep running.
+    pub async fn reload(
+        self: &Arc<Self>,
+        target: &str,
+        parallel: u32,
+    ) -> Result<Vec<ProcessInfo>, Error> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(Error::ShuttingDown);
+        }
+        let ids = self.lock().resolve(target)?;
+        let mut apps: Vec<String> = {
+            let table = self.lock();
+            ids.iter()
+                .filter_map(|id| table.instances.get(id).map(|i| i.app.clone()))
+                .collect()
+        };
+        apps.sort();
+        apps.dedup();
+        let mut guards = Vec::new();
+        for app in &apps {
+            guards.push(self.app_lock(app).lock_owned().await);
+        }
+        let mut replaced = 0;
+        for batch in ids.chunks(parallel.max(1) as usize) {
+            let mut replies = Vec::new();
+            for id in batch {
+                let handle = self.lock().handles.get(id).cloned();
+                let Some(handle) = handle else { continue };
+                self.update_instance(*id, |r| r.port_override = None);
+                let (reply, receiver) = oneshot::channel();
+                if handle.send(Command::Restart(reply)).await.is_ok() {
+                    replies.push(receiver);
+                }
+            }
+            let started = first_failure(replies).await;
+            for id in batch {
+                let (name, wait) = {
+                    let table = self.lock();
+                    let name = table
+                        .instances
+                        .get(id)
+                        .map(|i| i.name.clone())
+                        .unwrap_or_default();
+                    let wait = table
+                        .instances
+                        .get(id)
+                        .and_then(|i| table.app(&i.app))
+                        .and_then(|a| a.config.listen_timeout)
+                        .map_or(
+                            crate::health::DEFAULT_LISTEN_TIMEOUT,
+                            std::time::Duration::from_millis,
+                        );
+                    (name, wait)
+                };
+                let outcome = match &started {
+                    Some(err) => Err(err.clone()),
+                    None => {
+                        self.wait_ready(*id, tokio::time::Instant::now() + wait)
+                            .await
+                    }
+                };
+                if let Err(why) = outcome {
+                    self.persist_now().await;
+                    let left = ids.len() - replaced - 1;
+                    return Err(Error::BadCommand(format!(
+                        "reload stopped: {name} did not become ready within {} ms ({why}); {replaced} of {} instances were replaced, {left} still run the previous version",
+                        wait.as_millis(),
+                        ids.len()
+                    )));
+                }
+                replaced += 1;
+            }
+        }
+        drop(guards);
+        self.persist_now().await;
+        let table = self.lock();
+        Ok(ids.iter().filter_map(|id| table.info(*id)).collect())
     }
 
     /// The stdout and stderr files of instance `id`.
@@ -521,6 +678,21 @@ impl Supervisor {
             return Err(Error::ShuttingDown);
         }
         let ids = self.lock().resolve(target)?;
+        // A restart waits for a reload of the same app to finish.
+        let mut guards = Vec::new();
+        if action == Action::Restart {
+            let mut apps: Vec<String> = {
+                let table = self.lock();
+                ids.iter()
+                    .filter_map(|id| table.instances.get(id).map(|i| i.app.clone()))
+                    .collect()
+            };
+            apps.sort();
+            apps.dedup();
+            for app in apps {
+                guards.push(self.app_lock(&app).lock_owned().await);
+            }
+        }
         if matches!(action, Action::Start | Action::Restart) {
             self.override_ports(&ids, port)?;
         }
@@ -764,6 +936,9 @@ fn add_instances(
             history: Default::default(),
             cpu_percent: None,
             memory_bytes: None,
+            health: Default::default(),
+            health_error: None,
+            ready: false,
         };
         record.record("created", reason);
         table.instances.insert(id, record);

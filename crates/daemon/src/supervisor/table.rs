@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use pmdaemon_core::api::{LogStream, ProcessDetail, ProcessInfo, Status};
+use pmdaemon_core::api::{Health, LogStream, ProcessDetail, ProcessInfo, Status};
 use pmdaemon_core::command::invocation;
 use tokio::sync::mpsc;
 
@@ -169,6 +169,13 @@ impl Table {
             restarts: record.restarts,
             unstable_restarts: record.unstable_restarts,
             last_exit: record.last_exit,
+            health: if running {
+                record.health
+            } else {
+                Health::Unknown
+            },
+            health_error: record.health_error.clone().filter(|_| running),
+            ready: running && record.ready,
         })
     }
 
@@ -247,6 +254,9 @@ mod tests {
                     history: Default::default(),
                     cpu_percent: None,
                     memory_bytes: None,
+                    health: Default::default(),
+                    health_error: None,
+                    ready: false,
                 },
             );
         }

@@ -1,0 +1,251 @@
+//! Health checks and readiness.
+//!
+//! Each running instance with an enabled `health_check` gets one task that
+//! checks it: often (every 250 ms) until the first pass, which makes the
+//! instance ready, then every `interval`. `retries` consecutive failures
+//! restart the instance, with the reason in its history. Failures before the
+//! first pass count only once `listen_timeout` (default 30 s) has passed, so
+//! that a slow start is not mistaken for a broken app. An app with
+//! `wait_ready` is ready when it sends `READY=1` to the datagram socket named
+//! in `NOTIFY_SOCKET` (sd_notify).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use http_body_util::Empty;
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use pmdaemon_core::api::{ExitReason, Health};
+use pmdaemon_core::config::{CheckType, HealthCheck};
+use tokio::net::{TcpStream, UnixDatagram};
+use tokio::task::JoinHandle;
+use tokio::time::{sleep, timeout, Instant};
+
+use crate::supervisor::Supervisor;
+
+/// How often an instance is checked until its first pass.
+const STARTUP_POLL: Duration = Duration::from_millis(250);
+/// How long an instance may take to become ready, unless `listen_timeout`.
+pub const DEFAULT_LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a check needs to know about the instance it checks.
+#[derive(Debug, Clone)]
+pub(crate) struct Subject {
+    pub id: u32,
+    pub pid: u32,
+    pub port: Option<u16>,
+    pub env: BTreeMap<String, String>,
+    pub cwd: PathBuf,
+    /// Whether a pass makes the instance ready (not when it uses sd_notify).
+    pub sets_ready: bool,
+    pub listen_timeout: Duration,
+}
+
+/// Starts checking `subject`.
+pub(crate) fn spawn(
+    supervisor: &Arc<Supervisor>,
+    check: HealthCheck,
+    subject: Subject,
+) -> JoinHandle<()> {
+    tokio::spawn(run(Arc::downgrade(supervisor), check, subject))
+}
+
+async fn run(supervisor: Weak<Supervisor>, check: HealthCheck, subject: Subject) {
+    let started = Instant::now();
+    let interval = Duration::from_millis(check.interval.max(100));
+    let allowed = Duration::from_millis(check.timeout.max(1));
+    let mut passed_once = false;
+    let mut failures = 0;
+    loop {
+        sleep(if passed_once { interval } else { STARTUP_POLL }).await;
+        let Some(strong) = supervisor.upgrade() else {
+            return;
+        };
+        let result = match timeout(allowed, check_once(&strong, &check, &subject)).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no answer within {} ms", check.timeout)),
+        };
+        match result {
+            Ok(()) => {
+                failures = 0;
+                passed_once = true;
+                strong.set_health(
+                    subject.id,
+                    subject.pid,
+                    Health::Healthy,
+                    None,
+                    subject.sets_ready,
+                );
+            }
+            Err(error) => {
+                strong.set_health(
+                    subject.id,
+                    subject.pid,
+                    Health::Unhealthy,
+                    Some(error.clone()),
+                    false,
+                );
+                if !passed_once && started.elapsed() < subject.listen_timeout {
+                    continue;
+                }
+                failures += 1;
+                if failures >= check.retries.max(1) {
+                    let reason = format!("health check failed {failures} times in a row: {error}");
+                    let id = subject.id;
+                    tokio::spawn(async move { strong.restart_for(id, reason).await });
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn check_once(
+    supervisor: &Arc<Supervisor>,
+    check: &HealthCheck,
+    subject: &Subject,
+) -> Result<(), String> {
+    let port = subject.port.map(|p| p.to_string()).unwrap_or_default();
+    match check.check_type {
+        CheckType::Http => {
+            let url = check
+                .url
+                .as_deref()
+                .ok_or("no url to check")?
+                .replace("{PORT}", &port);
+            http_get(&url).await
+        }
+        CheckType::Tcp => {
+            let address = match check.url.as_deref() {
+                Some(url) => {
+                    let url = url.replace("{PORT}", &port);
+                    let uri: hyper::Uri = url.parse().map_err(|e| format!("bad url {url}: {e}"))?;
+                    format!(
+                        "{}:{}",
+                        uri.host().unwrap_or("127.0.0.1"),
+                        uri.port_u16().or(subject.port).unwrap_or(80)
+                    )
+                }
+                None => format!(
+                    "127.0.0.1:{}",
+                    subject.port.ok_or("a tcp check needs a port or a url")?
+                ),
+            };
+            TcpStream::connect(&address)
+                .await
+                .map(drop)
+                .map_err(|e| format!("cannot connect to {address}: {e}"))
+        }
+        CheckType::Script => {
+            let script = check.script.as_deref().ok_or("no script to run")?;
+            run_script(supervisor, script, subject).await
+        }
+    }
+}
+
+async fn http_get(url: &str) -> Result<(), String> {
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("bad url {url}: {e}"))?;
+    if uri.scheme_str().is_some_and(|s| s != "http") {
+        return Err(format!("only http:// urls can be checked, not {url}"));
+    }
+    let host = uri
+        .host()
+        .ok_or_else(|| format!("no host in {url}"))?
+        .to_string();
+    let port = uri.port_u16().unwrap_or(80);
+    let stream = TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    tokio::spawn(connection);
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, format!("{host}:{port}"))
+        .header(hyper::header::USER_AGENT, "pmdaemon-health-check")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("{url} answered {status}"))
+    }
+}
+
+async fn run_script(
+    supervisor: &Arc<Supervisor>,
+    script: &str,
+    subject: &Subject,
+) -> Result<(), String> {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(script)
+        .current_dir(&subject.cwd)
+        .env_clear()
+        .envs(&subject.env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let (child, exit) = supervisor
+        .reaper
+        .spawn(&mut command)
+        .map_err(|e| format!("cannot run the check script: {e}"))?;
+    // If the check times out, this future is dropped: kill the script.
+    struct Kill(u32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            crate::spawn::signal_group(self.0, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    let _guard = Kill(child.id());
+    match exit.await {
+        Ok(ExitReason::Code(0)) => Ok(()),
+        Ok(reason) => Err(format!("the check script ended with {reason}")),
+        Err(_) => Err("the check script vanished".to_string()),
+    }
+}
+
+/// Binds the sd_notify socket of an instance before it starts.
+pub(crate) fn notify_socket(
+    dir: &Path,
+    instance: &str,
+) -> std::io::Result<(PathBuf, UnixDatagram)> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{instance}.sock"));
+    let _ = std::fs::remove_file(&path);
+    let socket = UnixDatagram::bind(&path)?;
+    Ok((path, socket))
+}
+
+/// Marks the instance ready when it sends `READY=1`.
+pub(crate) fn listen_for_ready(
+    supervisor: &Arc<Supervisor>,
+    socket: UnixDatagram,
+    id: u32,
+    pid: u32,
+) -> JoinHandle<()> {
+    let supervisor = Arc::downgrade(supervisor);
+    tokio::spawn(async move {
+        let mut buffer = vec![0u8; 4096];
+        while let Ok(length) = socket.recv(&mut buffer).await {
+            let message = String::from_utf8_lossy(&buffer[..length]);
+            if message.lines().any(|line| line.trim() == "READY=1") {
+                let Some(supervisor) = supervisor.upgrade() else {
+                    return;
+                };
+                supervisor.set_ready(id, pid);
+            }
+        }
+    })
+}
