@@ -172,11 +172,14 @@ async fn perform(client: &Client, action: Action, target: &str) -> String {
     };
     let result: Result<Vec<ProcessInfo>> = match action {
         Action::Stop => client.post(&format!("{path}/stop"), &()).await,
-        // Rolling reload arrives with health checks; until then a reload
-        // of one instance is a restart.
-        Action::Restart | Action::Reload => {
+        Action::Restart => {
             client
                 .post(&format!("{path}/restart"), &RestartRequest::default())
+                .await
+        }
+        Action::Reload => {
+            client
+                .post(&format!("{path}/reload"), &ReloadRequest::default())
                 .await
         }
     };

@@ -291,21 +291,6 @@ fn inherited_env() -> BTreeMap<String, String> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn instance_counts() {
-        assert_eq!(instances(None).unwrap(), 1);
-        assert_eq!(instances(Some("4")).unwrap(), 4);
-        let max = instances(Some("max")).unwrap();
-        assert!(max >= 1);
-        assert_eq!(instances(Some("-1")).unwrap(), (max - 1).max(1));
-        assert!(instances(Some("lots")).is_err());
-    }
-}
-
 /// Waits until every instance in `ids` is ready, showing `ready x of N` on
 /// stderr; on timeout names the first instance that is not and why.
 async fn wait_ready(client: &Client, ids: &[u32], wait_timeout: &str) -> Result<()> {
@@ -360,5 +345,20 @@ async fn wait_ready(client: &Client, ids: &[u32], wait_timeout: &str) -> Result<
             );
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_counts() {
+        assert_eq!(instances(None).unwrap(), 1);
+        assert_eq!(instances(Some("4")).unwrap(), 4);
+        let max = instances(Some("max")).unwrap();
+        assert!(max >= 1);
+        assert_eq!(instances(Some("-1")).unwrap(), (max - 1).max(1));
+        assert!(instances(Some("lots")).is_err());
     }
 }
