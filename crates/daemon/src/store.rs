@@ -118,6 +118,32 @@ pub struct InstanceRecord {
 pub const HISTORY_LEN: usize = 20;
 
 impl InstanceRecord {
+    /// A new instance that the user wants running, not yet launched.
+    pub fn new(id: u32, app: &str, index: u32, name: String, port: Option<u16>) -> Self {
+        Self {
+            id,
+            app: app.to_string(),
+            index,
+            name,
+            desired: Desired::Running,
+            port,
+            port_override: None,
+            status: Status::Launching,
+            restarts: 0,
+            unstable_restarts: 0,
+            pid: None,
+            pid_start_time: None,
+            started_at_ms: None,
+            last_exit: None,
+            history: VecDeque::new(),
+            cpu_percent: None,
+            memory_bytes: None,
+            health: Default::default(),
+            health_error: None,
+            ready: false,
+        }
+    }
+
     /// The port the instance runs on now.
     pub fn effective_port(&self) -> Option<u16> {
         self.port_override.or(self.port)

@@ -131,13 +131,7 @@ impl Supervisor {
         let old_logs = self.app_log_paths(&app);
         let (surplus, added) = {
             let mut table = self.lock();
-            let mut current: Vec<(u32, u32)> = table
-                .instances
-                .values()
-                .filter(|i| i.app == app)
-                .map(|i| (i.index, i.id))
-                .collect();
-            current.sort();
+            let current = table.instances_of(&app);
             let wanted: Vec<u32> = (0..config.instances).collect();
             let ports: Vec<Option<u16>> = match &config.port {
                 None => vec![None; wanted.len()],

@@ -157,9 +157,19 @@ impl Supervisor {
         });
     }
 
-    fn app_lock(&self, app: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.app_locks.lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(locks.entry(app.to_string()).or_default())
+    /// Takes the locks of the apps of `ids` (in name order, so that two
+    /// callers never wait for each other crosswise).
+    async fn lock_apps(&self, ids: &[u32]) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        let apps = self.lock().apps_of(ids);
+        let mut guards = Vec::new();
+        for app in apps {
+            let lock = {
+                let mut locks = self.app_locks.lock().unwrap_or_else(|e| e.into_inner());
+                Arc::clone(locks.entry(app).or_default())
+            };
+            guards.push(lock.lock_owned().await);
+        }
+        guards
     }
 
     /// Waits until `id` runs and is ready, or says why it is not by
@@ -207,18 +217,7 @@ impl Supervisor {
             return Err(Error::ShuttingDown);
         }
         let ids = self.lock().resolve(target)?;
-        let mut apps: Vec<String> = {
-            let table = self.lock();
-            ids.iter()
-                .filter_map(|id| table.instances.get(id).map(|i| i.app.clone()))
-                .collect()
-        };
-        apps.sort();
-        apps.dedup();
-        let mut guards = Vec::new();
-        for app in &apps {
-            guards.push(self.app_lock(app).lock_owned().await);
-        }
+        let guards = self.lock_apps(&ids).await;
         let mut replaced = 0;
         for batch in ids.chunks(parallel.max(1) as usize) {
             let mut replies = Vec::new();
@@ -613,13 +612,7 @@ impl Supervisor {
                         target: app.to_string(),
                     }
                 })?;
-                let mut current: Vec<(u32, u32)> = table
-                    .instances
-                    .values()
-                    .filter(|i| i.app == app)
-                    .map(|i| (i.index, i.id))
-                    .collect();
-                current.sort();
+                let current = table.instances_of(app);
                 if let Some(spec) = &config.port {
                     check_ports_fit(spec, instances)?;
                 }
@@ -679,20 +672,11 @@ impl Supervisor {
         }
         let ids = self.lock().resolve(target)?;
         // A restart waits for a reload of the same app to finish.
-        let mut guards = Vec::new();
-        if action == Action::Restart {
-            let mut apps: Vec<String> = {
-                let table = self.lock();
-                ids.iter()
-                    .filter_map(|id| table.instances.get(id).map(|i| i.app.clone()))
-                    .collect()
-            };
-            apps.sort();
-            apps.dedup();
-            for app in apps {
-                guards.push(self.app_lock(&app).lock_owned().await);
-            }
-        }
+        let _guards = if action == Action::Restart {
+            self.lock_apps(&ids).await
+        } else {
+            Vec::new()
+        };
         if matches!(action, Action::Start | Action::Restart) {
             self.override_ports(&ids, port)?;
         }
@@ -918,28 +902,8 @@ fn add_instances(
     for (index, port) in indices.iter().zip(ports) {
         let id = table.next_id;
         table.next_id += 1;
-        let mut record = InstanceRecord {
-            id,
-            app: config.name.clone(),
-            index: *index,
-            name: config.instance_name(*index),
-            desired: Desired::Running,
-            port,
-            port_override: None,
-            status: Status::Launching,
-            restarts: 0,
-            unstable_restarts: 0,
-            pid: None,
-            pid_start_time: None,
-            started_at_ms: None,
-            last_exit: None,
-            history: Default::default(),
-            cpu_percent: None,
-            memory_bytes: None,
-            health: Default::default(),
-            health_error: None,
-            ready: false,
-        };
+        let mut record =
+            InstanceRecord::new(id, &config.name, *index, config.instance_name(*index), port);
         record.record("created", reason);
         table.instances.insert(id, record);
         ids.push(id);

@@ -82,6 +82,29 @@ impl Table {
         }
     }
 
+    /// `(index, id)` of every instance of `app`, by index.
+    pub fn instances_of(&self, app: &str) -> Vec<(u32, u32)> {
+        let mut current: Vec<(u32, u32)> = self
+            .instances
+            .values()
+            .filter(|i| i.app == app)
+            .map(|i| (i.index, i.id))
+            .collect();
+        current.sort();
+        current
+    }
+
+    /// The apps the instances `ids` belong to, each once.
+    pub fn apps_of(&self, ids: &[u32]) -> Vec<String> {
+        let mut apps: Vec<String> = ids
+            .iter()
+            .filter_map(|id| self.instances.get(id).map(|i| i.app.clone()))
+            .collect();
+        apps.sort();
+        apps.dedup();
+        apps
+    }
+
     /// Whether `name` (an app about to be added, with `instances`
     /// instances) would make some target ambiguous.
     pub fn name_taken(&self, name: &str, instances: u32) -> bool {
@@ -236,28 +259,7 @@ mod tests {
         for (id, app, index) in [(1, "web", 0), (2, "web", 1), (3, "worker", 0)] {
             table.instances.insert(
                 id,
-                InstanceRecord {
-                    id,
-                    app: app.into(),
-                    index,
-                    name: format!("{app}-{index}"),
-                    desired: Desired::Running,
-                    port: None,
-                    port_override: None,
-                    status: Status::Online,
-                    restarts: 0,
-                    unstable_restarts: 0,
-                    pid: None,
-                    pid_start_time: None,
-                    started_at_ms: None,
-                    last_exit: None,
-                    history: Default::default(),
-                    cpu_percent: None,
-                    memory_bytes: None,
-                    health: Default::default(),
-                    health_error: None,
-                    ready: false,
-                },
+                InstanceRecord::new(id, app, index, format!("{app}-{index}"), None),
             );
         }
         for name in ["web", "worker"] {
