@@ -251,7 +251,6 @@ pub fn redact(env: &mut BTreeMap<String, String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Desired;
     use pmdaemon_core::config::AppConfig;
 
     fn table() -> Table {
