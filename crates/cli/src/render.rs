@@ -20,14 +20,20 @@ fn dash<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
-/// The process table with the seed's columns.
+/// The process table with the seed's columns, and a Health column when any
+/// instance is health-checked.
 pub fn process_table(processes: &[ProcessInfo]) -> String {
     let mut table = table();
-    table.set_header([
+    let checked = processes.iter().any(|p| p.health_checked);
+    let mut header = vec![
         "ID", "Name", "Status", "PID", "Port", "CPU (%)", "Memory", "Uptime", "Restarts",
-    ]);
+    ];
+    if checked {
+        header.push("Health");
+    }
+    table.set_header(header);
     for process in processes {
-        table.add_row([
+        let mut row = vec![
             Cell::new(process.id),
             Cell::new(&process.name),
             Cell::new(process.status),
@@ -37,7 +43,11 @@ pub fn process_table(processes: &[ProcessInfo]) -> String {
             Cell::new(dash(process.memory_bytes.map(format_bytes))),
             Cell::new(dash(process.uptime_ms.map(format_uptime))),
             Cell::new(process.restarts),
-        ]);
+        ];
+        if checked {
+            row.push(Cell::new(process.health));
+        }
+        table.add_row(row);
     }
     table.to_string()
 }
@@ -214,6 +224,7 @@ mod tests {
             restarts: 0,
             unstable_restarts: 0,
             last_exit: None,
+            health_checked: false,
             health: Default::default(),
             health_error: None,
             ready: true,

@@ -61,6 +61,15 @@ fn a_server_that_turns_unhealthy_is_restarted_by_its_check() {
     );
     let text = fx.ok(&["info", "web"]);
     assert!(text.contains("│ health"), "{text}");
+    let table = fx.ok(&["list"]);
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains("│ Restarts │ Health"),
+        "{table}"
+    );
     let metrics = helper::api_get(&fx, "/metrics");
     assert!(
         metrics.contains("pmdaemon_instance_health{app=\"web\",instance=\"web-0\",state="),

@@ -206,6 +206,9 @@ pub struct ProcessInfo {
     pub unstable_restarts: u32,
     /// How the last process ended.
     pub last_exit: Option<ExitReason>,
+    /// Whether the app has an enabled health check.
+    #[serde(default)]
+    pub health_checked: bool,
     /// What the health check says.
     #[serde(default)]
     pub health: Health,

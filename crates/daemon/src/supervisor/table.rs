@@ -192,6 +192,10 @@ impl Table {
             restarts: record.restarts,
             unstable_restarts: record.unstable_restarts,
             last_exit: record.last_exit,
+            health_checked: self
+                .app(&record.app)
+                .and_then(|a| a.config.health_check.as_ref())
+                .is_some_and(|c| c.enabled),
             health: if running {
                 record.health
             } else {
