@@ -44,6 +44,8 @@ pub enum Command {
     Info(InfoArgs),
     /// The last lines of the logs.
     Logs(LogsArgs),
+    /// Empty the log files of an app (or of all) and delete rotated ones.
+    Flush(FlushArgs),
     /// A live terminal UI: processes with CPU and memory, the host, logs.
     Monit(MonitArgs),
     /// Check an ecosystem file without starting anything.
@@ -212,6 +214,13 @@ pub struct ScaleArgs {
     /// Print the app's instances as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `flush`.
+#[derive(Debug, Args)]
+pub struct FlushArgs {
+    /// An instance, an app, an id or `all` (default: all).
+    pub target: Option<String>,
 }
 
 /// `monit`.

@@ -51,14 +51,16 @@ fn a_child_writing_a_lot_is_never_blocked_and_nothing_is_lost() {
         "chatty",
     ]);
     let out = fx.home().join("logs/chatty-0-out.log");
+    // Rotated at the default 10M: count every file.
     assert!(
-        wait_until(std::time::Duration::from_secs(60), || std::fs::metadata(
-            &out
-        )
-        .is_ok_and(|m| m.len() == 67_108_864 + 14)),
-        "log has {:?} bytes",
-        std::fs::metadata(&out).map(|m| m.len())
+        wait_until(std::time::Duration::from_secs(60), || rotated_stream(&out)
+            .0
+            .len()
+            == 67_108_864 + 14),
+        "logs hold {} bytes",
+        rotated_stream(&out).0.len()
     );
+    assert!(rotated_stream(&out).0.ends_with(b"\ndone-writing\n"));
     assert_eq!(fx.get("chatty-0").status, Status::Online);
     assert_eq!(fx.get("chatty-0").restarts, 0);
 }
@@ -149,4 +151,137 @@ fn out_file_error_file_and_merge_logs_choose_where_output_goes() {
         1,
         "a merged file is shown once: {tail}"
     );
+}
+
+/// The log file and its rotated siblings, oldest first, concatenated.
+fn rotated_stream(path: &std::path::Path) -> (Vec<u8>, usize) {
+    let mut files = Vec::new();
+    for n in (1..1000).rev() {
+        let rotated = std::path::PathBuf::from(format!("{}.{n}", path.display()));
+        if rotated.exists() {
+            files.push(rotated);
+        }
+    }
+    let count = files.len();
+    files.push(path.to_path_buf());
+    let mut all = Vec::new();
+    for file in files {
+        all.extend(std::fs::read(file).unwrap_or_default());
+    }
+    (all, count)
+}
+
+#[test]
+fn rotation_under_continuous_writing_neither_loses_nor_duplicates_a_byte() {
+    let fx = Fixture::new();
+    std::fs::write(
+        fx.work().join("writer.py"),
+        "import sys\nfor i in range(200000):\n    sys.stdout.write(f'line {i}\\n')\nsys.stdout.flush()\nsys.stderr.write('done\\n')\nimport time\ntime.sleep(300)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        fx.work().join("eco.json"),
+        r#"{"name": "writer", "script": "writer.py", "log_max_size": "100K", "log_max_files": 100}"#,
+    )
+    .unwrap();
+    fx.ok(&["start", "eco.json"]);
+    let err = fx.home().join("logs/writer-0-err.log");
+    assert!(wait_until(std::time::Duration::from_secs(60), || {
+        std::fs::read_to_string(&err).is_ok_and(|s| s == "done\n")
+    }));
+    let out = fx.home().join("logs/writer-0-out.log");
+    let expected: String = (0..200_000).map(|i| format!("line {i}\n")).collect();
+    let mut stream = (Vec::new(), 0);
+    assert!(
+        wait_until(DEADLINE, || {
+            stream = rotated_stream(&out);
+            stream.0.len() == expected.len()
+        }),
+        "{} bytes captured, {} written",
+        stream.0.len(),
+        expected.len()
+    );
+    assert!(
+        stream.0 == expected.as_bytes(),
+        "the rotated files are not the exact stream"
+    );
+    assert!(stream.1 >= 15, "only {} rotations", stream.1);
+    assert!(
+        std::fs::metadata(out.with_extension("log.1"))
+            .unwrap()
+            .len()
+            <= 100 * 1024 + (1 << 20)
+    );
+}
+
+#[test]
+fn log_max_files_bounds_the_rotated_files_and_flush_empties_them() {
+    let fx = Fixture::new();
+    std::fs::write(
+        fx.work().join("eco.json"),
+        r#"{"name": "big", "script": "sh", "args": ["-c", "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo done >&2; exec sleep 300"], "log_max_size": "100K", "log_max_files": 2}"#,
+    )
+    .unwrap();
+    fx.ok(&["start", "eco.json"]);
+    let err = fx.home().join("logs/big-0-err.log");
+    assert!(wait_until(std::time::Duration::from_secs(60), || {
+        std::fs::read_to_string(&err).is_ok_and(|s| s == "done\n")
+    }));
+    let out = fx.home().join("logs/big-0-out.log");
+    assert!(out.with_extension("log.1").exists() && out.with_extension("log.2").exists());
+    assert!(
+        !out.with_extension("log.3").exists(),
+        "more rotated files than log_max_files"
+    );
+    let flushed = fx.ok(&["flush", "big"]);
+    assert!(flushed.contains("big-0-out.log"), "{flushed}");
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 0);
+    assert!(!out.with_extension("log.1").exists());
+    assert_eq!(std::fs::read_to_string(&err).unwrap(), "");
+    assert!(fx
+        .fails(&["flush", "nope"])
+        .contains("no process or app named 'nope'"));
+}
+
+#[test]
+fn a_log_file_deleted_by_hand_is_recreated() {
+    let fx = Fixture::new();
+    fx.ok(&[
+        "start",
+        "sh -c 'while :; do echo tick; sleep 0.1; done'",
+        "--name",
+        "ticker",
+    ]);
+    let out = fx.home().join("logs/ticker-0-out.log");
+    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&out)
+        .is_ok_and(|s| s.contains("tick"))));
+    std::fs::remove_file(&out).unwrap();
+    assert!(
+        wait_until(DEADLINE, || std::fs::read_to_string(&out)
+            .is_ok_and(|s| s.contains("tick"))),
+        "the deleted log was not recreated"
+    );
+}
+
+#[test]
+fn an_unwritable_log_file_never_blocks_the_child() {
+    let fx = Fixture::new();
+    // A log path under a regular file can never be created (even by root).
+    std::fs::write(fx.work().join("not-a-dir"), "").unwrap();
+    std::fs::write(
+        fx.work().join("eco.json"),
+        r#"{"name": "blocked", "script": "sh", "args": ["-c", "head -c 5000000 /dev/zero; echo wrote-it-all >&2; exec sleep 300"], "out_file": "not-a-dir/out.log"}"#,
+    )
+    .unwrap();
+    fx.ok(&["start", "eco.json"]);
+    let err = fx.home().join("logs/blocked-0-err.log");
+    assert!(
+        wait_until(std::time::Duration::from_secs(30), || {
+            std::fs::read_to_string(&err).is_ok_and(|s| s.contains("wrote-it-all"))
+        }),
+        "the child was blocked by its unwritable stdout"
+    );
+    assert_eq!(fx.get("blocked-0").status, Status::Online);
+    let log = std::fs::read_to_string(fx.home().join("daemon.log")).unwrap();
+    assert!(log.contains("not-a-dir/out.log"), "{log}");
 }

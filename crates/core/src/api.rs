@@ -12,6 +12,7 @@
 //! - `DELETE /api/processes/{target}` → `Vec<ProcessInfo>`
 //! - `GET /api/processes/{target}/logs?lines=N&stream=out|err` and
 //!   `GET /api/logs?lines=N` → [`LogsResponse`]
+//! - `POST /api/flush`, `POST /api/processes/{target}/flush` → [`FlushResponse`]
 //! - `GET /api/system` → [`SystemInfo`]
 //! - `GET /metrics` → Prometheus text format
 //! - `POST /api/daemon/kill` → [`KillResponse`]
@@ -343,6 +344,13 @@ pub struct SystemInfo {
     pub daemon_pid: u32,
     /// The daemon's resident memory in bytes.
     pub daemon_memory: u64,
+}
+
+/// Response of `POST /api/flush` and `POST /api/processes/{target}/flush`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FlushResponse {
+    /// The log files emptied (their rotated siblings were deleted).
+    pub files: Vec<PathBuf>,
 }
 
 /// Response of `POST /api/daemon/kill`.

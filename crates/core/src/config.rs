@@ -89,6 +89,10 @@ pub struct AppConfig {
     pub log_date_format: Option<String>,
     /// All instances share one pair of log files.
     pub merge_logs: bool,
+    /// Rotate a log file once it reaches this many bytes (default 10M).
+    pub log_max_size: Option<u64>,
+    /// Rotated log files kept (default 10).
+    pub log_max_files: Option<u32>,
     /// A label to group apps.
     pub namespace: Option<String>,
 }
@@ -184,6 +188,8 @@ impl Default for AppConfig {
             error_file: None,
             log_date_format: None,
             merge_logs: false,
+            log_max_size: None,
+            log_max_files: None,
             namespace: None,
         }
     }

@@ -13,6 +13,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
@@ -53,26 +54,269 @@ pub fn log_path(
     }
 }
 
-/// The open log files, one file description each, shared by every process
-/// that writes to the file: the pump of a process that has just exited may
-/// still be draining its pipe while its replacement's pump starts, and with a
-/// shared description both write at the one file position instead of
-/// overwriting each other.
+/// When a log file is rotated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// Rotate once the file reaches this many bytes (0: never).
+    pub max_size: u64,
+    /// Rotated files kept (`<file>.1` newest … `<file>.N` oldest).
+    pub max_files: u32,
+}
+
+impl Rotation {
+    /// The policy of an app: its own settings over the daemon's defaults.
+    pub fn of(config: &pmdaemon_core::config::AppConfig) -> Self {
+        let defaults = Self::default();
+        Self {
+            max_size: config.log_max_size.unwrap_or(defaults.max_size),
+            max_files: config.log_max_files.unwrap_or(defaults.max_files),
+        }
+    }
+}
+
+impl Default for Rotation {
+    /// 10 MiB and 10 files, or `PMDAEMON_LOG_MAX_SIZE` / `_MAX_FILES`.
+    fn default() -> Self {
+        let size = std::env::var("PMDAEMON_LOG_MAX_SIZE")
+            .ok()
+            .and_then(|v| pmdaemon_core::units::parse_size(&v).ok());
+        let files = std::env::var("PMDAEMON_LOG_MAX_FILES")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        Self {
+            max_size: size.unwrap_or(10 << 20),
+            max_files: files.unwrap_or(10),
+        }
+    }
+}
+
+/// How often a writer checks that its file was not deleted by hand, and
+/// retries after a failed write (a full disk).
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// One log file, shared by every process that writes to it: the pump of a
+/// process that has just exited may still be draining while its
+/// replacement's pump starts, and both go through this one slot, so they
+/// write in turn at one position, and rotation swaps the file for both.
+#[derive(Debug)]
+pub struct LogFile {
+    path: PathBuf,
+    state: Mutex<FileState>,
+}
+
+#[derive(Debug)]
+struct FileState {
+    file: Option<File>,
+    size: u64,
+    rotation: Rotation,
+    splice_works: bool,
+    checked: Instant,
+    dropped: u64,
+}
+
+impl LogFile {
+    fn open(path: &Path, rotation: Rotation) -> Self {
+        let (file, size) = match open_log(path) {
+            Ok(pair) => (Some(pair.0), pair.1),
+            Err(err) => {
+                tracing::warn!(
+                    "cannot open {} ({err}); its output is dropped until it can be",
+                    path.display()
+                );
+                (None, 0)
+            }
+        };
+        Self {
+            path: path.to_path_buf(),
+            state: Mutex::new(FileState {
+                file,
+                size,
+                rotation,
+                splice_works: true,
+                checked: Instant::now(),
+                dropped: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FileState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends a line written by pmdaemon itself.
+    pub fn note(&self, line: &str) {
+        let mut state = self.lock();
+        if let Some(file) = &mut state.file {
+            if file.write_all(format!("{line}\n").as_bytes()).is_ok() {
+                state.size += line.len() as u64 + 1;
+            }
+        }
+    }
+
+    /// Empties the file and deletes its rotated siblings.
+    pub fn flush(&self) -> std::io::Result<()> {
+        let mut state = self.lock();
+        truncate_all(&self.path)?;
+        if let Some(file) = &mut state.file {
+            file.seek(SeekFrom::Start(0))?;
+        }
+        state.size = 0;
+        Ok(())
+    }
+
+    /// Moves everything the pipe holds into the file; returns WouldBlock
+    /// once the pipe is empty so that tokio clears the readiness.
+    fn drain(&self, pipe: &OwnedFd) -> std::io::Result<Drained> {
+        let mut state = self.lock();
+        if state.checked.elapsed() >= RECHECK {
+            state.checked = Instant::now();
+            // Deleted by hand, or a write failed earlier: (re)open.
+            if state.file.is_none() || !self.path.exists() {
+                if let Ok((file, size)) = open_log(&self.path) {
+                    if state.dropped > 0 {
+                        tracing::warn!(
+                            "{}: writing again; {} bytes were dropped",
+                            self.path.display(),
+                            state.dropped
+                        );
+                        state.dropped = 0;
+                    }
+                    state.file = Some(file);
+                    state.size = size;
+                }
+            }
+        }
+        loop {
+            let moved = match (&state.file, state.splice_works) {
+                (Some(file), true) => splice(
+                    pipe.as_fd(),
+                    None,
+                    file.as_fd(),
+                    None,
+                    CHUNK,
+                    SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE,
+                ),
+                _ => copy(&mut state, pipe),
+            };
+            match moved {
+                Ok(0) => return Ok(Drained::Eof),
+                Ok(moved) => {
+                    if state.file.is_some() {
+                        state.size += moved as u64;
+                        let rotation = state.rotation;
+                        if rotation.max_size > 0 && state.size >= rotation.max_size {
+                            self.rotate(&mut state);
+                        }
+                    }
+                }
+                Err(Errno::EAGAIN) => return Err(std::io::ErrorKind::WouldBlock.into()),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EINVAL) if state.splice_works => state.splice_works = false,
+                Err(err) if state.file.is_none() => return Err(std::io::Error::from(err)),
+                Err(err) => {
+                    // The file side failed (disk full, file system gone):
+                    // keep the child unblocked by reading and dropping, and
+                    // try the file again after a while.
+                    tracing::warn!(
+                        "writing {} failed ({err}); dropping output until it works again",
+                        self.path.display()
+                    );
+                    state.file = None;
+                    state.checked = Instant::now();
+                }
+            }
+        }
+    }
+
+    /// `<file>` becomes `<file>.1`, `.1` becomes `.2`, …, the oldest beyond
+    /// `max_files` goes, and writing continues in a new `<file>`. Bytes
+    /// already written stay where they are; the next ones go to the new file.
+    fn rotate(&self, state: &mut FileState) {
+        let max = state.rotation.max_files;
+        let numbered = |n: u32| PathBuf::from(format!("{}.{n}", self.path.display()));
+        if max == 0 {
+            let _ = std::fs::remove_file(&self.path);
+        } else {
+            let _ = std::fs::remove_file(numbered(max));
+            for n in (1..max).rev() {
+                let _ = std::fs::rename(numbered(n), numbered(n + 1));
+            }
+            if let Err(err) = std::fs::rename(&self.path, numbered(1)) {
+                tracing::warn!("cannot rotate {}: {err}", self.path.display());
+                return;
+            }
+        }
+        match open_log(&self.path) {
+            Ok((file, size)) => {
+                state.file = Some(file);
+                state.size = size;
+            }
+            Err(err) => {
+                tracing::warn!(
+                    "cannot reopen {} after rotation: {err}",
+                    self.path.display()
+                );
+                state.file = None;
+            }
+        }
+    }
+}
+
+/// Plain read + write, for files that cannot be spliced into, or
+/// read-and-drop when there is no file.
+fn copy(state: &mut FileState, pipe: &OwnedFd) -> nix::Result<usize> {
+    let mut buffer = [0u8; 16 * 1024];
+    let read = nix::unistd::read(pipe, &mut buffer)?;
+    match &mut state.file {
+        Some(file) => file
+            .write_all(&buffer[..read])
+            .map_err(|err| Errno::from_raw(err.raw_os_error().unwrap_or(libc::EIO)))?,
+        None => state.dropped += read as u64,
+    }
+    Ok(read)
+}
+
+/// Empties `path` and deletes `path.1`, `path.2`, … (missing ones are fine).
+pub fn truncate_all(path: &Path) -> std::io::Result<()> {
+    match OpenOptions::new().write(true).truncate(true).open(path) {
+        Ok(_) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err),
+    }
+    for n in 1.. {
+        let rotated = PathBuf::from(format!("{}.{n}", path.display()));
+        if std::fs::remove_file(&rotated).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The open log files.
 #[derive(Debug, Default)]
 pub struct LogFiles {
-    open: Mutex<HashMap<PathBuf, Arc<File>>>,
+    open: Mutex<HashMap<PathBuf, Arc<LogFile>>>,
 }
 
 impl LogFiles {
-    /// The shared description of `path`, opened (and created) on first use.
-    pub fn get(&self, path: &Path) -> std::io::Result<Arc<File>> {
+    /// The slot of `path`, opened (and created) on first use; `rotation`
+    /// replaces the previous policy.
+    pub fn get(&self, path: &Path, rotation: Rotation) -> Arc<LogFile> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(file) = open.get(path) {
-            return Ok(Arc::clone(file));
-        }
-        let file = Arc::new(open_log(path)?);
-        open.insert(path.to_path_buf(), Arc::clone(&file));
-        Ok(file)
+        let file = open
+            .entry(path.to_path_buf())
+            .or_insert_with(|| Arc::new(LogFile::open(path, rotation)));
+        file.lock().rotation = rotation;
+        Arc::clone(file)
+    }
+
+    /// The slot of `path` if it is open.
+    pub fn find(&self, path: &Path) -> Option<Arc<LogFile>> {
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
+            .cloned()
     }
 
     /// Closes `path` (once its last writer is done with it).
@@ -86,126 +330,50 @@ impl LogFiles {
 
 /// Starts a task that appends everything read from `pipe` to `path` until
 /// every writer of the pipe has closed it.
-pub fn pump(files: &LogFiles, pipe: OwnedFd, path: PathBuf) {
-    let file = match files.get(&path) {
-        Ok(file) => Some(file),
-        Err(err) => {
-            tracing::warn!(
-                "cannot open {} ({err}); output of this stream is dropped",
-                path.display()
-            );
-            None
-        }
-    };
+pub fn pump(files: &LogFiles, pipe: OwnedFd, path: PathBuf, rotation: Rotation) {
+    let file = files.get(&path, rotation);
     tokio::spawn(async move {
-        if let Err(err) = run_pump(pipe, file, &path).await {
+        if let Err(err) = run_pump(pipe, file).await {
             tracing::warn!("log capture into {} stopped: {err}", path.display());
         }
     });
 }
 
-fn open_log(path: &Path) -> std::io::Result<File> {
+fn open_log(path: &Path) -> std::io::Result<(File, u64)> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     // Not O_APPEND: splice(2) refuses append-mode files. The daemon is the
-    // only writer and all its writers share this one description, so
-    // writing at its position is appending.
+    // only writer and all its writers go through one slot, so writing at
+    // its position is appending.
     let mut file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)?;
-    file.seek(SeekFrom::End(0))?;
-    Ok(file)
+    let size = file.seek(SeekFrom::End(0))?;
+    Ok((file, size))
 }
 
-async fn run_pump(pipe: OwnedFd, file: Option<Arc<File>>, path: &Path) -> std::io::Result<()> {
+async fn run_pump(pipe: OwnedFd, file: Arc<LogFile>) -> std::io::Result<()> {
     let flags = OFlag::from_bits_truncate(fcntl(&pipe, FcntlArg::F_GETFL)?);
     fcntl(&pipe, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     // SAFETY: the AsyncFd owns the pipe's OwnedFd, which is neither closed
     // nor replaced while registered.
     let pipe = unsafe { AsyncFd::register_with_interest(pipe, Interest::READABLE) }
         .map_err(std::io::Error::from)?;
-    let mut sink = Sink {
-        file,
-        splice_works: true,
-        dropped: 0,
-    };
     loop {
         let mut ready = pipe.readable().await?;
-        match ready.try_io(|fd| sink.drain(fd.get_ref())) {
-            Ok(Ok(Drained::Eof)) => break,
+        match ready.try_io(|fd| file.drain(fd.get_ref())) {
+            Ok(Ok(Drained::Eof)) => return Ok(()),
             Err(_would_block) => continue,
             Ok(Err(err)) => return Err(err),
         }
     }
-    if sink.dropped > 0 {
-        tracing::warn!(
-            "{} bytes for {} could not be written and were dropped",
-            sink.dropped,
-            path.display()
-        );
-    }
-    Ok(())
 }
 
 enum Drained {
     Eof,
-}
-
-struct Sink {
-    file: Option<Arc<File>>,
-    splice_works: bool,
-    dropped: u64,
-}
-
-impl Sink {
-    /// Moves everything available; returns WouldBlock once the pipe is empty
-    /// so that tokio clears the readiness.
-    fn drain(&mut self, pipe: &OwnedFd) -> std::io::Result<Drained> {
-        loop {
-            let moved = match (&self.file, self.splice_works) {
-                (Some(file), true) => splice(
-                    pipe.as_fd(),
-                    None,
-                    file.as_fd(),
-                    None,
-                    CHUNK,
-                    SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE,
-                ),
-                _ => self.copy(pipe),
-            };
-            match moved {
-                Ok(0) => return Ok(Drained::Eof),
-                Ok(_) => continue,
-                Err(Errno::EAGAIN) => return Err(std::io::ErrorKind::WouldBlock.into()),
-                Err(Errno::EINTR) => continue,
-                Err(Errno::EINVAL) if self.splice_works => self.splice_works = false,
-                Err(err) if self.file.is_none() => return Err(std::io::Error::from(err)),
-                Err(err) => {
-                    // The file side failed (disk full, file system gone):
-                    // keep the child unblocked by reading and dropping.
-                    tracing::warn!("writing a log file failed ({err}); dropping output");
-                    self.file = None;
-                }
-            }
-        }
-    }
-
-    /// Plain read + write, for files that cannot be spliced into, or
-    /// read-and-drop when there is no file.
-    fn copy(&mut self, pipe: &OwnedFd) -> nix::Result<usize> {
-        let mut buffer = [0u8; 16 * 1024];
-        let read = nix::unistd::read(pipe, &mut buffer)?;
-        match &mut self.file {
-            Some(file) => file
-                .write_all(&buffer[..read])
-                .map_err(|err| Errno::from_raw(err.raw_os_error().unwrap_or(libc::EIO)))?,
-            None => self.dropped += read as u64,
-        }
-        Ok(read)
-    }
 }
 
 /// The last `lines` lines of a file (missing file: none), without line

@@ -3,6 +3,7 @@
 pub mod daemon;
 pub mod delete;
 pub mod ecosystem;
+pub mod flush;
 pub mod info;
 pub mod kill;
 pub mod list;
@@ -39,6 +40,7 @@ pub async fn run(command: Command, config: Option<PathBuf>, home: Home) -> Resul
         Command::Info(args) => info::run(args, home).await,
         Command::Logs(args) => logs::run(args, home).await,
         Command::Monit(args) => monit::run(args, home).await,
+        Command::Flush(args) => flush::run(args, home).await,
         Command::Kill => kill::run(home).await,
         Command::Daemon => daemon::run(home),
     }

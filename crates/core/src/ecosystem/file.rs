@@ -93,6 +93,10 @@ pub struct AppFile {
     pub log_date_format: Option<String>,
     /// All instances write one pair of log files.
     pub merge_logs: Option<bool>,
+    /// Rotate a log file at this size (`10M`).
+    pub log_max_size: Option<Size>,
+    /// Rotated log files kept.
+    pub log_max_files: Option<u32>,
     /// A label to group apps.
     pub namespace: Option<String>,
     /// Variable carrying the instance index (default `NODE_APP_INSTANCE`).

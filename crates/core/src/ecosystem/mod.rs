@@ -94,6 +94,8 @@ pub const FIELDS: &[&str] = &[
     "log_file",
     "log_date_format",
     "merge_logs",
+    "log_max_size",
+    "log_max_files",
     "namespace",
     "instance_var",
 ];
@@ -640,6 +642,8 @@ fn convert(
         error_file: resolve(app.error_file).or(log_file),
         log_date_format: app.log_date_format,
         merge_logs: app.merge_logs.unwrap_or(false),
+        log_max_size: app.log_max_size.map(|s| s.0),
+        log_max_files: app.log_max_files,
         namespace: app.namespace,
     };
     // Ports and the stop signal were checked above, each at its field.

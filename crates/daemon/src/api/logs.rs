@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use pmdaemon_core::api::{LogsQuery, LogsResponse};
+use pmdaemon_core::api::{FlushResponse, LogsQuery, LogsResponse};
 
 use super::{ApiResult, AppState};
 
@@ -33,4 +33,19 @@ pub async fn all(
     Ok(Json(
         state.supervisor.logs(None, lines, query.stream).await?,
     ))
+}
+
+/// `POST /api/processes/{target}/flush`.
+pub async fn flush_target(
+    State(state): State<AppState>,
+    Path(target): Path<String>,
+) -> ApiResult<FlushResponse> {
+    let files = state.supervisor.flush(Some(&target)).await?;
+    Ok(Json(FlushResponse { files }))
+}
+
+/// `POST /api/flush`: every app's logs.
+pub async fn flush_all(State(state): State<AppState>) -> ApiResult<FlushResponse> {
+    let files = state.supervisor.flush(None).await?;
+    Ok(Json(FlushResponse { files }))
 }

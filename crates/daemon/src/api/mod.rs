@@ -54,6 +54,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/processes/{target}/reload", post(control::reload))
         .route("/api/processes/{target}/logs", get(logs::target))
         .route("/api/logs", get(logs::all))
+        .route("/api/flush", post(logs::flush_all))
+        .route("/api/processes/{target}/flush", post(logs::flush_target))
         .layer(middleware::from_fn(check_version))
         .with_state(state)
 }

@@ -197,8 +197,9 @@ impl Instance {
             .map_err(|err| format!("could not start {}: {err}", plan.program.display()))?;
         let files = &self.supervisor.log_files;
         let (out, err) = self.supervisor.log_paths(self.id);
-        logs::pump(files, spawned.stdout, out);
-        logs::pump(files, spawned.stderr, err);
+        let rotation = logs::Rotation::of(&config);
+        logs::pump(files, spawned.stdout, out, rotation);
+        logs::pump(files, spawned.stderr, err, rotation);
         let pid = spawned.pid;
         let start_time = procinfo::stat(pid).map(|stat| stat.start_time);
         let check = config.health_check.clone().filter(|c| c.enabled);

@@ -397,10 +397,13 @@ impl Supervisor {
                     table.handles.get(id).cloned(),
                 )
             };
-            if let Ok(file) = self.log_files.get(&log) {
-                use std::io::Write;
-                let _ = writeln!(&*file, "[pmdaemon] restarting: {reason}");
-            }
+            let rotation = self
+                .app_config(*id)
+                .map(|c| logs::Rotation::of(&c))
+                .unwrap_or_default();
+            self.log_files
+                .get(&log, rotation)
+                .note(&format!("[pmdaemon] restarting: {reason}"));
             let Some(handle) = handle else { continue };
             let (reply, receiver) = oneshot::channel();
             if handle.send(Command::RestartIfWanted(reply)).await.is_ok() {
@@ -855,6 +858,33 @@ impl Supervisor {
         .await
         .map_err(|err| Error::io("read", "logs", std::io::Error::other(err)))??;
         Ok(LogsResponse { tails })
+    }
+
+    /// Empties the log files of `target` (all when None) and deletes their
+    /// rotated siblings.
+    pub async fn flush(&self, target: Option<&str>) -> Result<Vec<std::path::PathBuf>, Error> {
+        let mut paths: Vec<std::path::PathBuf> = {
+            let table = self.lock();
+            let ids = match target {
+                Some(target) => table.resolve(target)?,
+                None => table.instances.keys().copied().collect(),
+            };
+            ids.iter()
+                .flat_map(|id| {
+                    let (out, err) = table.log_paths(*id, &self.home);
+                    [out, err]
+                })
+                .collect()
+        };
+        paths.dedup();
+        for path in &paths {
+            let result = match self.log_files.find(path) {
+                Some(file) => file.flush(),
+                None => logs::truncate_all(path),
+            };
+            result.map_err(|err| Error::io("empty", path.clone(), err))?;
+        }
+        Ok(paths)
     }
 
     /// Stops every instance (keeping what the user asked for, so that the

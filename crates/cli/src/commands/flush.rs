@@ -1,0 +1,23 @@
+//! `pmdaemon flush [target]`.
+
+use anyhow::Result;
+use pmdaemon_core::api::FlushResponse;
+use pmdaemon_daemon::Home;
+
+use super::target_path;
+use crate::cli::FlushArgs;
+use crate::client::Client;
+
+/// Empties the log files (and deletes rotated ones) of the target or of all.
+pub async fn run(args: FlushArgs, home: Home) -> Result<()> {
+    let path = match args.target.as_deref() {
+        Some("all") | None => "/api/flush".to_string(),
+        Some(target) => format!("{}/flush", target_path(target)?),
+    };
+    let client = Client::connect(home).await?;
+    let response: FlushResponse = client.post(&path, &()).await?;
+    for file in &response.files {
+        println!("[pmdaemon] flushed {}", file.display());
+    }
+    Ok(())
+}
