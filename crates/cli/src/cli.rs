@@ -270,6 +270,12 @@ pub struct LogsArgs {
     /// Only standard output.
     #[arg(long)]
     pub out: bool,
+    /// Keep printing new lines as they are written (Ctrl-C ends).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// With --follow: the lines alone, without the instance prefix.
+    #[arg(long)]
+    pub raw: bool,
     /// As JSON.
     #[arg(long)]
     pub json: bool,

@@ -88,12 +88,45 @@ impl Client {
         decode(status, &bytes)
     }
 
-    async fn raw(
+    /// `GET path` whose answer is a stream of lines; `each` gets every line
+    /// as it arrives, until the daemon ends the stream.
+    pub async fn stream_lines(
+        &self,
+        path: &str,
+        mut each: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let response = self.request(Method::GET, path, None).await?;
+        let status = response.status();
+        let mut body = response.into_body();
+        if !status.is_success() {
+            let bytes = body
+                .collect()
+                .await
+                .context("the daemon's answer was cut short")?
+                .to_bytes();
+            return decode::<serde_json::Value>(status, &bytes).map(drop);
+        }
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.context("the daemon's stream broke off")?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                each(&line[..line.len() - 1])?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn request(
         &self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
-    ) -> Result<(StatusCode, Bytes)> {
+    ) -> Result<hyper::Response<hyper::body::Incoming>> {
         let socket = self.home.socket();
         let stream = self.stream().await.with_context(|| {
             format!(
@@ -113,10 +146,19 @@ impl Client {
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .context("could not build the request")?;
-        let response = sender
+        sender
             .send_request(request)
             .await
-            .context("the daemon closed the connection before answering")?;
+            .context("the daemon closed the connection before answering")
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, Bytes)> {
+        let response = self.request(method, path, body).await?;
         let status = response.status();
         let bytes = response
             .into_body()

@@ -285,3 +285,90 @@ fn an_unwritable_log_file_never_blocks_the_child() {
     let log = std::fs::read_to_string(fx.home().join("daemon.log")).unwrap();
     assert!(log.contains("not-a-dir/out.log"), "{log}");
 }
+
+#[test]
+fn logs_follow_streams_new_lines_across_rotation_and_ends_cleanly_on_ctrl_c() {
+    use std::io::BufRead;
+    let fx = Fixture::new();
+    std::fs::write(
+        fx.work().join("slow.py"),
+        "import sys, time\nfor i in range(400):\n    print(f'n {i:04}', flush=True)\n    time.sleep(0.01)\ntime.sleep(300)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        fx.work().join("eco.json"),
+        r#"{"name": "slow", "script": "slow.py", "log_max_size": 512, "log_max_files": 50}"#,
+    )
+    .unwrap();
+    fx.ok(&["start", "eco.json"]);
+    let mut follower = std::process::Command::new(assert_cmd::cargo::cargo_bin("pmdaemon"))
+        .env("PMDAEMON_HOME", fx.home())
+        .args(["logs", "slow", "--out", "--follow", "--raw", "--lines", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(follower.stdout.take().unwrap());
+    let mut seen: Vec<u32> = Vec::new();
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        let number: u32 = line
+            .strip_prefix("n ")
+            .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+            .parse()
+            .unwrap();
+        seen.push(number);
+        if number == 399 {
+            break;
+        }
+    }
+    assert_eq!(seen.last(), Some(&399));
+    let first = seen[0];
+    assert_eq!(
+        seen,
+        (first..400).collect::<Vec<_>>(),
+        "a gap or a duplicate across rotations"
+    );
+    assert!(first < 300, "following started late: {first}");
+    let rotations = (1..50)
+        .filter(|n| fx.home().join(format!("logs/slow-0-out.log.{n}")).exists())
+        .count();
+    assert!(rotations >= 3, "the test did not rotate ({rotations})");
+    // Ctrl-C ends it cleanly.
+    helper::kill(follower.id(), libc::SIGINT);
+    let status = follower.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn logs_follow_prefixes_lines_with_their_instance() {
+    use std::io::BufRead;
+    let fx = Fixture::new();
+    fx.ok(&[
+        "start",
+        "sh -c 'sleep 0.5; echo hello; echo oops >&2; exec sleep 300'",
+        "--name",
+        "pair",
+        "-i",
+        "2",
+    ]);
+    let mut follower = std::process::Command::new(assert_cmd::cargo::cargo_bin("pmdaemon"))
+        .env("PMDAEMON_HOME", fx.home())
+        .args(["logs", "--follow", "--lines", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(follower.stdout.take().unwrap());
+    let mut lines: Vec<String> = stdout.lines().take(4).map(|l| l.unwrap()).collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "pair-0 err | oops",
+            "pair-0 | hello",
+            "pair-1 err | oops",
+            "pair-1 | hello"
+        ]
+    );
+    helper::kill(follower.id(), libc::SIGINT);
+    assert!(follower.wait().unwrap().success());
+}

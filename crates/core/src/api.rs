@@ -305,6 +305,21 @@ pub struct LogsQuery {
     pub lines: Option<usize>,
     /// Only this stream (default both).
     pub stream: Option<LogStream>,
+    /// Keep the response open and stream new lines as [`LogLine`]s, one
+    /// JSON object per line.
+    #[serde(default)]
+    pub follow: bool,
+}
+
+/// One line of a followed log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Instance name.
+    pub instance: String,
+    /// Which stream.
+    pub stream: LogStream,
+    /// The line, without its ending.
+    pub line: String,
 }
 
 /// The tail of one log file.

@@ -14,6 +14,7 @@
 
 pub mod api;
 mod error;
+pub mod follow;
 mod health;
 pub mod logs;
 pub mod metrics;

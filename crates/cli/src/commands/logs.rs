@@ -1,7 +1,7 @@
 //! `pmdaemon logs [target] [--lines N] [--err|--out]`.
 
 use anyhow::Result;
-use pmdaemon_core::api::LogsResponse;
+use pmdaemon_core::api::{LogLine, LogStream, LogsResponse};
 use pmdaemon_daemon::Home;
 
 use super::target_path;
@@ -23,6 +23,10 @@ pub async fn run(args: LogsArgs, home: Home) -> Result<()> {
         ""
     };
     let client = Client::connect(home).await?;
+    if args.follow {
+        let path = format!("{base}?lines={}{stream}&follow=true", args.lines);
+        return follow(&client, &path, args.raw).await;
+    }
     let response: LogsResponse = client
         .get(&format!("{base}?lines={}{stream}", args.lines))
         .await?;
@@ -43,4 +47,40 @@ pub async fn run(args: LogsArgs, home: Home) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Streams lines until the daemon ends or Ctrl-C; each is prefixed with its
+/// instance in a stable colour (plain when stdout is not a terminal).
+async fn follow(client: &Client, path: &str, raw: bool) -> Result<()> {
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let print = |bytes: &[u8]| -> Result<()> {
+        let line: LogLine = serde_json::from_slice(bytes)?;
+        if raw {
+            println!("{}", line.line);
+            return Ok(());
+        }
+        let marker = if line.stream == LogStream::Err {
+            " err"
+        } else {
+            ""
+        };
+        if colour {
+            let hash = line
+                .instance
+                .bytes()
+                .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+            let hue = 31 + hash % 6;
+            println!(
+                "\x1b[{hue}m{}{marker} |\x1b[0m {}",
+                line.instance, line.line
+            );
+        } else {
+            println!("{}{marker} | {}", line.instance, line.line);
+        }
+        Ok(())
+    };
+    tokio::select! {
+        result = client.stream_lines(path, print) => result,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
 }

@@ -1,38 +1,63 @@
-//! `GET /api/processes/{target}/logs` and `GET /api/logs`: log tails.
+//! `GET /api/processes/{target}/logs` and `GET /api/logs`: log tails, or
+//! with `follow=true` a stream of new lines; `POST …/flush`.
 
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use pmdaemon_core::api::{FlushResponse, LogsQuery, LogsResponse};
+use pmdaemon_core::api::{FlushResponse, LogsQuery};
 
-use super::{ApiResult, AppState};
+use super::{ApiError, ApiResult, AppState};
 
 /// Default number of lines, as in PM2.
 const DEFAULT_LINES: usize = 15;
 
-/// The tails of one target's logs.
+/// The tails of one target's logs, or with `follow` a stream of lines.
 pub async fn target(
     State(state): State<AppState>,
     Path(target): Path<String>,
     Query(query): Query<LogsQuery>,
-) -> ApiResult<LogsResponse> {
-    let lines = query.lines.unwrap_or(DEFAULT_LINES);
-    Ok(Json(
-        state
-            .supervisor
-            .logs(Some(&target), lines, query.stream)
-            .await?,
-    ))
+) -> Result<Response, ApiError> {
+    answer(state, Some(target), query).await
 }
 
-/// The tails of every instance's logs.
+/// The tails of every instance's logs, or with `follow` a stream of lines.
 pub async fn all(
     State(state): State<AppState>,
     Query(query): Query<LogsQuery>,
-) -> ApiResult<LogsResponse> {
+) -> Result<Response, ApiError> {
+    answer(state, None, query).await
+}
+
+async fn answer(
+    state: AppState,
+    target: Option<String>,
+    query: LogsQuery,
+) -> Result<Response, ApiError> {
     let lines = query.lines.unwrap_or(DEFAULT_LINES);
-    Ok(Json(
-        state.supervisor.logs(None, lines, query.stream).await?,
-    ))
+    if !query.follow {
+        let tails = state
+            .supervisor
+            .logs(target.as_deref(), lines, query.stream)
+            .await?;
+        return Ok(Json(tails).into_response());
+    }
+    let sources = state
+        .supervisor
+        .log_sources(target.as_deref(), query.stream)?;
+    let receiver = crate::follow::follow(sources, lines);
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver
+            .recv()
+            .await
+            .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), receiver))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 /// `POST /api/processes/{target}/flush`.

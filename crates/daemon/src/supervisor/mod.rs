@@ -802,6 +802,43 @@ impl Supervisor {
             .collect())
     }
 
+    /// The log files of `target` (all when None), instance and stream each.
+    pub fn log_sources(
+        &self,
+        target: Option<&str>,
+        stream: Option<LogStream>,
+    ) -> Result<Vec<crate::follow::Source>, Error> {
+        let table = self.lock();
+        let ids = match target {
+            Some(target) => table.resolve(target)?,
+            None => table.instances.keys().copied().collect(),
+        };
+        let streams: &[LogStream] = match stream {
+            Some(LogStream::Out) => &[LogStream::Out],
+            Some(LogStream::Err) => &[LogStream::Err],
+            None => &[LogStream::Out, LogStream::Err],
+        };
+        let mut files: Vec<crate::follow::Source> = Vec::new();
+        for id in &ids {
+            let Some(record) = table.instances.get(id) else {
+                continue;
+            };
+            let (out, err) = table.log_paths(*id, &self.home);
+            for stream in streams {
+                let path = if *stream == LogStream::Out {
+                    out.clone()
+                } else {
+                    err.clone()
+                };
+                // Merged logs are shown once.
+                if !files.iter().any(|(_, _, p)| *p == path) {
+                    files.push((record.name.clone(), *stream, path));
+                }
+            }
+        }
+        Ok(files)
+    }
+
     /// The last `lines` lines of the log files of `target` (all when None).
     pub async fn logs(
         &self,
@@ -809,37 +846,7 @@ impl Supervisor {
         lines: usize,
         stream: Option<LogStream>,
     ) -> Result<LogsResponse, Error> {
-        let files: Vec<(String, LogStream, std::path::PathBuf)> = {
-            let table = self.lock();
-            let ids = match target {
-                Some(target) => table.resolve(target)?,
-                None => table.instances.keys().copied().collect(),
-            };
-            let streams: &[LogStream] = match stream {
-                Some(LogStream::Out) => &[LogStream::Out],
-                Some(LogStream::Err) => &[LogStream::Err],
-                None => &[LogStream::Out, LogStream::Err],
-            };
-            let mut files: Vec<(String, LogStream, std::path::PathBuf)> = Vec::new();
-            for id in &ids {
-                let Some(record) = table.instances.get(id) else {
-                    continue;
-                };
-                let (out, err) = table.log_paths(*id, &self.home);
-                for stream in streams {
-                    let path = if *stream == LogStream::Out {
-                        out.clone()
-                    } else {
-                        err.clone()
-                    };
-                    // Merged logs are shown once.
-                    if !files.iter().any(|(_, _, p)| *p == path) {
-                        files.push((record.name.clone(), *stream, path));
-                    }
-                }
-            }
-            files
-        };
+        let files = self.log_sources(target, stream)?;
         let tails = tokio::task::spawn_blocking(move || {
             files
                 .into_iter()

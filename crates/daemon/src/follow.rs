@@ -1,0 +1,157 @@
+//! `logs --follow`: new lines of log files as they are written.
+//!
+//! The daemon moves output with splice and never sees the bytes, so it
+//! follows the files themselves: inotify (notify) on their directory wakes a
+//! follower when its file changes; it reads what is new, holds a partial
+//! line until its end, and reopens the file when it was rotated, recreated
+//! or emptied. Followers end when the client goes away.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use hyper::body::Bytes;
+use notify::{RecursiveMode, Watcher};
+use pmdaemon_core::api::{LogLine, LogStream};
+use tokio::sync::mpsc;
+
+use crate::logs::tail;
+
+/// A file to follow: instance, stream and path.
+pub type Source = (String, LogStream, PathBuf);
+
+/// Streams the last `lines` lines of each source, then every new line, as
+/// JSON objects separated by newlines.
+pub fn follow(sources: Vec<Source>, lines: usize) -> mpsc::Receiver<Bytes> {
+    let (sender, receiver) = mpsc::channel(1024);
+    for source in sources {
+        tokio::spawn(follow_file(sender.clone(), source, lines));
+    }
+    receiver
+}
+
+fn encode(instance: &str, stream: LogStream, line: &str) -> Bytes {
+    let record = LogLine {
+        instance: instance.to_string(),
+        stream,
+        line: line.to_string(),
+    };
+    let mut text = serde_json::to_string(&record).unwrap_or_default();
+    text.push('\n');
+    Bytes::from(text)
+}
+
+struct Reader {
+    file: Option<File>,
+    inode: Option<u64>,
+    partial: Vec<u8>,
+}
+
+impl Reader {
+    fn open(path: &Path, at_end: bool) -> Self {
+        let mut file = File::open(path).ok();
+        if at_end {
+            if let Some(file) = &mut file {
+                let _ = file.seek(SeekFrom::End(0));
+            }
+        }
+        let inode = file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map(|m| m.ino());
+        Self {
+            file,
+            inode,
+            partial: Vec::new(),
+        }
+    }
+
+    /// Complete lines written since the last call.
+    fn read_new(&mut self) -> Vec<String> {
+        let Some(file) = &mut self.file else {
+            return Vec::new();
+        };
+        // Emptied (flush) under us: start over.
+        if let (Ok(position), Ok(meta)) = (file.stream_position(), file.metadata()) {
+            if meta.len() < position {
+                let _ = file.seek(SeekFrom::Start(0));
+                self.partial.clear();
+            }
+        }
+        let mut fresh = Vec::new();
+        let _ = file.read_to_end(&mut fresh);
+        self.partial.extend_from_slice(&fresh);
+        let mut lines = Vec::new();
+        while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            let text = String::from_utf8_lossy(&line[..line.len() - 1]);
+            lines.push(text.strip_suffix('\r').unwrap_or(&text).to_string());
+        }
+        lines
+    }
+}
+
+async fn follow_file(sender: mpsc::Sender<Bytes>, (instance, stream, path): Source, lines: usize) {
+    let send = |line: &str| sender.try_send(encode(&instance, stream, line));
+    for line in tail(&path, lines).unwrap_or_default() {
+        if sender.send(encode(&instance, stream, &line)).await.is_err() {
+            return;
+        }
+    }
+    let (wake, mut woken) = mpsc::unbounded_channel();
+    let watched = path.clone();
+    let rotated = PathBuf::from(format!("{}.1", path.display()));
+    let mut watcher =
+        match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if let Ok(event) = event {
+                if event.paths.iter().any(|p| *p == watched || *p == rotated) {
+                    let _ = wake.send(());
+                }
+            }
+        }) {
+            Ok(watcher) => watcher,
+            Err(err) => {
+                let _ = send(&format!(
+                    "[pmdaemon] cannot follow {}: {err}",
+                    path.display()
+                ));
+                return;
+            }
+        };
+    let directory = path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    if let Err(err) = watcher.watch(&directory, RecursiveMode::NonRecursive) {
+        let _ = send(&format!(
+            "[pmdaemon] cannot follow {}: {err}",
+            path.display()
+        ));
+        return;
+    }
+    let mut reader = Reader::open(&path, true);
+    loop {
+        tokio::select! {
+            woke = woken.recv() => if woke.is_none() { return },
+            () = sender.closed() => return,
+        }
+        // What the current file got, then, if the path now names another
+        // file (rotated or recreated), that file from its start.
+        let mut fresh = reader.read_new();
+        let current = std::fs::metadata(&path).ok().map(|m| m.ino());
+        if current.is_some() && current != reader.inode {
+            // The stream goes on in the new file: a line cut by the
+            // rotation (a writer that writes text and newline separately)
+            // is completed there.
+            let partial = std::mem::take(&mut reader.partial);
+            reader = Reader::open(&path, false);
+            reader.partial = partial;
+            fresh.extend(reader.read_new());
+        }
+        for line in fresh {
+            if sender.send(encode(&instance, stream, &line)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
