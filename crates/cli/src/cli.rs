@@ -149,6 +149,16 @@ pub struct StartArgs {
     /// How long --wait-ready waits.
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub wait_timeout: String,
+    /// Prefix every log line with the time (ISO 8601).
+    #[arg(long)]
+    pub time: bool,
+    /// Prefix every log line with the time in this format
+    /// (`YYYY-MM-DD HH:mm:ss` or strftime).
+    #[arg(long, value_name = "FORMAT")]
+    pub log_date_format: Option<String>,
+    /// `json`: one JSON object per log line.
+    #[arg(long, value_name = "raw|json")]
+    pub log_type: Option<String>,
     /// Restart an instance whose process tree uses more memory (`256M`).
     #[arg(long, value_name = "SIZE", alias = "max-memory-restart")]
     pub max_memory: Option<String>,

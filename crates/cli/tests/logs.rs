@@ -372,3 +372,80 @@ fn logs_follow_prefixes_lines_with_their_instance() {
     helper::kill(follower.id(), libc::SIGINT);
     assert!(follower.wait().unwrap().success());
 }
+
+fn is_timestamp(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    text.len() == 19
+        && [4, 7].iter().all(|i| bytes[*i] == b'-')
+        && bytes[10] == b' '
+        && [13, 16].iter().all(|i| bytes[*i] == b':')
+        && text.chars().filter(|c| c.is_ascii_digit()).count() == 14
+}
+
+#[test]
+fn timestamps_prefix_every_line_and_partial_lines_wait_for_their_end() {
+    let fx = Fixture::new();
+    fx.script(
+        "parts.sh",
+        "#!/bin/sh\nprintf 'first half'\nsleep 0.2\nprintf ' and the rest\\nsecond\\n'\nsleep 0.3\nprintf 'no newline'\nexec sleep 300\n",
+    );
+    fx.ok(&[
+        "start",
+        "./parts.sh",
+        "--name",
+        "parts",
+        "--log-date-format",
+        "YYYY-MM-DD HH:mm:ss",
+    ]);
+    let out = fx.home().join("logs/parts-0-out.log");
+    // The unterminated last line is written after a short wait.
+    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&out)
+        .is_ok_and(|s| s.lines().count() == 3)));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<(&str, &str)> = text.lines().map(|l| l.split_once(": ").unwrap()).collect();
+    assert!(lines.iter().all(|(time, _)| is_timestamp(time)), "{text}");
+    let messages: Vec<&str> = lines.iter().map(|(_, m)| *m).collect();
+    assert_eq!(
+        messages,
+        ["first half and the rest", "second", "no newline"]
+    );
+    let err = fx.fails(&[
+        "start",
+        "sleep 1",
+        "--name",
+        "bad",
+        "--log-date-format",
+        "%Q",
+    ]);
+    assert!(err.contains("invalid log_date_format '%Q'"), "{err}");
+}
+
+#[test]
+fn log_type_json_writes_one_object_per_line() {
+    let fx = Fixture::new();
+    fx.ok(&[
+        "start",
+        "sh -c 'echo hello; echo \"quote \\\" and tab\t\" >&2; exec sleep 300'",
+        "--name",
+        "js",
+        "--log-type",
+        "json",
+    ]);
+    let out = fx.home().join("logs/js-0-out.log");
+    let err = fx.home().join("logs/js-0-err.log");
+    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&err)
+        .is_ok_and(|s| s.ends_with('\n'))));
+    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&out)
+        .is_ok_and(|s| s.ends_with('\n'))));
+    let record: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&out).unwrap().trim()).unwrap();
+    assert_eq!(record["message"], "hello");
+    assert_eq!(record["app"], "js");
+    assert_eq!(record["instance"], "js-0");
+    assert_eq!(record["stream"], "out");
+    assert!(record["time"].as_str().unwrap().contains('T'));
+    let record: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&err).unwrap().trim()).unwrap();
+    assert_eq!(record["message"], "quote \" and tab\t");
+    assert_eq!(record["stream"], "err");
+}

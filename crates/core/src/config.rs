@@ -89,12 +89,28 @@ pub struct AppConfig {
     pub log_date_format: Option<String>,
     /// All instances share one pair of log files.
     pub merge_logs: bool,
+    /// Prefix lines with the time in the default format (PM2's `time`).
+    pub time: bool,
+    /// `json` writes one JSON object per line (time, app, instance,
+    /// stream, message).
+    pub log_type: LogType,
     /// Rotate a log file once it reaches this many bytes (default 10M).
     pub log_max_size: Option<u64>,
     /// Rotated log files kept (default 10).
     pub log_max_files: Option<u32>,
     /// A label to group apps.
     pub namespace: Option<String>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogType {
+    /// As the app wrote them (with a timestamp when one is configured).
+    #[default]
+    Raw,
+    /// One JSON object per line.
+    Json,
 }
 
 /// PM2's execution modes.
@@ -188,6 +204,8 @@ impl Default for AppConfig {
             error_file: None,
             log_date_format: None,
             merge_logs: false,
+            time: false,
+            log_type: LogType::Raw,
             log_max_size: None,
             log_max_files: None,
             namespace: None,
@@ -224,6 +242,9 @@ impl AppConfig {
         if let Some(cron) = &self.cron_restart {
             parse_cron(cron)?;
         }
+        if let Some(format) = &self.log_date_format {
+            date_format(format)?;
+        }
         if self.script.trim().is_empty() {
             return Err(Error::InvalidCommand {
                 input: self.script.clone(),
@@ -232,6 +253,53 @@ impl AppConfig {
         }
         Ok(())
     }
+}
+
+/// The strftime format of `log_date_format`: PM2's moment.js tokens
+/// (`YYYY-MM-DD HH:mm:ss.SSS Z`) are translated; a format containing `%` is
+/// taken as strftime already. Errors name what chrono cannot format.
+pub fn date_format(format: &str) -> Result<String, Error> {
+    let strftime = if format.contains('%') {
+        format.to_string()
+    } else {
+        const TOKENS: [(&str, &str); 13] = [
+            ("YYYY", "%Y"),
+            ("SSS", "%3f"),
+            ("YY", "%y"),
+            ("MM", "%m"),
+            ("DD", "%d"),
+            ("HH", "%H"),
+            ("hh", "%I"),
+            ("mm", "%M"),
+            ("ss", "%S"),
+            ("ZZ", "%z"),
+            ("Z", "%:z"),
+            ("A", "%p"),
+            ("a", "%P"),
+        ];
+        let mut out = String::new();
+        let mut rest = format;
+        'scan: while let Some(c) = rest.chars().next() {
+            for (token, replacement) in TOKENS {
+                if let Some(after) = rest.strip_prefix(token) {
+                    out.push_str(replacement);
+                    rest = after;
+                    continue 'scan;
+                }
+            }
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+        out
+    };
+    let invalid = chrono::format::StrftimeItems::new(&strftime)
+        .any(|item| matches!(item, chrono::format::Item::Error));
+    if invalid {
+        return Err(Error::InvalidDateFormat {
+            input: format.to_string(),
+        });
+    }
+    Ok(strftime)
 }
 
 /// Parses a `cron_restart` expression: five fields, or six with seconds.
@@ -376,6 +444,20 @@ mod tests {
             "{small}"
         );
         assert!(fits("auto:1-2", 3).is_err());
+    }
+
+    #[test]
+    fn pm2_date_formats_become_strftime() {
+        assert_eq!(
+            date_format("YYYY-MM-DD HH:mm:ss").unwrap(),
+            "%Y-%m-%d %H:%M:%S"
+        );
+        assert_eq!(
+            date_format("YYYY-MM-DDTHH:mm:ss.SSS Z").unwrap(),
+            "%Y-%m-%dT%H:%M:%S.%3f %:z"
+        );
+        assert_eq!(date_format("%H:%M").unwrap(), "%H:%M");
+        assert!(date_format("%Q bad").is_err());
     }
 
     #[test]

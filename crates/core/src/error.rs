@@ -56,6 +56,12 @@ pub enum Error {
         /// Why it does not parse.
         reason: String,
     },
+    /// A `log_date_format` that cannot be used.
+    #[error("invalid log_date_format '{input}': use moment tokens (YYYY-MM-DD HH:mm:ss.SSS Z) or strftime (%Y-%m-%d %H:%M:%S)")]
+    InvalidDateFormat {
+        /// What the user wrote.
+        input: String,
+    },
     /// A signal name that is not known.
     #[error(
         "unknown signal '{name}': use a name such as SIGTERM, SIGINT, SIGHUP, SIGQUIT or SIGUSR2"

@@ -153,6 +153,41 @@ impl LogFile {
         }
     }
 
+    /// Appends formatted bytes (whole lines), rotating as needed; a failed
+    /// write drops them and is retried later, never blocking the child.
+    fn write(&self, bytes: &[u8]) {
+        let mut state = self.lock();
+        if state.checked.elapsed() >= RECHECK && (state.file.is_none() || !self.path.exists()) {
+            state.checked = Instant::now();
+            if let Ok((file, size)) = open_log(&self.path) {
+                state.file = Some(file);
+                state.size = size;
+            }
+        }
+        let Some(file) = &mut state.file else {
+            state.dropped += bytes.len() as u64;
+            return;
+        };
+        match file.write_all(bytes) {
+            Ok(()) => {
+                state.size += bytes.len() as u64;
+                let rotation = state.rotation;
+                if rotation.max_size > 0 && state.size >= rotation.max_size {
+                    self.rotate(&mut state);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(
+                    "writing {} failed ({err}); dropping output until it works again",
+                    self.path.display()
+                );
+                state.file = None;
+                state.dropped += bytes.len() as u64;
+                state.checked = Instant::now();
+            }
+        }
+    }
+
     /// Empties the file and deletes its rotated siblings.
     pub fn flush(&self) -> std::io::Result<()> {
         let mut state = self.lock();
@@ -328,15 +363,180 @@ impl LogFiles {
     }
 }
 
+/// How lines are rewritten on their way to the file.
+#[derive(Debug, Clone)]
+pub enum LineFormat {
+    /// `<time>: <line>`, with a strftime format.
+    Timestamp(String),
+    /// One JSON object per line.
+    Json {
+        /// strftime format of the time.
+        time: String,
+        /// App name.
+        app: String,
+        /// Instance name.
+        instance: String,
+        /// Which stream.
+        stream: pmdaemon_core::api::LogStream,
+    },
+}
+
+/// The default time format: ISO 8601 with milliseconds and offset.
+const ISO: &str = "%Y-%m-%dT%H:%M:%S%.3f%:z";
+
+impl LineFormat {
+    /// The format an app asks for, if any (`log_type: json`,
+    /// `log_date_format`, or `time: true`).
+    pub fn of(
+        config: &pmdaemon_core::config::AppConfig,
+        instance: &str,
+        stream: pmdaemon_core::api::LogStream,
+    ) -> Option<Self> {
+        let date = config
+            .log_date_format
+            .as_deref()
+            .and_then(|f| pmdaemon_core::config::date_format(f).ok());
+        match config.log_type {
+            pmdaemon_core::config::LogType::Json => Some(LineFormat::Json {
+                time: date.unwrap_or_else(|| ISO.to_string()),
+                app: config.name.clone(),
+                instance: instance.to_string(),
+                stream,
+            }),
+            pmdaemon_core::config::LogType::Raw => date
+                .or_else(|| config.time.then(|| ISO.to_string()))
+                .map(LineFormat::Timestamp),
+        }
+    }
+
+    fn line(&self, line: &[u8], out: &mut Vec<u8>) {
+        let now = chrono::Local::now();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match self {
+            LineFormat::Timestamp(format) => {
+                let _ = write!(out, "{}: ", now.format(format));
+                out.extend_from_slice(line);
+            }
+            LineFormat::Json {
+                time,
+                app,
+                instance,
+                stream,
+            } => {
+                let record = serde_json::json!({
+                    "time": now.format(time).to_string(),
+                    "app": app,
+                    "instance": instance,
+                    "stream": stream,
+                    "message": String::from_utf8_lossy(line),
+                });
+                let _ = serde_json::to_writer(&mut *out, &record);
+            }
+        }
+        out.push(b'\n');
+    }
+}
+
+/// A partial line is written after this long without its end.
+const PARTIAL_TIMEOUT: Duration = Duration::from_millis(500);
+/// A line longer than this is written in pieces (memory stays bounded).
+const MAX_LINE: usize = 64 * 1024;
+
 /// Starts a task that appends everything read from `pipe` to `path` until
-/// every writer of the pipe has closed it.
-pub fn pump(files: &LogFiles, pipe: OwnedFd, path: PathBuf, rotation: Rotation) {
+/// every writer of the pipe has closed it: spliced as is, or line by line
+/// when the app asks for a format.
+pub fn pump(
+    files: &LogFiles,
+    pipe: OwnedFd,
+    path: PathBuf,
+    rotation: Rotation,
+    format: Option<LineFormat>,
+) {
     let file = files.get(&path, rotation);
     tokio::spawn(async move {
-        if let Err(err) = run_pump(pipe, file).await {
+        let result = match format {
+            None => run_pump(pipe, file).await,
+            Some(format) => run_line_pump(pipe, file, format).await,
+        };
+        if let Err(err) = result {
             tracing::warn!("log capture into {} stopped: {err}", path.display());
         }
     });
+}
+
+async fn run_line_pump(
+    pipe: OwnedFd,
+    file: Arc<LogFile>,
+    format: LineFormat,
+) -> std::io::Result<()> {
+    let flags = OFlag::from_bits_truncate(fcntl(&pipe, FcntlArg::F_GETFL)?);
+    fcntl(&pipe, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    // SAFETY: the AsyncFd owns the pipe's OwnedFd, which is neither closed
+    // nor replaced while registered.
+    let pipe = unsafe { AsyncFd::register_with_interest(pipe, Interest::READABLE) }
+        .map_err(std::io::Error::from)?;
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut partial: Vec<u8> = Vec::new();
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        let read = tokio::select! {
+            ready = pipe.readable() => {
+                let mut ready = ready?;
+                match ready.try_io(|fd| nix::unistd::read(fd.get_ref(), &mut buffer).map_err(std::io::Error::from)) {
+                    Ok(Ok(read)) => Some(read),
+                    Ok(Err(err)) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Ok(Err(err)) => return Err(err),
+                    Err(_would_block) => continue,
+                }
+            }
+            () = sleep_if(!partial.is_empty(), PARTIAL_TIMEOUT) => None,
+        };
+        match read {
+            // The end: what is left is a last line without its newline.
+            Some(0) => {
+                if !partial.is_empty() {
+                    format.line(&partial, &mut out);
+                    file.write(&out);
+                }
+                return Ok(());
+            }
+            Some(read) => {
+                let mut rest = &buffer[..read];
+                while let Some(end) = rest.iter().position(|b| *b == b'\n') {
+                    if partial.is_empty() {
+                        format.line(&rest[..end], &mut out);
+                    } else {
+                        partial.extend_from_slice(&rest[..end]);
+                        format.line(&partial, &mut out);
+                        partial.clear();
+                    }
+                    rest = &rest[end + 1..];
+                }
+                partial.extend_from_slice(rest);
+                if partial.len() >= MAX_LINE {
+                    format.line(&partial, &mut out);
+                    partial.clear();
+                }
+            }
+            // A partial line waited long enough: write it as it is.
+            None => {
+                format.line(&partial, &mut out);
+                partial.clear();
+            }
+        }
+        if !out.is_empty() {
+            file.write(&out);
+            out.clear();
+        }
+    }
+}
+
+async fn sleep_if(active: bool, duration: Duration) {
+    if active {
+        tokio::time::sleep(duration).await;
+    } else {
+        std::future::pending::<()>().await;
+    }
 }
 
 fn open_log(path: &Path) -> std::io::Result<(File, u64)> {

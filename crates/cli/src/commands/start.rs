@@ -8,7 +8,7 @@ use pmdaemon_core::api::{
     ApplyAction, ApplyRequest, ApplyResponse, ProcessDetail, ProcessInfo, StartRequest,
 };
 use pmdaemon_core::command::{default_name, split_command_line};
-use pmdaemon_core::config::{AppConfig, CheckType, HealthCheck};
+use pmdaemon_core::config::{AppConfig, CheckType, HealthCheck, LogType};
 use pmdaemon_core::units::{parse_duration_ms, parse_size};
 use pmdaemon_daemon::Home;
 
@@ -127,6 +127,13 @@ fn config(script: &str, args: &StartArgs, cwd: PathBuf, is_file: bool) -> Result
         ignore_watch: args.ignore_watch.clone(),
         cron_restart: args.cron_restart.clone(),
         health_check: health_check(args)?,
+        time: args.time,
+        log_date_format: args.log_date_format.clone(),
+        log_type: match args.log_type.as_deref() {
+            None | Some("raw") => LogType::Raw,
+            Some("json") => LogType::Json,
+            Some(other) => bail!("--log-type takes raw or json, not '{other}'"),
+        },
         wait_ready: args.sd_notify,
         listen_timeout: duration(&args.listen_timeout, "listen-timeout")?,
         max_memory_restart: args

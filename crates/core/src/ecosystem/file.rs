@@ -93,6 +93,10 @@ pub struct AppFile {
     pub log_date_format: Option<String>,
     /// All instances write one pair of log files.
     pub merge_logs: Option<bool>,
+    /// Prefix log lines with the time.
+    pub time: Option<bool>,
+    /// `raw` or `json`.
+    pub log_type: Option<LogTypeName>,
     /// Rotate a log file at this size (`10M`).
     pub log_max_size: Option<Size>,
     /// Rotated log files kept.
@@ -133,6 +137,16 @@ pub enum ExecModeName {
     /// One process per instance, for PM2 compatibility.
     #[serde(rename = "cluster", alias = "cluster_mode")]
     Cluster,
+}
+
+/// Log line formats.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogTypeName {
+    /// As written.
+    Raw,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Kinds of health check.

@@ -96,6 +96,8 @@ pub const FIELDS: &[&str] = &[
     "merge_logs",
     "log_max_size",
     "log_max_files",
+    "time",
+    "log_type",
     "namespace",
     "instance_var",
 ];
@@ -146,8 +148,6 @@ const PM2_ONLY: &[&str] = &[
     "trace",
     "versioning",
     "windowsHide",
-    "time",
-    "log_type",
     "uid",
     "gid",
     "max_memory_restart_interval",
@@ -549,6 +549,11 @@ fn convert(
             checker.problem(index, label, &["port"], err.to_string());
         }
     }
+    if let Some(format) = &app.log_date_format {
+        if let Err(err) = crate::config::date_format(format) {
+            checker.problem(index, label, &["log_date_format"], err.to_string());
+        }
+    }
     if let Some(cron) = &app.cron_restart {
         if let Err(err) = crate::config::parse_cron(cron) {
             checker.problem(index, label, &["cron_restart"], err.to_string());
@@ -642,6 +647,11 @@ fn convert(
         error_file: resolve(app.error_file).or(log_file),
         log_date_format: app.log_date_format,
         merge_logs: app.merge_logs.unwrap_or(false),
+        time: app.time.unwrap_or(false),
+        log_type: match app.log_type {
+            Some(file::LogTypeName::Json) => crate::config::LogType::Json,
+            _ => crate::config::LogType::Raw,
+        },
         log_max_size: app.log_max_size.map(|s| s.0),
         log_max_files: app.log_max_files,
         namespace: app.namespace,

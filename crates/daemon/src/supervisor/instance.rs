@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use pmdaemon_core::api::{ExitReason, Health, Status};
+use pmdaemon_core::api::{ExitReason, Health, LogStream, Status};
 use pmdaemon_core::config::{signal_number, AppConfig};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, sleep_until, Instant};
@@ -198,8 +198,9 @@ impl Instance {
         let files = &self.supervisor.log_files;
         let (out, err) = self.supervisor.log_paths(self.id);
         let rotation = logs::Rotation::of(&config);
-        logs::pump(files, spawned.stdout, out, rotation);
-        logs::pump(files, spawned.stderr, err, rotation);
+        let format = |stream| logs::LineFormat::of(&config, &name, stream);
+        logs::pump(files, spawned.stdout, out, rotation, format(LogStream::Out));
+        logs::pump(files, spawned.stderr, err, rotation, format(LogStream::Err));
         let pid = spawned.pid;
         let start_time = procinfo::stat(pid).map(|stat| stat.start_time);
         let check = config.health_check.clone().filter(|c| c.enabled);
