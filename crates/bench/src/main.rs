@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! cargo build --release -p pmdaemon -p pmdaemon-bench
-//! ./target/release/pmdaemon-bench [--pmdaemon PATH] [--rounds N]
+//! ./target/release/pmdaemon-bench [--pmdaemon PATH] [--rounds N] [--only restart|list|sampler|logs]
 //! ```
 //!
 //! Each figure is reported with a baseline measured in the same run, since
@@ -22,13 +22,28 @@ fn main() -> Result<()> {
     if args.get(1).map(String::as_str) == Some("child") {
         return child();
     }
+    if args.get(1).map(String::as_str) == Some("writer") {
+        let rate = args.get(3).and_then(|r| r.parse().ok());
+        return writer(
+            args.get(2).and_then(|b| b.parse().ok()).filter(|b| *b > 0),
+            rate,
+        );
+    }
     let mut pmdaemon = std::env::current_exe()?.with_file_name("pmdaemon");
     let mut rounds = 50usize;
+    let mut only: Option<String> = None;
     let mut iter = args.iter().skip(1);
     while let Some(arg) = iter.next() {
         match arg.as_str() {
             "--pmdaemon" => pmdaemon = PathBuf::from(iter.next().ok_or("--pmdaemon needs a path")?),
             "--rounds" => rounds = iter.next().ok_or("--rounds needs a number")?.parse()?,
+            "--only" => {
+                only = Some(
+                    iter.next()
+                        .ok_or("--only needs restart|list|sampler|logs")?
+                        .clone(),
+                )
+            }
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -41,9 +56,19 @@ fn main() -> Result<()> {
     }
     println!("pmdaemon: {}", pmdaemon.display());
     println!("rounds:   {rounds}\n");
-    restart_latency(&pmdaemon, rounds)?;
-    list_latency_rss_and_start_rate(&pmdaemon, rounds)?;
-    sampler_cost(&pmdaemon)?;
+    let run = |section: &str| only.as_deref().is_none_or(|o| o == section);
+    if run("restart") {
+        restart_latency(&pmdaemon, rounds)?;
+    }
+    if run("list") {
+        list_latency_rss_and_start_rate(&pmdaemon, rounds)?;
+    }
+    if run("sampler") {
+        sampler_cost(&pmdaemon)?;
+    }
+    if run("logs") {
+        log_throughput(&pmdaemon)?;
+    }
     Ok(())
 }
 
@@ -342,6 +367,183 @@ fn sampler_cost(pmdaemon: &Path) -> Result<()> {
     println!(
         "  cost of the sampler:         {:.2}%",
         measured[0].1 - measured[1].1
+    );
+    Ok(())
+}
+
+/// The writer of the log benchmark: `bytes` of 100-byte lines to stdout in
+/// 1 MiB writes (forever with 0), at most `rate` MiB/s when given; the rate
+/// reached goes to BENCH_RESULT.
+fn writer(bytes: Option<u64>, rate: Option<f64>) -> Result<()> {
+    use std::io::Write;
+    let line = format!("{}\n", "x".repeat(99));
+    let block = line.repeat(1 << 20 >> 7).into_bytes();
+    let mut out = std::io::stdout().lock();
+    let started = Instant::now();
+    let mut written = 0u64;
+    while bytes.is_none_or(|total| written < total) {
+        out.write_all(&block)?;
+        written += block.len() as u64;
+        if let Some(rate) = rate {
+            let due = Duration::from_secs_f64(written as f64 / (rate * (1 << 20) as f64));
+            if let Some(early) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(early);
+            }
+        }
+    }
+    out.flush()?;
+    let rate = written as f64 / started.elapsed().as_secs_f64() / (1 << 20) as f64;
+    if let Ok(path) = std::env::var("BENCH_RESULT") {
+        std::fs::write(path, format!("{rate}"))?;
+    }
+    loop {
+        std::thread::park();
+    }
+}
+
+fn wait_for_file(path: &Path, timeout: Duration) -> Result<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if !text.is_empty() {
+                return Ok(text);
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{} never appeared", path.display()).into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Throughput of a child writing 1 GiB, captured by pmdaemon, against
+/// the same writer into /dev/null, a file and `| cat > file`.
+fn log_throughput(pmdaemon: &Path) -> Result<()> {
+    const BYTES: u64 = 1 << 30;
+    let me = std::env::current_exe()?;
+    let scratch = tempfile::Builder::new()
+        .prefix("pmd-bench-logs-")
+        .tempdir()?;
+    let result = scratch.path().join("rate");
+    let direct = |stdout: Stdio, shell: Option<&str>| -> Result<f64> {
+        let _ = std::fs::remove_file(&result);
+        let mut child = match shell {
+            Some(pipeline) => Command::new("sh")
+                .arg("-c")
+                .arg(format!("'{}' writer {BYTES} {pipeline}", me.display()))
+                .env("BENCH_RESULT", &result)
+                .stdout(stdout)
+                .spawn()?,
+            None => Command::new(&me)
+                .args(["writer", &BYTES.to_string()])
+                .env("BENCH_RESULT", &result)
+                .stdout(stdout)
+                .spawn()?,
+        };
+        let rate: f64 = wait_for_file(&result, Duration::from_secs(120))?.parse()?;
+        // SAFETY: kill(2) has no memory-safety requirements.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+        let _ = child.kill();
+        let _ = child.wait();
+        if shell.is_some() {
+            let _ = Command::new("pkill")
+                .args(["-f", &format!("{} writer", me.display())])
+                .status();
+        }
+        Ok(rate)
+    };
+    let file = scratch.path().join("direct.log");
+    let null = direct(Stdio::null(), None)?;
+    let to_file = direct(Stdio::from(std::fs::File::create(&file)?), None)?;
+    std::fs::remove_file(&file)?;
+    let through_cat = direct(
+        Stdio::null(),
+        Some(&format!("| cat > '{}'", file.display())),
+    )?;
+    std::fs::remove_file(&file)?;
+
+    let home = Home::new(pmdaemon)?;
+    let mut captured = Vec::new();
+    for (name, extra) in [("plain", ""), ("stamped", r#", "time": true"#)] {
+        let _ = std::fs::remove_file(&result);
+        let config = scratch.path().join(format!("{name}.json"));
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"name": "{name}", "script": "{}", "args": ["writer", "{BYTES}"], "autorestart": false, "log_max_size": 0{extra}}}"#,
+                me.display()
+            ),
+        )?;
+        let status = home
+            .command()
+            .env("BENCH_RESULT", &result)
+            .arg("start")
+            .arg(&config)
+            .status()?;
+        if !status.success() {
+            return Err("could not start the writer".into());
+        }
+        let rate: f64 = wait_for_file(&result, Duration::from_secs(120))?.parse()?;
+        let log = home.dir.path().join(format!("logs/{name}-0-out.log"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let expected = if extra.is_empty() { BYTES } else { BYTES };
+        while std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) < expected
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let size = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        captured.push((name, rate, size));
+        home.run(&["delete", name])?;
+        let _ = std::fs::remove_file(&log);
+    }
+    let daemon = home.daemon_pid()?;
+    let peak = status_kb(daemon, "VmHWM:")?;
+
+    // list latency, idle and while another app floods its stdout.
+    let list_median = |home: &Home| -> Result<Duration> {
+        let mut samples = Vec::new();
+        for _ in 0..30 {
+            let started = Instant::now();
+            home.command().arg("list").stdout(Stdio::null()).status()?;
+            samples.push(started.elapsed());
+        }
+        Ok(median(&mut samples))
+    };
+    let idle = list_median(&home)?;
+    let flood = scratch.path().join("flood.json");
+    std::fs::write(
+        &flood,
+        format!(
+            r#"{{"name": "flood", "script": "{}", "args": ["writer", "0", "200"], "log_max_size": "100M", "log_max_files": 1}}"#,
+            me.display()
+        ),
+    )?;
+    home.run(&["start", &flood.display().to_string()])?;
+    std::thread::sleep(Duration::from_secs(1));
+    let busy = list_median(&home)?;
+    home.run(&["delete", "flood"])?;
+
+    println!("\nlog capture: a child writing 1 GiB of 100-byte lines in 1 MiB writes");
+    println!("  straight into /dev/null:        {null:>7.0} MiB/s");
+    println!("  straight into a file:           {to_file:>7.0} MiB/s");
+    println!("  through `| cat > file`:         {through_cat:>7.0} MiB/s");
+    for (name, rate, size) in &captured {
+        println!(
+            "  captured by pmdaemon ({name:<7}): {rate:>7.0} MiB/s  ({:.0}% of the file baseline; log holds {} MiB)",
+            rate / to_file * 100.0,
+            size >> 20
+        );
+    }
+    println!(
+        "  daemon peak RSS (VmHWM):        {:.1} MB",
+        peak as f64 / 1024.0
+    );
+    println!(
+        "  `list` median: idle {}, while an app logs 200 MiB/s {} ({:.2}x)",
+        ms(idle),
+        ms(busy),
+        busy.as_secs_f64() / idle.as_secs_f64()
     );
     Ok(())
 }

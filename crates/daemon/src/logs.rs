@@ -221,7 +221,11 @@ impl LogFile {
                 }
             }
         }
+        let mut budget = BUDGET;
         loop {
+            if budget == 0 {
+                return Ok(Drained::Busy);
+            }
             let moved = match (&state.file, state.splice_works) {
                 (Some(file), true) => splice(
                     pipe.as_fd(),
@@ -236,6 +240,7 @@ impl LogFile {
             match moved {
                 Ok(0) => return Ok(Drained::Eof),
                 Ok(moved) => {
+                    budget = budget.saturating_sub(moved as u64);
                     if state.file.is_some() {
                         state.size += moved as u64;
                         let rotation = state.rotation;
@@ -409,22 +414,34 @@ impl LineFormat {
         }
     }
 
-    fn line(&self, line: &[u8], out: &mut Vec<u8>) {
+    /// The time as this format writes it; lines read together share it.
+    fn stamp(&self) -> String {
         let now = chrono::Local::now();
+        let format = match self {
+            LineFormat::Timestamp(format) => format,
+            LineFormat::Json { time, .. } => time,
+        };
+        let mut text = String::new();
+        let _ = std::fmt::Write::write_fmt(&mut text, format_args!("{}", now.format(format)));
+        text
+    }
+
+    fn line(&self, stamp: &str, line: &[u8], out: &mut Vec<u8>) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         match self {
-            LineFormat::Timestamp(format) => {
-                let _ = write!(out, "{}: ", now.format(format));
+            LineFormat::Timestamp(_) => {
+                out.extend_from_slice(stamp.as_bytes());
+                out.extend_from_slice(b": ");
                 out.extend_from_slice(line);
             }
             LineFormat::Json {
-                time,
                 app,
                 instance,
                 stream,
+                ..
             } => {
                 let record = serde_json::json!({
-                    "time": now.format(time).to_string(),
+                    "time": stamp,
                     "app": app,
                     "instance": instance,
                     "stream": stream,
@@ -495,32 +512,33 @@ async fn run_line_pump(
             // The end: what is left is a last line without its newline.
             Some(0) => {
                 if !partial.is_empty() {
-                    format.line(&partial, &mut out);
+                    format.line(&format.stamp(), &partial, &mut out);
                     file.write(&out);
                 }
                 return Ok(());
             }
             Some(read) => {
+                let stamp = format.stamp();
                 let mut rest = &buffer[..read];
                 while let Some(end) = rest.iter().position(|b| *b == b'\n') {
                     if partial.is_empty() {
-                        format.line(&rest[..end], &mut out);
+                        format.line(&stamp, &rest[..end], &mut out);
                     } else {
                         partial.extend_from_slice(&rest[..end]);
-                        format.line(&partial, &mut out);
+                        format.line(&stamp, &partial, &mut out);
                         partial.clear();
                     }
                     rest = &rest[end + 1..];
                 }
                 partial.extend_from_slice(rest);
                 if partial.len() >= MAX_LINE {
-                    format.line(&partial, &mut out);
+                    format.line(&stamp, &partial, &mut out);
                     partial.clear();
                 }
             }
             // A partial line waited long enough: write it as it is.
             None => {
-                format.line(&partial, &mut out);
+                format.line(&format.stamp(), &partial, &mut out);
                 partial.clear();
             }
         }
@@ -566,6 +584,7 @@ async fn run_pump(pipe: OwnedFd, file: Arc<LogFile>) -> std::io::Result<()> {
         let mut ready = pipe.readable().await?;
         match ready.try_io(|fd| file.drain(fd.get_ref())) {
             Ok(Ok(Drained::Eof)) => return Ok(()),
+            Ok(Ok(Drained::Busy)) => tokio::task::yield_now().await,
             Err(_would_block) => continue,
             Ok(Err(err)) => return Err(err),
         }
@@ -574,7 +593,12 @@ async fn run_pump(pipe: OwnedFd, file: Arc<LogFile>) -> std::io::Result<()> {
 
 enum Drained {
     Eof,
+    /// Moved a lot without emptying the pipe: let other tasks run.
+    Busy,
 }
+
+/// Bytes one wakeup may move before the pump yields its thread.
+const BUDGET: u64 = 16 << 20;
 
 /// The last `lines` lines of a file (missing file: none), without line
 /// endings, invalid UTF-8 replaced.

@@ -12,6 +12,9 @@ use nix::unistd::Pid;
 use super::Plan;
 use crate::reaper::{ExitReceiver, Reaper};
 
+/// Capacity asked for each output pipe.
+const PIPE_SIZE: i32 = 1 << 20;
+
 /// A freshly started instance.
 #[derive(Debug)]
 pub struct Spawned {
@@ -44,11 +47,17 @@ pub fn spawn(reaper: &Reaper, plan: &Plan) -> std::io::Result<Spawned> {
         let _ = signal_group(child.id(), Signal::SIGKILL);
         return Err(std::io::Error::other("child has no output pipes"));
     };
+    let (stdout, stderr): (OwnedFd, OwnedFd) = (stdout.into(), stderr.into());
+    // A larger pipe means fewer wakeups for a chatty child; the kernel caps
+    // it (and falls back to the default) under its per-user limits.
+    for pipe in [&stdout, &stderr] {
+        let _ = nix::fcntl::fcntl(pipe, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
+    }
     Ok(Spawned {
         pid: child.id(),
         exit,
-        stdout: stdout.into(),
-        stderr: stderr.into(),
+        stdout,
+        stderr,
     })
 }
 
