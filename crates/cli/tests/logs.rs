@@ -449,3 +449,36 @@ fn log_type_json_writes_one_object_per_line() {
     assert_eq!(record["message"], "quote \" and tab\t");
     assert_eq!(record["stream"], "err");
 }
+
+#[test]
+fn the_daemons_own_log_is_rotated() {
+    let fx = Fixture::new();
+    // The daemon inherits the environment of the command that starts it.
+    fx.command()
+        .env("PMDAEMON_LOG_MAX_SIZE", "2K")
+        .arg("list")
+        .assert()
+        .success();
+    for i in 0..30 {
+        fx.ok(&[
+            "start",
+            "true",
+            "--name",
+            &format!("quick{i}"),
+            "--no-autorestart",
+        ]);
+    }
+    let log = fx.home().join("daemon.log");
+    let rotated = fx.home().join("daemon.log.1");
+    assert!(
+        wait_until(DEADLINE, || rotated.exists()),
+        "daemon.log was not rotated"
+    );
+    // The daemon goes on writing into a fresh daemon.log.
+    fx.ok(&["start", "true", "--name", "after", "--no-autorestart"]);
+    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&log)
+        .is_ok_and(|s| s.contains("after-0"))));
+    assert!(!std::fs::read_to_string(&rotated)
+        .unwrap()
+        .contains("after-0"));
+}

@@ -94,6 +94,19 @@ async fn serve(options: Options) -> Result<(), Error> {
     if let Some(interval) = metrics::interval_from_env() {
         tokio::spawn(metrics::run(Arc::downgrade(&supervisor), interval));
     }
+    // The daemon's own log rotates like the apps' logs.
+    let daemon_log = home.daemon_log();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            match logs::rotate_stderr_log(&daemon_log, logs::Rotation::default()) {
+                Ok(true) => tracing::info!("rotated {}", daemon_log.display()),
+                Ok(false) => {}
+                Err(err) => tracing::warn!("cannot rotate {}: {err}", daemon_log.display()),
+            }
+        }
+    });
 
     let socket = home.socket();
     match fs::remove_file(&socket) {

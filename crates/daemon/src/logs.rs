@@ -299,7 +299,85 @@ impl LogFile {
                 state.file = None;
             }
         }
+        if let (Some(budget), Some(dir)) = (budget(), self.path.parent()) {
+            enforce_budget(dir, budget);
+        }
     }
+}
+
+/// The disk budget for all logs of a directory (`PMDAEMON_LOG_BUDGET`,
+/// e.g. `1G`), if one is set.
+fn budget() -> Option<u64> {
+    std::env::var("PMDAEMON_LOG_BUDGET")
+        .ok()
+        .and_then(|v| pmdaemon_core::units::parse_size(&v).ok())
+        .filter(|b| *b > 0)
+}
+
+/// Deletes the oldest rotated files (`*.log.N`) of `dir` until all its
+/// files fit in `budget` bytes. Current log files are never deleted.
+pub fn enforce_budget(dir: &Path, budget: u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut total = 0;
+    let mut rotated: Vec<(std::time::SystemTime, u64, PathBuf)> = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        total += meta.len();
+        let path = entry.path();
+        let is_rotated = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| !e.is_empty() && e.chars().all(|c| c.is_ascii_digit()));
+        if is_rotated {
+            rotated.push((
+                meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+                meta.len(),
+                path,
+            ));
+        }
+    }
+    rotated.sort();
+    for (_, size, path) in rotated {
+        if total <= budget {
+            break;
+        }
+        if std::fs::remove_file(&path).is_ok() {
+            total = total.saturating_sub(size);
+        }
+    }
+}
+
+/// Rotates `path` when it is this process's stderr (the daemon's log, as
+/// the CLI starts it) and has grown past `rotation.max_size`: the file
+/// becomes `path.1` (older ones shift) and a new file takes over fd 2, so
+/// nothing written is lost.
+pub fn rotate_stderr_log(path: &Path, rotation: Rotation) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(false);
+    };
+    if rotation.max_size == 0 || meta.len() < rotation.max_size {
+        return Ok(false);
+    }
+    let stderr = nix::sys::stat::fstat(std::io::stderr())?;
+    if stderr.st_ino != meta.ino() || stderr.st_dev != meta.dev() {
+        return Ok(false);
+    }
+    let numbered = |n: u32| PathBuf::from(format!("{}.{n}", path.display()));
+    let max = rotation.max_files.max(1);
+    let _ = std::fs::remove_file(numbered(max));
+    for n in (1..max).rev() {
+        let _ = std::fs::rename(numbered(n), numbered(n + 1));
+    }
+    std::fs::rename(path, numbered(1))?;
+    let fresh = OpenOptions::new().create(true).append(true).open(path)?;
+    nix::unistd::dup2_stderr(&fresh)?;
+    Ok(true)
 }
 
 /// Plain read + write, for files that cannot be spliced into, or
@@ -647,6 +725,32 @@ pub fn tail(path: &Path, lines: usize) -> std::io::Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_budget_deletes_the_oldest_rotated_files_first_and_never_current_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, size: usize| {
+            std::fs::write(dir.path().join(name), vec![b'x'; size]).unwrap();
+            // Distinct modification times, oldest first.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        write("web-0-out.log.3", 1000);
+        write("web-0-out.log.2", 1000);
+        write("web-0-out.log.1", 1000);
+        write("web-0-out.log", 1500);
+        enforce_budget(dir.path(), 3000);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["web-0-out.log", "web-0-out.log.1"]);
+        enforce_budget(dir.path(), 10);
+        assert!(
+            dir.path().join("web-0-out.log").exists(),
+            "a current log is never deleted"
+        );
+    }
 
     #[test]
     fn tail_returns_the_last_lines_in_order() {
