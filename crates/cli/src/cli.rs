@@ -283,7 +283,7 @@ pub struct LogsArgs {
     /// Keep printing new lines as they are written (Ctrl-C ends).
     #[arg(long, short = 'f')]
     pub follow: bool,
-    /// With --follow: the lines alone, without the instance prefix.
+    /// The lines alone, without the instance prefix.
     #[arg(long)]
     pub raw: bool,
     /// As JSON.

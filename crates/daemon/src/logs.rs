@@ -449,6 +449,9 @@ impl LogFiles {
 /// How lines are rewritten on their way to the file.
 #[derive(Debug, Clone)]
 pub enum LineFormat {
+    /// Whole lines as written (merged logs: lines of several instances
+    /// must not mix).
+    Lines,
     /// `<time>: <line>`, with a strftime format.
     Timestamp(String),
     /// One JSON object per line.
@@ -488,7 +491,8 @@ impl LineFormat {
             }),
             pmdaemon_core::config::LogType::Raw => date
                 .or_else(|| config.time.then(|| ISO.to_string()))
-                .map(LineFormat::Timestamp),
+                .map(LineFormat::Timestamp)
+                .or_else(|| config.merge_logs.then_some(LineFormat::Lines)),
         }
     }
 
@@ -496,6 +500,7 @@ impl LineFormat {
     fn stamp(&self) -> String {
         let now = chrono::Local::now();
         let format = match self {
+            LineFormat::Lines => return String::new(),
             LineFormat::Timestamp(format) => format,
             LineFormat::Json { time, .. } => time,
         };
@@ -507,6 +512,7 @@ impl LineFormat {
     fn line(&self, stamp: &str, line: &[u8], out: &mut Vec<u8>) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         match self {
+            LineFormat::Lines => out.extend_from_slice(line),
             LineFormat::Timestamp(_) => {
                 out.extend_from_slice(stamp.as_bytes());
                 out.extend_from_slice(b": ");

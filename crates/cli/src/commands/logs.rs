@@ -34,16 +34,10 @@ pub async fn run(args: LogsArgs, home: Home) -> Result<()> {
         println!("{}", render::json(&response)?);
         return Ok(());
     }
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
     for tail in &response.tails {
-        println!(
-            "==> {} ({} {}, last {} lines) <==",
-            tail.path.display(),
-            tail.instance,
-            tail.stream,
-            args.lines
-        );
         for line in &tail.lines {
-            println!("{line}");
+            print_line(&tail.instance, tail.stream, line, args.raw, colour);
         }
     }
     Ok(())
@@ -82,5 +76,24 @@ async fn follow(client: &Client, path: &str, raw: bool) -> Result<()> {
     tokio::select! {
         result = client.stream_lines(path, print) => result,
         _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+/// `web-0 | text` (`web-0 err | text` for stderr), the prefix in a colour
+/// that stays the same for an instance; the text alone with `raw`.
+fn print_line(instance: &str, stream: LogStream, text: &str, raw: bool, colour: bool) {
+    if raw {
+        println!("{text}");
+        return;
+    }
+    let marker = if stream == LogStream::Err { " err" } else { "" };
+    if colour {
+        let hash = instance
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+        let hue = 31 + hash % 6;
+        println!("\x1b[{hue}m{instance}{marker} |\x1b[0m {text}");
+    } else {
+        println!("{instance}{marker} | {text}");
     }
 }

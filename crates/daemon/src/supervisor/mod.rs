@@ -830,9 +830,15 @@ impl Supervisor {
                 } else {
                     err.clone()
                 };
-                // Merged logs are shown once.
+                // Merged logs are shown once, under the app's name.
+                let merged = table.app(&record.app).is_some_and(|a| a.config.merge_logs);
+                let label = if merged {
+                    record.app.clone()
+                } else {
+                    record.name.clone()
+                };
                 if !files.iter().any(|(_, _, p)| *p == path) {
-                    files.push((record.name.clone(), *stream, path));
+                    files.push((label, *stream, path));
                 }
             }
         }
