@@ -90,3 +90,39 @@ fn duplicate_names_and_bad_values_are_refused() {
         .contains("invalid command line"));
     assert_eq!(fx.list().len(), 1);
 }
+
+#[test]
+fn a_malformed_api_request_is_refused_and_changes_nothing() {
+    use std::io::{Read, Write};
+    let fx = Fixture::new();
+    fx.ok(&["start", "sleep 300", "--name", "web"]);
+    let before = fx.get("web-0");
+    let post = |path: &str, body: &str| {
+        let mut stream =
+            std::os::unix::net::UnixStream::connect(fx.home().join("pmdaemon.sock")).unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: pmdaemon\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let answer = post("/api/processes/web/restart", "{\"port\": ");
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("bad restart request"), "{answer}");
+    let answer = post("/api/processes/web/restart", r#"{"prot": "4000"}"#);
+    assert!(
+        answer.starts_with("HTTP/1.1 400") && answer.contains("unknown field `prot`"),
+        "{answer}"
+    );
+    let answer = post("/api/processes", r#"{"config": {"name": 3}}"#);
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    let answer = post("/api/processes/web/scale", r#"{"instances": -2}"#);
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    let after = fx.get("web-0");
+    assert_eq!((after.pid, after.restarts), (before.pid, 0));
+    assert_eq!(fx.list().len(), 1);
+}

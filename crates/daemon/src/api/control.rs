@@ -36,16 +36,7 @@ pub async fn restart(
     Path(target): Path<String>,
     body: Bytes,
 ) -> ApiResult<Vec<ProcessInfo>> {
-    let request: RestartRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        RestartRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|err| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("bad restart request: {err}"),
-            )
-        })?
-    };
+    let request: RestartRequest = optional_body(&body, "restart")?;
     Ok(Json(
         state
             .supervisor
@@ -79,17 +70,24 @@ pub async fn reload(
     Path(target): Path<String>,
     body: Bytes,
 ) -> ApiResult<Vec<ProcessInfo>> {
-    let request: ReloadRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        ReloadRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|err| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("bad reload request: {err}"),
-            )
-        })?
-    };
+    let request: ReloadRequest = optional_body(&body, "reload")?;
     Ok(Json(
         state.supervisor.reload(&target, request.parallel).await?,
     ))
+}
+
+/// A JSON body that may be left out (then the defaults apply).
+fn optional_body<T: serde::de::DeserializeOwned + Default>(
+    body: &Bytes,
+    what: &str,
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|err| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("bad {what} request: {err}"),
+        )
+    })
 }
