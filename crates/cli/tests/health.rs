@@ -213,8 +213,7 @@ fn overlapping_reloads_of_one_app_run_one_after_the_other() {
         "--wait-ready",
     ]);
     let spawn = || {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("pmdaemon"))
-            .env("PMDAEMON_HOME", fx.home())
+        fx.process()
             .args(["reload", "web", "--json"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())

@@ -235,10 +235,8 @@ fn twenty_concurrent_starts_give_twenty_apps_with_distinct_ids() {
     let fx = Fixture::new();
     let children: Vec<_> = (0..20)
         .map(|i| {
-            let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("pmdaemon"));
+            let mut command = fx.process();
             command
-                .env("PMDAEMON_HOME", fx.home())
-                .current_dir(fx.work())
                 .args(["start", "sleep 300", "--name", &format!("app{i}"), "--json"])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::piped());

@@ -304,8 +304,8 @@ fn logs_follow_streams_new_lines_across_rotation_and_ends_cleanly_on_ctrl_c() {
     )
     .unwrap();
     fx.ok(&["start", "eco.json"]);
-    let mut follower = std::process::Command::new(assert_cmd::cargo::cargo_bin("pmdaemon"))
-        .env("PMDAEMON_HOME", fx.home())
+    let mut follower = fx
+        .process()
         .args(["logs", "slow", "--out", "--follow", "--raw", "--lines", "0"])
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -354,8 +354,8 @@ fn logs_follow_prefixes_lines_with_their_instance() {
         "-i",
         "2",
     ]);
-    let mut follower = std::process::Command::new(assert_cmd::cargo::cargo_bin("pmdaemon"))
-        .env("PMDAEMON_HOME", fx.home())
+    let mut follower = fx
+        .process()
         .args(["logs", "--follow", "--lines", "0"])
         .stdout(std::process::Stdio::piped())
         .spawn()

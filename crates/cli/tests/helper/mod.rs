@@ -54,6 +54,17 @@ impl Fixture {
         command
     }
 
+    /// A plain `pmdaemon` process for this home (for children a test runs
+    /// concurrently or reads while they run).
+    pub fn process(&self) -> std::process::Command {
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("pmdaemon"));
+        command
+            .env("PMDAEMON_HOME", self.home.path())
+            .env_remove("RUST_LOG")
+            .current_dir(self.work.path());
+        command
+    }
+
     /// Runs pmdaemon with `args` and returns its output, whatever the outcome.
     pub fn output(&self, args: &[&str]) -> Output {
         self.command().args(args).output().unwrap()
