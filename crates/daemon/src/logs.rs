@@ -153,17 +153,36 @@ impl LogFile {
         }
     }
 
+    /// At most once per [`RECHECK`]: reopens the file if it was deleted by
+    /// hand or an earlier write failed (the path is not looked at more
+    /// often, so writing stays free of extra system calls).
+    fn recheck(&self, state: &mut FileState) {
+        if state.checked.elapsed() < RECHECK {
+            return;
+        }
+        state.checked = Instant::now();
+        if state.file.is_some() && self.path.exists() {
+            return;
+        }
+        if let Ok((file, size)) = open_log(&self.path) {
+            if state.dropped > 0 {
+                tracing::warn!(
+                    "{}: writing again; {} bytes were dropped",
+                    self.path.display(),
+                    state.dropped
+                );
+                state.dropped = 0;
+            }
+            state.file = Some(file);
+            state.size = size;
+        }
+    }
+
     /// Appends formatted bytes (whole lines), rotating as needed; a failed
     /// write drops them and is retried later, never blocking the child.
     fn write(&self, bytes: &[u8]) {
         let mut state = self.lock();
-        if state.checked.elapsed() >= RECHECK && (state.file.is_none() || !self.path.exists()) {
-            state.checked = Instant::now();
-            if let Ok((file, size)) = open_log(&self.path) {
-                state.file = Some(file);
-                state.size = size;
-            }
-        }
+        self.recheck(&mut state);
         let Some(file) = &mut state.file else {
             state.dropped += bytes.len() as u64;
             return;
@@ -203,24 +222,7 @@ impl LogFile {
     /// once the pipe is empty so that tokio clears the readiness.
     fn drain(&self, pipe: &OwnedFd) -> std::io::Result<Drained> {
         let mut state = self.lock();
-        if state.checked.elapsed() >= RECHECK {
-            state.checked = Instant::now();
-            // Deleted by hand, or a write failed earlier: (re)open.
-            if state.file.is_none() || !self.path.exists() {
-                if let Ok((file, size)) = open_log(&self.path) {
-                    if state.dropped > 0 {
-                        tracing::warn!(
-                            "{}: writing again; {} bytes were dropped",
-                            self.path.display(),
-                            state.dropped
-                        );
-                        state.dropped = 0;
-                    }
-                    state.file = Some(file);
-                    state.size = size;
-                }
-            }
-        }
+        self.recheck(&mut state);
         let mut budget = BUDGET;
         loop {
             if budget == 0 {
@@ -735,15 +737,22 @@ mod tests {
     #[test]
     fn the_budget_deletes_the_oldest_rotated_files_first_and_never_current_ones() {
         let dir = tempfile::tempdir().unwrap();
-        let write = |name: &str, size: usize| {
-            std::fs::write(dir.path().join(name), vec![b'x'; size]).unwrap();
-            // Distinct modification times, oldest first.
-            std::thread::sleep(std::time::Duration::from_millis(20));
+        // Distinct modification times, oldest first.
+        let write = |name: &str, size: usize, age_secs: u64| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, vec![b'x'; size]).unwrap();
+            let when = std::time::SystemTime::now() - std::time::Duration::from_secs(age_secs);
+            File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
         };
-        write("web-0-out.log.3", 1000);
-        write("web-0-out.log.2", 1000);
-        write("web-0-out.log.1", 1000);
-        write("web-0-out.log", 1500);
+        write("web-0-out.log.3", 1000, 30);
+        write("web-0-out.log.2", 1000, 20);
+        write("web-0-out.log.1", 1000, 10);
+        write("web-0-out.log", 1500, 0);
         enforce_budget(dir.path(), 3000);
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
