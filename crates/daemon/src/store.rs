@@ -258,26 +258,13 @@ mod tests {
                 source: None,
             }],
             instances: vec![InstanceRecord {
-                id: 1,
-                app: "web".into(),
-                index: 0,
-                name: "web-0".into(),
-                desired: Desired::Running,
-                port: Some(3000),
-                port_override: None,
                 status: Status::Online,
                 restarts: 2,
-                unstable_restarts: 0,
                 pid: Some(42),
                 pid_start_time: Some(7),
                 started_at_ms: Some(1),
                 last_exit: Some(ExitReason::Signal(9)),
-                history: VecDeque::new(),
-                cpu_percent: None,
-                memory_bytes: None,
-                health: Default::default(),
-                health_error: None,
-                ready: false,
+                ..InstanceRecord::new(1, "web", 0, "web-0".into(), Some(3000))
             }],
         }
     }

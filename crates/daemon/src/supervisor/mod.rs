@@ -199,7 +199,6 @@ impl Supervisor {
             tokio::select! {
                 () = changed => {}
                 () = tokio::time::sleep_until(deadline) => {}
-                () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
             }
         }
     }
@@ -220,17 +219,10 @@ impl Supervisor {
         let guards = self.lock_apps(&ids).await;
         let mut replaced = 0;
         for batch in ids.chunks(parallel.max(1) as usize) {
-            let mut replies = Vec::new();
             for id in batch {
-                let handle = self.lock().handles.get(id).cloned();
-                let Some(handle) = handle else { continue };
                 self.update_instance(*id, |r| r.port_override = None);
-                let (reply, receiver) = oneshot::channel();
-                if handle.send(Command::Restart(reply)).await.is_ok() {
-                    replies.push(receiver);
-                }
             }
-            let started = first_failure(replies).await;
+            let started = self.command_all(batch, Command::Restart).await;
             for id in batch {
                 let (name, wait) = {
                     let table = self.lock();
@@ -385,17 +377,13 @@ impl Supervisor {
             Err(_) => return,
         };
         tracing::warn!("{target}: {reason}; restarting");
-        let mut replies = Vec::new();
         for id in &ids {
-            let (log, handle) = {
+            let log = {
                 let mut table = self.lock();
                 if let Some(record) = table.instances.get_mut(id) {
                     record.record("restart", reason.clone());
                 }
-                (
-                    table.log_paths(*id, &self.home).1,
-                    table.handles.get(id).cloned(),
-                )
+                table.log_paths(*id, &self.home).1
             };
             let rotation = self
                 .app_config(*id)
@@ -404,13 +392,8 @@ impl Supervisor {
             self.log_files
                 .get(&log, rotation)
                 .note(&format!("[pmdaemon] restarting: {reason}"));
-            let Some(handle) = handle else { continue };
-            let (reply, receiver) = oneshot::channel();
-            if handle.send(Command::RestartIfWanted(reply)).await.is_ok() {
-                replies.push(receiver);
-            }
         }
-        if let Some(err) = first_failure(replies).await {
+        if let Some(err) = self.command_all(&ids, Command::RestartIfWanted).await {
             tracing::warn!("{target}: restart after '{reason}' failed: {err}");
         }
         self.persist_now().await;
@@ -567,6 +550,25 @@ impl Supervisor {
         }
     }
 
+    /// Sends each instance of `ids` the command `make` builds (all before
+    /// awaiting any, so that they act in parallel); returns the first error.
+    async fn command_all(
+        &self,
+        ids: &[u32],
+        make: impl Fn(instance::Reply) -> Command,
+    ) -> Option<String> {
+        let mut replies = Vec::new();
+        for id in ids {
+            let handle = self.lock().handles.get(id).cloned();
+            let Some(handle) = handle else { continue };
+            let (reply, receiver) = oneshot::channel();
+            if handle.send(make(reply)).await.is_ok() {
+                replies.push(receiver);
+            }
+        }
+        first_failure(replies).await
+    }
+
     /// Starts the tasks of freshly added instances; if any fails to start,
     /// all of them are removed again (all or nothing).
     async fn start_new(self: &Arc<Self>, ids: &[u32]) -> Result<(), Error> {
@@ -688,24 +690,13 @@ impl Supervisor {
             self.persist_now().await;
             return Ok(infos);
         }
-        let mut replies = Vec::new();
-        for id in &ids {
-            let handle = self.lock().handles.get(id).cloned();
-            let Some(handle) = handle else {
-                continue;
-            };
-            let (reply, receiver) = oneshot::channel();
-            let command = match action {
+        let failure = self
+            .command_all(&ids, |reply| match action {
                 Action::Start => Command::Start(reply),
                 Action::Stop | Action::Delete => Command::Stop(reply),
                 Action::Restart => Command::Restart(reply),
-            };
-            if handle.send(command).await.is_ok() {
-                replies.push(receiver);
-            }
-        }
-        // The commands were all sent first, so the instances act in parallel.
-        let failure = first_failure(replies).await;
+            })
+            .await;
         self.persist_now().await;
         if let Some(err) = failure {
             return Err(Error::BadCommand(err));
