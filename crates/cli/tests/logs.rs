@@ -304,13 +304,14 @@ fn logs_follow_streams_new_lines_across_rotation_and_ends_cleanly_on_ctrl_c() {
     )
     .unwrap();
     fx.ok(&["start", "eco.json"]);
-    let mut follower = fx
+    let follower = fx
         .process()
         .args(["logs", "slow", "--out", "--follow", "--raw", "--lines", "0"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = std::io::BufReader::new(follower.stdout.take().unwrap());
+    let mut follower = helper::Guarded::new(follower, DEADLINE);
+    let stdout = std::io::BufReader::new(follower.child.stdout.take().unwrap());
     let mut seen: Vec<u32> = Vec::new();
     for line in stdout.lines() {
         let line = line.unwrap();
@@ -337,8 +338,8 @@ fn logs_follow_streams_new_lines_across_rotation_and_ends_cleanly_on_ctrl_c() {
         .count();
     assert!(rotations >= 3, "the test did not rotate ({rotations})");
     // Ctrl-C ends it cleanly.
-    helper::kill(follower.id(), libc::SIGINT);
-    let status = follower.wait().unwrap();
+    helper::kill(follower.child.id(), libc::SIGINT);
+    let status = follower.wait();
     assert!(status.success(), "{status:?}");
 }
 
@@ -354,13 +355,14 @@ fn logs_follow_prefixes_lines_with_their_instance() {
         "-i",
         "2",
     ]);
-    let mut follower = fx
+    let follower = fx
         .process()
         .args(["logs", "--follow", "--lines", "0"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = std::io::BufReader::new(follower.stdout.take().unwrap());
+    let mut follower = helper::Guarded::new(follower, DEADLINE);
+    let stdout = std::io::BufReader::new(follower.child.stdout.take().unwrap());
     let mut lines: Vec<String> = stdout.lines().take(4).map(|l| l.unwrap()).collect();
     lines.sort();
     assert_eq!(
@@ -372,8 +374,8 @@ fn logs_follow_prefixes_lines_with_their_instance() {
             "pair-1 | hello"
         ]
     );
-    helper::kill(follower.id(), libc::SIGINT);
-    assert!(follower.wait().unwrap().success());
+    helper::kill(follower.child.id(), libc::SIGINT);
+    assert!(follower.wait().success());
 }
 
 fn is_timestamp(text: &str) -> bool {

@@ -290,3 +290,43 @@ pub fn api_get(fx: &Fixture, path: &str) -> String {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     body.to_string()
 }
+
+/// A child a test reads from while it runs: killed when the guard drops
+/// (the test ended, passed or not) or when `limit` passes, so that a
+/// stalled stream ends the read with a failure instead of a hang.
+pub struct Guarded {
+    pub child: std::process::Child,
+    done: Option<std::sync::mpsc::Sender<()>>,
+}
+
+impl Guarded {
+    pub fn new(child: std::process::Child, limit: Duration) -> Self {
+        let (done, stop) = std::sync::mpsc::channel::<()>();
+        let pid = child.id();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(limit) {
+                kill(pid, libc::SIGKILL);
+            }
+        });
+        Self {
+            child,
+            done: Some(done),
+        }
+    }
+
+    /// Waits for the child, then releases the watchdog.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        let status = self.child.wait().unwrap();
+        drop(self.done.take());
+        status
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The child is reaped; release the watchdog before its pid can be reused.
+        drop(self.done.take());
+    }
+}
