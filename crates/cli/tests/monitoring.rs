@@ -90,7 +90,9 @@ fn an_instance_over_its_memory_limit_is_restarted_with_the_reason_recorded() {
 fn metrics_are_valid_prometheus_text_with_app_and_instance_labels() {
     let fx = Fixture::new();
     fx.ok(&["start", "sleep 300", "--name", "web", "-i", "2"]);
-    fx.wait_for("web-1", "sampled", |p| p.memory_bytes.is_some());
+    for name in ["web-0", "web-1"] {
+        fx.wait_for(name, "sampled", |p| p.memory_bytes.is_some_and(|m| m > 0));
+    }
     let text = api_get(&fx, "/metrics");
     for line in [
         "# TYPE pmdaemon_instance_cpu_percent gauge",

@@ -72,6 +72,11 @@ pub(crate) async fn run(supervisor: Weak<Supervisor>, interval: Duration) {
         let children = children_of(&processes);
         for (id, pid, limit) in targets {
             let tree = tree(pid, &processes, &children);
+            if tree.iter().all(|p| p.rss_pages == 0) {
+                // Not in this scan, or caught inside execve with no pages
+                // mapped yet: keep the last sample rather than report 0.
+                continue;
+            }
             let mut cpu_ticks = 0;
             let mut rss_pages = 0;
             for process in &tree {
