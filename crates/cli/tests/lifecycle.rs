@@ -289,7 +289,7 @@ fn kill_stops_every_app_and_the_daemon_and_the_next_command_brings_them_back() {
     assert!(!fx.home().join("pmdaemon.sock").exists());
     assert!(fx.ok(&["kill"]).contains("no daemon is running"));
     // The table survives: a is running again, b stays stopped.
-    assert_eq!(fx.get("a-0").status, Status::Online);
+    fx.wait_for("a-0", "resumed", |p| p.status == Status::Online);
     assert_eq!(fx.get("b-0").status, Status::Stopped);
 }
 

@@ -77,7 +77,8 @@ fn a_reused_pid_is_not_mistaken_for_a_leftover() {
     state["instances"][0]["pid"] = serde_json::json!(std::process::id());
     state["instances"][0]["pid_start_time"] = serde_json::json!(1);
     std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
-    assert_eq!(fx.get("web-0").status, Status::Online);
+    // The next command starts a daemon, which resumes web in the background.
+    fx.wait_for("web-0", "resumed", |p| p.status == Status::Online);
     assert!(alive(std::process::id()));
 }
 
