@@ -159,6 +159,15 @@ pub struct StartArgs {
     /// `json`: one JSON object per log line.
     #[arg(long, value_name = "raw|json")]
     pub log_type: Option<String>,
+    /// Rotate a log file once it reaches this size (default 10M; 0 never).
+    #[arg(long, value_name = "SIZE")]
+    pub log_max_size: Option<String>,
+    /// Rotated log files kept (default 10).
+    #[arg(long, value_name = "N")]
+    pub log_max_files: Option<u32>,
+    /// Gzip rotated log files (`<file>.1.gz`, …).
+    #[arg(long)]
+    pub log_compress: bool,
     /// Restart an instance whose process tree uses more memory (`256M`).
     #[arg(long, value_name = "SIZE", alias = "max-memory-restart")]
     pub max_memory: Option<String>,

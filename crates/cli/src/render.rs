@@ -102,6 +102,25 @@ pub fn detail(detail: &ProcessDetail) -> String {
     row("out log", detail.out_log.display().to_string());
     row("err log", detail.err_log.display().to_string());
     row(
+        "log rotation",
+        format!(
+            "at {}, keep {}{}",
+            match config.log_max_size {
+                Some(0) => "never".to_string(),
+                Some(size) => format_bytes(size),
+                None => "the daemon's default size".to_string(),
+            },
+            config
+                .log_max_files
+                .map_or("the daemon's default count".to_string(), |n| n.to_string()),
+            match config.log_compress {
+                Some(true) => ", gzipped",
+                Some(false) => "",
+                None => " (gzip: the daemon's default)",
+            }
+        ),
+    );
+    row(
         "autorestart",
         format!(
             "{} (max_restarts {}, min_uptime {} ms, restart_delay {} ms{})",

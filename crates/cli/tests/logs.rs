@@ -157,20 +157,26 @@ fn out_file_error_file_and_merge_logs_choose_where_output_goes() {
 }
 
 /// The log file and its rotated siblings, oldest first, concatenated.
+/// The bytes of `path`'s rotated files, oldest first, then of `path`
+/// itself (`.N.gz` files decompressed), and how many rotated files there
+/// were.
 fn rotated_stream(path: &std::path::Path) -> (Vec<u8>, usize) {
-    let mut files = Vec::new();
+    use std::io::Read;
+    let mut all = Vec::new();
+    let mut count = 0;
     for n in (1..1000).rev() {
-        let rotated = std::path::PathBuf::from(format!("{}.{n}", path.display()));
-        if rotated.exists() {
-            files.push(rotated);
+        let plain = std::path::PathBuf::from(format!("{}.{n}", path.display()));
+        let gz = std::path::PathBuf::from(format!("{}.{n}.gz", path.display()));
+        if let Ok(file) = std::fs::File::open(&gz) {
+            count += 1;
+            let _ = flate2::read::GzDecoder::new(file).read_to_end(&mut all);
+        }
+        if let Ok(bytes) = std::fs::read(&plain) {
+            count += 1;
+            all.extend(bytes);
         }
     }
-    let count = files.len();
-    files.push(path.to_path_buf());
-    let mut all = Vec::new();
-    for file in files {
-        all.extend(std::fs::read(file).unwrap_or_default());
-    }
+    all.extend(std::fs::read(path).unwrap_or_default());
     (all, count)
 }
 
@@ -486,4 +492,69 @@ fn the_daemons_own_log_is_rotated() {
     assert!(!std::fs::read_to_string(&rotated)
         .unwrap()
         .contains("after-0"));
+}
+
+#[test]
+fn rotated_files_are_gzipped_without_losing_a_byte_and_flush_removes_them() {
+    let fx = Fixture::new();
+    std::fs::write(
+        fx.work().join("writer.py"),
+        "import sys\nfor i in range(200000):\n    sys.stdout.write(f'line {i}\\n')\nsys.stdout.flush()\nsys.stderr.write('done\\n')\nimport time\ntime.sleep(300)\n",
+    )
+    .unwrap();
+    fx.ok(&[
+        "start",
+        "writer.py",
+        "--log-max-size",
+        "100K",
+        "--log-max-files",
+        "100",
+        "--log-compress",
+    ]);
+    let err = fx.home().join("logs/writer-0-err.log");
+    assert!(wait_until(std::time::Duration::from_secs(60), || {
+        std::fs::read_to_string(&err).is_ok_and(|s| s == "done\n")
+    }));
+    let out = fx.home().join("logs/writer-0-out.log");
+    let logs = fx.home().join("logs");
+    let names = || -> Vec<String> {
+        std::fs::read_dir(&logs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect()
+    };
+    let expected: String = (0..200_000).map(|i| format!("line {i}\n")).collect();
+    let mut stream = (Vec::new(), 0);
+    assert!(
+        wait_until(DEADLINE, || {
+            stream = rotated_stream(&out);
+            stream.0.len() == expected.len() && !names().iter().any(|n| n.ends_with(".tmp"))
+        }),
+        "{} bytes captured, {} written; files: {:?}",
+        stream.0.len(),
+        expected.len(),
+        names()
+    );
+    assert!(
+        stream.0 == expected.as_bytes(),
+        "the rotated files are not the exact stream"
+    );
+    let gzipped = names().iter().filter(|n| n.ends_with(".gz")).count();
+    assert!(gzipped >= 1, "nothing was compressed: {:?}", names());
+    // The newest rotated file is compressed once its thread is done.
+    assert!(
+        wait_until(DEADLINE, || logs.join("writer-0-out.log.1.gz").exists()),
+        "{:?}",
+        names()
+    );
+    let info = fx.ok(&["info", "writer"]);
+    assert!(info.contains("at 100.0KB, keep 100, gzipped"), "{info}");
+    fx.ok(&["flush", "writer"]);
+    assert_eq!(
+        names()
+            .iter()
+            .filter(|n| n.contains("-out.log."))
+            .collect::<Vec<_>>(),
+        Vec::<&String>::new()
+    );
 }

@@ -98,6 +98,8 @@ pub struct AppConfig {
     pub log_max_size: Option<u64>,
     /// Rotated log files kept (default 10).
     pub log_max_files: Option<u32>,
+    /// Gzip rotated log files (default off).
+    pub log_compress: Option<bool>,
     /// A label to group apps.
     pub namespace: Option<String>,
 }
@@ -208,6 +210,7 @@ impl Default for AppConfig {
             log_type: LogType::Raw,
             log_max_size: None,
             log_max_files: None,
+            log_compress: None,
             namespace: None,
         }
     }

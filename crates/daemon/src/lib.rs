@@ -100,7 +100,13 @@ async fn serve(options: Options) -> Result<(), Error> {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
         loop {
             tick.tick().await;
-            match logs::rotate_stderr_log(&daemon_log, logs::Rotation::default()) {
+            let path = daemon_log.clone();
+            let rotated = tokio::task::spawn_blocking(move || {
+                logs::rotate_stderr_log(&path, logs::Rotation::default())
+            })
+            .await
+            .unwrap_or(Ok(false));
+            match rotated {
                 Ok(true) => tracing::info!("rotated {}", daemon_log.display()),
                 Ok(false) => {}
                 Err(err) => tracing::warn!("cannot rotate {}: {err}", daemon_log.display()),

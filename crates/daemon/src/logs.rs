@@ -61,6 +61,8 @@ pub struct Rotation {
     pub max_size: u64,
     /// Rotated files kept (`<file>.1` newest … `<file>.N` oldest).
     pub max_files: u32,
+    /// Gzip rotated files in the background (`<file>.1.gz`, …).
+    pub compress: bool,
 }
 
 impl Rotation {
@@ -70,12 +72,14 @@ impl Rotation {
         Self {
             max_size: config.log_max_size.unwrap_or(defaults.max_size),
             max_files: config.log_max_files.unwrap_or(defaults.max_files),
+            compress: config.log_compress.unwrap_or(defaults.compress),
         }
     }
 }
 
 impl Default for Rotation {
-    /// 10 MiB and 10 files, or `PMDAEMON_LOG_MAX_SIZE` / `_MAX_FILES`.
+    /// 10 MiB and 10 files, uncompressed, or `PMDAEMON_LOG_MAX_SIZE` /
+    /// `_MAX_FILES` / `_COMPRESS`.
     fn default() -> Self {
         let size = std::env::var("PMDAEMON_LOG_MAX_SIZE")
             .ok()
@@ -83,9 +87,12 @@ impl Default for Rotation {
         let files = std::env::var("PMDAEMON_LOG_MAX_FILES")
             .ok()
             .and_then(|v| v.parse().ok());
+        let compress = std::env::var("PMDAEMON_LOG_COMPRESS")
+            .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes" | "on"));
         Self {
             max_size: size.unwrap_or(10 << 20),
             max_files: files.unwrap_or(10),
+            compress,
         }
     }
 }
@@ -112,6 +119,10 @@ struct FileState {
     splice_works: bool,
     checked: Instant,
     dropped: u64,
+    /// A rotated file is being compressed (one at a time per log file; a
+    /// file rotated meanwhile stays uncompressed, so that an app logging
+    /// faster than gzip cannot pile up work).
+    compressing: bool,
 }
 
 impl LogFile {
@@ -135,6 +146,7 @@ impl LogFile {
                 splice_works: true,
                 checked: Instant::now(),
                 dropped: 0,
+                compressing: false,
             }),
         }
     }
@@ -180,7 +192,7 @@ impl LogFile {
 
     /// Appends formatted bytes (whole lines), rotating as needed; a failed
     /// write drops them and is retried later, never blocking the child.
-    fn write(&self, bytes: &[u8]) {
+    fn write(self: &Arc<Self>, bytes: &[u8]) {
         let mut state = self.lock();
         self.recheck(&mut state);
         let Some(file) = &mut state.file else {
@@ -220,7 +232,7 @@ impl LogFile {
 
     /// Moves everything the pipe holds into the file; returns WouldBlock
     /// once the pipe is empty so that tokio clears the readiness.
-    fn drain(&self, pipe: &OwnedFd) -> std::io::Result<Drained> {
+    fn drain(self: &Arc<Self>, pipe: &OwnedFd) -> std::io::Result<Drained> {
         let mut state = self.lock();
         self.recheck(&mut state);
         let mut budget = BUDGET;
@@ -273,19 +285,18 @@ impl LogFile {
     /// `<file>` becomes `<file>.1`, `.1` becomes `.2`, …, the oldest beyond
     /// `max_files` goes, and writing continues in a new `<file>`. Bytes
     /// already written stay where they are; the next ones go to the new file.
-    fn rotate(&self, state: &mut FileState) {
+    fn rotate(self: &Arc<Self>, state: &mut FileState) {
         let max = state.rotation.max_files;
-        let numbered = |n: u32| PathBuf::from(format!("{}.{n}", self.path.display()));
         if max == 0 {
             let _ = std::fs::remove_file(&self.path);
         } else {
-            let _ = std::fs::remove_file(numbered(max));
-            for n in (1..max).rev() {
-                let _ = std::fs::rename(numbered(n), numbered(n + 1));
-            }
-            if let Err(err) = std::fs::rename(&self.path, numbered(1)) {
+            shift(&self.path, max);
+            if let Err(err) = std::fs::rename(&self.path, numbered(&self.path, 1, false)) {
                 tracing::warn!("cannot rotate {}: {err}", self.path.display());
                 return;
+            }
+            if state.rotation.compress && !state.compressing {
+                self.compress_newest(state);
             }
         }
         match open_log(&self.path) {
@@ -307,6 +318,84 @@ impl LogFile {
     }
 }
 
+impl LogFile {
+    /// Starts gzipping `<file>.1` on a thread of its own. The slot's lock
+    /// is not held while compressing; the result is put in place under it,
+    /// wherever later rotations have moved the file by then.
+    fn compress_newest(self: &Arc<Self>, state: &mut FileState) {
+        let Ok(source) = File::open(numbered(&self.path, 1, false)) else {
+            return;
+        };
+        state.compressing = true;
+        let slot = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("pmdaemon-gzip".into())
+            .spawn(move || {
+                let temp = PathBuf::from(format!("{}.gz.tmp", slot.path.display()));
+                let result = gzip(&source, &temp);
+                let mut state = slot.lock();
+                state.compressing = false;
+                if let Err(err) = result {
+                    tracing::warn!("cannot compress a rotated {}: {err}", slot.path.display());
+                    let _ = std::fs::remove_file(&temp);
+                    return;
+                }
+                // Rotations that happened meanwhile moved the file up.
+                match find_rotated(&slot.path, state.rotation.max_files, &source) {
+                    Some(n) => {
+                        if std::fs::rename(&temp, numbered(&slot.path, n, true)).is_ok() {
+                            let _ = std::fs::remove_file(numbered(&slot.path, n, false));
+                        }
+                    }
+                    // Rotated out or flushed while compressing.
+                    None => {
+                        let _ = std::fs::remove_file(&temp);
+                    }
+                }
+            });
+        if spawned.is_err() {
+            state.compressing = false;
+        }
+    }
+}
+
+/// `<path>.n`, or `<path>.n.gz`.
+fn numbered(path: &Path, n: u32, gz: bool) -> PathBuf {
+    let suffix = if gz { ".gz" } else { "" };
+    PathBuf::from(format!("{}.{n}{suffix}", path.display()))
+}
+
+/// Makes room for a new `<path>.1`: `.max` goes, and every other rotated
+/// file, compressed or not, moves up one.
+fn shift(path: &Path, max: u32) {
+    for gz in [false, true] {
+        let _ = std::fs::remove_file(numbered(path, max, gz));
+    }
+    for n in (1..max).rev() {
+        for gz in [false, true] {
+            let _ = std::fs::rename(numbered(path, n, gz), numbered(path, n + 1, gz));
+        }
+    }
+}
+
+/// Which `<path>.n` is the file `source` has open, if any still is.
+fn find_rotated(path: &Path, max: u32, source: &File) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let open = source.metadata().ok()?;
+    (1..=max).find(|n| {
+        std::fs::metadata(numbered(path, *n, false))
+            .is_ok_and(|m| m.ino() == open.ino() && m.dev() == open.dev())
+    })
+}
+
+/// Writes `source`, gzipped, to `target` and syncs it.
+fn gzip(mut source: &File, target: &Path) -> std::io::Result<()> {
+    let file = File::create(target)?;
+    let mut encoder = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+    std::io::copy(&mut source, &mut encoder)?;
+    encoder.finish()?.sync_all()
+}
+
 /// The disk budget for all logs of a directory (`PMDAEMON_LOG_BUDGET`,
 /// e.g. `1G`), if one is set.
 fn budget() -> Option<u64> {
@@ -316,7 +405,7 @@ fn budget() -> Option<u64> {
         .filter(|b| *b > 0)
 }
 
-/// Deletes the oldest rotated files (`*.log.N`) of `dir` until all its
+/// Deletes the oldest rotated files (`*.log.N`, `*.log.N.gz`) of `dir` until all its
 /// files fit in `budget` bytes. Current log files are never deleted.
 pub fn enforce_budget(dir: &Path, budget: u64) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -331,7 +420,8 @@ pub fn enforce_budget(dir: &Path, budget: u64) {
         }
         total += meta.len();
         let path = entry.path();
-        let is_rotated = path
+        let name = path.to_string_lossy();
+        let is_rotated = Path::new(name.strip_suffix(".gz").unwrap_or(&name))
             .extension()
             .and_then(|e| e.to_str())
             .is_some_and(|e| !e.is_empty() && e.chars().all(|c| c.is_ascii_digit()));
@@ -370,15 +460,18 @@ pub fn rotate_stderr_log(path: &Path, rotation: Rotation) -> std::io::Result<boo
     if stderr.st_ino != meta.ino() || stderr.st_dev != meta.dev() {
         return Ok(false);
     }
-    let numbered = |n: u32| PathBuf::from(format!("{}.{n}", path.display()));
-    let max = rotation.max_files.max(1);
-    let _ = std::fs::remove_file(numbered(max));
-    for n in (1..max).rev() {
-        let _ = std::fs::rename(numbered(n), numbered(n + 1));
-    }
-    std::fs::rename(path, numbered(1))?;
+    shift(path, rotation.max_files.max(1));
+    let rotated = numbered(path, 1, false);
+    std::fs::rename(path, &rotated)?;
     let fresh = OpenOptions::new().create(true).append(true).open(path)?;
     nix::unistd::dup2_stderr(&fresh)?;
+    if rotation.compress {
+        // Only this caller rotates the daemon's log, and it waits for us.
+        let temp = PathBuf::from(format!("{}.gz.tmp", path.display()));
+        gzip(&File::open(&rotated)?, &temp)?;
+        std::fs::rename(&temp, numbered(path, 1, true))?;
+        std::fs::remove_file(&rotated)?;
+    }
     Ok(true)
 }
 
@@ -396,7 +489,8 @@ fn copy(state: &mut FileState, pipe: &OwnedFd) -> nix::Result<usize> {
     Ok(read)
 }
 
-/// Empties `path` and deletes `path.1`, `path.2`, … (missing ones are fine).
+/// Empties `path` and deletes `path.1`, `path.2`, … and `path.1.gz`, …
+/// (missing ones are fine).
 pub fn truncate_all(path: &Path) -> std::io::Result<()> {
     match OpenOptions::new().write(true).truncate(true).open(path) {
         Ok(_) => {}
@@ -404,8 +498,9 @@ pub fn truncate_all(path: &Path) -> std::io::Result<()> {
         Err(err) => return Err(err),
     }
     for n in 1.. {
-        let rotated = PathBuf::from(format!("{}.{n}", path.display()));
-        if std::fs::remove_file(&rotated).is_err() {
+        let plain = std::fs::remove_file(numbered(path, n, false)).is_ok();
+        let gz = std::fs::remove_file(numbered(path, n, true)).is_ok();
+        if !plain && !gz {
             break;
         }
     }
@@ -735,7 +830,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_budget_deletes_the_oldest_rotated_files_first_and_never_current_ones() {
+    fn the_budget_deletes_the_oldest_rotated_files_gzipped_or_not_first_and_never_current_ones() {
         let dir = tempfile::tempdir().unwrap();
         // Distinct modification times, oldest first.
         let write = |name: &str, size: usize, age_secs: u64| {
@@ -749,7 +844,7 @@ mod tests {
                 .set_modified(when)
                 .unwrap();
         };
-        write("web-0-out.log.3", 1000, 30);
+        write("web-0-out.log.3.gz", 1000, 30);
         write("web-0-out.log.2", 1000, 20);
         write("web-0-out.log.1", 1000, 10);
         write("web-0-out.log", 1500, 0);

@@ -134,6 +134,14 @@ fn config(script: &str, args: &StartArgs, cwd: PathBuf, is_file: bool) -> Result
             Some("json") => LogType::Json,
             Some(other) => bail!("--log-type takes raw or json, not '{other}'"),
         },
+        log_max_size: args
+            .log_max_size
+            .as_deref()
+            .map(parse_size)
+            .transpose()
+            .context("--log-max-size")?,
+        log_max_files: args.log_max_files,
+        log_compress: args.log_compress.then_some(true),
         wait_ready: args.sd_notify,
         listen_timeout: duration(&args.listen_timeout, "listen-timeout")?,
         max_memory_restart: args

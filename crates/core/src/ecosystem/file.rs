@@ -101,6 +101,8 @@ pub struct AppFile {
     pub log_max_size: Option<Size>,
     /// Rotated log files kept.
     pub log_max_files: Option<u32>,
+    /// Gzip rotated log files (`<file>.1.gz`, …).
+    pub log_compress: Option<bool>,
     /// A label to group apps.
     pub namespace: Option<String>,
     /// Variable carrying the instance index (default `NODE_APP_INSTANCE`).

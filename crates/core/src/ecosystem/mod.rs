@@ -96,6 +96,7 @@ pub const FIELDS: &[&str] = &[
     "merge_logs",
     "log_max_size",
     "log_max_files",
+    "log_compress",
     "time",
     "log_type",
     "namespace",
@@ -654,6 +655,7 @@ fn convert(
         },
         log_max_size: app.log_max_size.map(|s| s.0),
         log_max_files: app.log_max_files,
+        log_compress: app.log_compress,
         namespace: app.namespace,
     };
     // Ports and the stop signal were checked above, each at its field.
