@@ -528,7 +528,11 @@ fn rotated_files_are_gzipped_without_losing_a_byte_and_flush_removes_them() {
     assert!(
         wait_until(DEADLINE, || {
             stream = rotated_stream(&out);
-            stream.0.len() == expected.len() && !names().iter().any(|n| n.ends_with(".tmp"))
+            // Every rotated file ends up compressed.
+            stream.0.len() == expected.len()
+                && names()
+                    .iter()
+                    .all(|n| !n.contains("-out.log.") || n.ends_with(".gz"))
         }),
         "{} bytes captured, {} written; files: {:?}",
         stream.0.len(),
@@ -539,14 +543,7 @@ fn rotated_files_are_gzipped_without_losing_a_byte_and_flush_removes_them() {
         stream.0 == expected.as_bytes(),
         "the rotated files are not the exact stream"
     );
-    let gzipped = names().iter().filter(|n| n.ends_with(".gz")).count();
-    assert!(gzipped >= 1, "nothing was compressed: {:?}", names());
-    // The newest rotated file is compressed once its thread is done.
-    assert!(
-        wait_until(DEADLINE, || logs.join("writer-0-out.log.1.gz").exists()),
-        "{:?}",
-        names()
-    );
+    assert!(stream.1 >= 10, "only {} rotated files", stream.1);
     let info = fx.ok(&["info", "writer"]);
     assert!(info.contains("at 100.0KB, keep 100, gzipped"), "{info}");
     fx.ok(&["flush", "writer"]);

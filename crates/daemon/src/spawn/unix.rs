@@ -12,12 +12,6 @@ use nix::unistd::Pid;
 use super::Plan;
 use crate::reaper::{ExitReceiver, Reaper};
 
-/// Capacity asked for each output pipe: 4x the default, for fewer wakeups
-/// per byte. Not more: Linux charges pipe capacity to the user, and past
-/// `pipe-user-pages-soft` (64 MiB) it shrinks every new pipe of that user;
-/// 100 instances at 2 x 256 KiB stay under it.
-const PIPE_SIZE: i32 = 256 << 10;
-
 /// A freshly started instance.
 #[derive(Debug)]
 pub struct Spawned {
@@ -51,11 +45,6 @@ pub fn spawn(reaper: &Reaper, plan: &Plan) -> std::io::Result<Spawned> {
         return Err(std::io::Error::other("child has no output pipes"));
     };
     let (stdout, stderr): (OwnedFd, OwnedFd) = (stdout.into(), stderr.into());
-    // A larger pipe means fewer wakeups for a chatty child; the kernel caps
-    // it (and falls back to the default) under its per-user limits.
-    for pipe in [&stdout, &stderr] {
-        let _ = nix::fcntl::fcntl(pipe, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
-    }
     Ok(Spawned {
         pid: child.id(),
         exit,
