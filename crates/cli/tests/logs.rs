@@ -273,13 +273,13 @@ fn a_log_file_deleted_by_hand_is_recreated() {
 }
 
 #[test]
-fn an_unwritable_log_file_never_blocks_the_child() {
+fn an_unwritable_log_file_never_blocks_the_child_and_writing_resumes_when_it_can() {
     let fx = Fixture::new();
     // A log path under a regular file can never be created (even by root).
     std::fs::write(fx.work().join("not-a-dir"), "").unwrap();
     std::fs::write(
         fx.work().join("eco.json"),
-        r#"{"name": "blocked", "script": "sh", "args": ["-c", "head -c 5000000 /dev/zero; echo wrote-it-all >&2; exec sleep 300"], "out_file": "not-a-dir/out.log"}"#,
+        r#"{"name": "blocked", "script": "sh", "args": ["-c", "head -c 5000000 /dev/zero; echo wrote-it-all >&2; while true; do echo tick; sleep 0.05; done"], "out_file": "not-a-dir/out.log"}"#,
     )
     .unwrap();
     fx.ok(&["start", "eco.json"]);
@@ -291,8 +291,52 @@ fn an_unwritable_log_file_never_blocks_the_child() {
         "the child was blocked by its unwritable stdout"
     );
     assert_eq!(fx.get("blocked-0").status, Status::Online);
-    let log = std::fs::read_to_string(fx.home().join("daemon.log")).unwrap();
+    let daemon_log = fx.home().join("daemon.log");
+    let log = std::fs::read_to_string(&daemon_log).unwrap();
     assert!(log.contains("not-a-dir/out.log"), "{log}");
+    // The path becomes writable: the next lines land there, and the daemon
+    // says how much was dropped meanwhile.
+    std::fs::remove_file(fx.work().join("not-a-dir")).unwrap();
+    std::fs::create_dir(fx.work().join("not-a-dir")).unwrap();
+    let out = fx.work().join("not-a-dir/out.log");
+    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&out)
+        .is_ok_and(|s| s.contains("tick\n"))));
+    assert!(wait_until(DEADLINE, || {
+        std::fs::read_to_string(&daemon_log).is_ok_and(|log| {
+            log.lines().any(|l| {
+                l.contains("not-a-dir/out.log: writing again;")
+                    && l.split_whitespace()
+                        .find_map(|w| w.parse::<u64>().ok())
+                        .is_some_and(|dropped| dropped >= 5_000_000)
+            })
+        })
+    }));
+}
+
+#[test]
+fn a_full_disk_drops_output_with_one_warning_and_never_blocks_the_child() {
+    let fx = Fixture::new();
+    // /dev/full fails every write with ENOSPC, as a full disk does.
+    std::fs::write(
+        fx.work().join("eco.json"),
+        r#"{"name": "full", "script": "sh", "args": ["-c", "head -c 5000000 /dev/zero; i=0; while [ $i -lt 30 ]; do echo tick; sleep 0.1; i=$((i+1)); done; echo wrote-it-all >&2; exec sleep 300"], "out_file": "/dev/full"}"#,
+    )
+    .unwrap();
+    fx.ok(&["start", "eco.json"]);
+    let err = fx.home().join("logs/full-0-err.log");
+    assert!(
+        wait_until(std::time::Duration::from_secs(30), || {
+            std::fs::read_to_string(&err).is_ok_and(|s| s.contains("wrote-it-all"))
+        }),
+        "the child was blocked by a full disk"
+    );
+    assert_eq!(fx.get("full-0").status, Status::Online);
+    // Three seconds of retries (the file is reopened once a second), one
+    // warning.
+    let log = std::fs::read_to_string(fx.home().join("daemon.log")).unwrap();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("/dev/full")).collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(warnings[0].contains("No space left on device"), "{log}");
 }
 
 #[test]

@@ -118,7 +118,10 @@ struct FileState {
     rotation: Rotation,
     splice_works: bool,
     checked: Instant,
+    /// Bytes dropped since writing last failed.
     dropped: u64,
+    /// Writing has failed and not worked since (warned about once).
+    failing: bool,
     /// A thread is compressing rotated files (one per log file: an app
     /// logging faster than gzip keeps one core busy, not more; files
     /// rotated out before their turn go uncompressed).
@@ -137,6 +140,7 @@ impl LogFile {
                 (None, 0)
             }
         };
+        let failing = file.is_none();
         Self {
             path: path.to_path_buf(),
             state: Mutex::new(FileState {
@@ -146,6 +150,7 @@ impl LogFile {
                 splice_works: true,
                 checked: Instant::now(),
                 dropped: 0,
+                failing,
                 compressing: false,
             }),
         }
@@ -177,16 +182,35 @@ impl LogFile {
             return;
         }
         if let Ok((file, size)) = open_log(&self.path) {
-            if state.dropped > 0 {
-                tracing::warn!(
-                    "{}: writing again; {} bytes were dropped",
-                    self.path.display(),
-                    state.dropped
-                );
-                state.dropped = 0;
-            }
             state.file = Some(file);
             state.size = size;
+        }
+    }
+
+    /// A write failed: drop output until a later [`recheck`] reopens the
+    /// file, and warn once however long it lasts.
+    fn failed(&self, state: &mut FileState, err: &dyn std::fmt::Display) {
+        if !state.failing {
+            tracing::warn!(
+                "writing {} failed ({err}); dropping output until it works again",
+                self.path.display()
+            );
+            state.failing = true;
+        }
+        state.file = None;
+        state.checked = Instant::now();
+    }
+
+    /// A write worked: say so if it had been failing.
+    fn wrote(&self, state: &mut FileState) {
+        if state.failing {
+            tracing::warn!(
+                "{}: writing again; {} bytes were dropped",
+                self.path.display(),
+                state.dropped
+            );
+            state.failing = false;
+            state.dropped = 0;
         }
     }
 
@@ -201,6 +225,7 @@ impl LogFile {
         };
         match file.write_all(bytes) {
             Ok(()) => {
+                self.wrote(&mut state);
                 state.size += bytes.len() as u64;
                 let rotation = state.rotation;
                 if rotation.max_size > 0 && state.size >= rotation.max_size {
@@ -208,13 +233,8 @@ impl LogFile {
                 }
             }
             Err(err) => {
-                tracing::warn!(
-                    "writing {} failed ({err}); dropping output until it works again",
-                    self.path.display()
-                );
-                state.file = None;
+                self.failed(&mut state, &err);
                 state.dropped += bytes.len() as u64;
-                state.checked = Instant::now();
             }
         }
     }
@@ -257,6 +277,7 @@ impl LogFile {
                     *total += moved;
                     budget = budget.saturating_sub(moved as u64);
                     if state.file.is_some() {
+                        self.wrote(&mut state);
                         state.size += moved as u64;
                         let rotation = state.rotation;
                         if rotation.max_size > 0 && state.size >= rotation.max_size {
@@ -268,17 +289,10 @@ impl LogFile {
                 Err(Errno::EINTR) => {}
                 Err(Errno::EINVAL) if state.splice_works => state.splice_works = false,
                 Err(err) if state.file.is_none() => return Err(std::io::Error::from(err)),
-                Err(err) => {
-                    // The file side failed (disk full, file system gone):
-                    // keep the child unblocked by reading and dropping, and
-                    // try the file again after a while.
-                    tracing::warn!(
-                        "writing {} failed ({err}); dropping output until it works again",
-                        self.path.display()
-                    );
-                    state.file = None;
-                    state.checked = Instant::now();
-                }
+                // The file side failed (disk full, file system gone): keep
+                // the child unblocked by reading and dropping, and try the
+                // file again after a while.
+                Err(err) => self.failed(&mut state, &err),
             }
         }
     }
@@ -491,12 +505,14 @@ pub fn rotate_stderr_log(path: &Path, rotation: Rotation) -> std::io::Result<boo
 fn copy(state: &mut FileState, pipe: &OwnedFd) -> nix::Result<usize> {
     let mut buffer = [0u8; 16 * 1024];
     let read = nix::unistd::read(pipe, &mut buffer)?;
-    match &mut state.file {
-        Some(file) => file
-            .write_all(&buffer[..read])
-            .map_err(|err| Errno::from_raw(err.raw_os_error().unwrap_or(libc::EIO)))?,
-        None => state.dropped += read as u64,
+    let written = match &mut state.file {
+        Some(file) => file.write_all(&buffer[..read]),
+        None => Ok(()),
+    };
+    if state.file.is_none() || written.is_err() {
+        state.dropped += read as u64;
     }
+    written.map_err(|err| Errno::from_raw(err.raw_os_error().unwrap_or(libc::EIO)))?;
     Ok(read)
 }
 
