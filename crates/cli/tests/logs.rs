@@ -11,13 +11,15 @@ fn stdout_and_stderr_are_appended_across_restarts_and_tailed() {
     let fx = Fixture::new();
     fx.script(
         "talk.sh",
-        "#!/bin/sh\necho \"out $PM2_INSTANCE_ID\"\necho 'err line' >&2\nexec sleep 300\n",
+        "#!/bin/sh\necho \"out $PM2_INSTANCE_ID\"\nsleep 0.1\necho 'err line' >&2\nexec sleep 300\n",
     );
     fx.ok(&["start", "./talk.sh", "--name", "talk"]);
     let out = fx.home().join("logs/talk-0-out.log");
     let err = fx.home().join("logs/talk-0-err.log");
     assert!(wait_until(DEADLINE, || std::fs::read_to_string(&out)
         .is_ok_and(|s| s == "out 0\n")));
+    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&err)
+        .is_ok_and(|s| s == "err line\n")));
     fx.ok(&["restart", "talk"]);
     assert!(wait_until(DEADLINE, || std::fs::read_to_string(&out)
         .is_ok_and(|s| s == "out 0\nout 0\n")));
@@ -29,10 +31,11 @@ fn stdout_and_stderr_are_appended_across_restarts_and_tailed() {
         fx.ok(&["logs", "talk", "--lines", "1", "--out", "--raw"]),
         "out 0\n"
     );
+    // stdout and stderr interleaved in the order they were written.
     let both = fx.ok(&["logs", "talk", "--lines", "50"]);
     assert_eq!(
         both,
-        "talk-0 | out 0\ntalk-0 | out 0\ntalk-0 err | err line\ntalk-0 err | err line\n"
+        "talk-0 | out 0\ntalk-0 err | err line\ntalk-0 | out 0\ntalk-0 err | err line\n"
     );
     let all = fx.ok(&["logs"]);
     assert!(all.contains("err line"), "{all}");
@@ -617,4 +620,43 @@ fn a_chatty_childs_pipe_grows_and_a_quiet_ones_does_not() {
         && size("quiet").is_some()));
     assert_eq!(size("chatty"), Some(1 << 20));
     assert_eq!(size("quiet"), Some(64 << 10));
+}
+
+#[test]
+fn logs_of_all_apps_are_interleaved_in_the_order_they_were_written() {
+    let fx = Fixture::new();
+    let a_out = fx.home().join("logs/a-0-out.log");
+    let b_out = fx.home().join("logs/b-0-out.log");
+    // Each waits until the other's line is in its log file, so the order
+    // of the lines is known; the pauses keep their times apart.
+    let wait = |file: &std::path::Path, text: &str| {
+        format!(
+            "until grep -q {text} '{}' 2>/dev/null; do sleep 0.01; done; sleep 0.05",
+            file.display()
+        )
+    };
+    fx.script(
+        "a.sh",
+        &format!(
+            "#!/bin/sh\necho a1\n{}\necho a2\n{}\necho a3\nexec sleep 300\n",
+            wait(&b_out, "b1"),
+            wait(&b_out, "b2")
+        ),
+    );
+    fx.script(
+        "b.sh",
+        &format!(
+            "#!/bin/sh\n{}\necho b1\n{}\necho b2\nexec sleep 300\n",
+            wait(&a_out, "a1"),
+            wait(&a_out, "a2")
+        ),
+    );
+    fx.ok(&["start", "./a.sh", "--name", "a"]);
+    fx.ok(&["start", "./b.sh", "--name", "b"]);
+    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&a_out)
+        .is_ok_and(|s| s.contains("a3"))));
+    assert_eq!(
+        fx.ok(&["logs", "--out"]),
+        "a-0 | a1\nb-0 | b1\na-0 | a2\nb-0 | b2\na-0 | a3\n"
+    );
 }

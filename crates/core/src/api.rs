@@ -333,6 +333,11 @@ pub struct LogTail {
     pub path: PathBuf,
     /// The last lines, oldest first, without their line endings.
     pub lines: Vec<String>,
+    /// When each line was written (milliseconds since the Unix epoch), as
+    /// far as this daemon knows: None for lines written before it opened
+    /// the file. Empty when unknown for all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub times: Vec<Option<i64>>,
 }
 
 /// Response of the log routes.

@@ -120,6 +120,8 @@ struct FileState {
     checked: Instant,
     /// Bytes dropped since writing last failed.
     dropped: u64,
+    /// When the bytes of the current file were written, coarsely.
+    marks: Marks,
     /// Writing has failed and not worked since (warned about once).
     failing: bool,
     /// A thread is compressing rotated files (one per log file: an app
@@ -150,6 +152,7 @@ impl LogFile {
                 splice_works: true,
                 checked: Instant::now(),
                 dropped: 0,
+                marks: Marks::from(size),
                 failing,
                 compressing: false,
             }),
@@ -184,7 +187,15 @@ impl LogFile {
         if let Ok((file, size)) = open_log(&self.path) {
             state.file = Some(file);
             state.size = size;
+            state.marks = Marks::from(size);
         }
+    }
+
+    /// When each line of the current file that ends at `ends` was written
+    /// (see [`Marks::time_of`]).
+    pub fn times(&self, ends: &[u64]) -> Vec<Option<i64>> {
+        let state = self.lock();
+        ends.iter().map(|end| state.marks.time_of(*end)).collect()
     }
 
     /// A write failed: drop output until a later [`recheck`] reopens the
@@ -227,6 +238,8 @@ impl LogFile {
             Ok(()) => {
                 self.wrote(&mut state);
                 state.size += bytes.len() as u64;
+                let size = state.size;
+                state.marks.add(size);
                 let rotation = state.rotation;
                 if rotation.max_size > 0 && state.size >= rotation.max_size {
                     self.rotate(&mut state);
@@ -247,6 +260,7 @@ impl LogFile {
             file.seek(SeekFrom::Start(0))?;
         }
         state.size = 0;
+        state.marks = Marks::from(0);
         Ok(())
     }
 
@@ -279,6 +293,8 @@ impl LogFile {
                     if state.file.is_some() {
                         self.wrote(&mut state);
                         state.size += moved as u64;
+                        let size = state.size;
+                        state.marks.add(size);
                         let rotation = state.rotation;
                         if rotation.max_size > 0 && state.size >= rotation.max_size {
                             self.rotate(&mut state);
@@ -318,6 +334,7 @@ impl LogFile {
             Ok((file, size)) => {
                 state.file = Some(file);
                 state.size = size;
+                state.marks = Marks::from(size);
             }
             Err(err) => {
                 tracing::warn!(
@@ -822,6 +839,63 @@ enum Drained {
     Busy,
 }
 
+/// A coarse index of when the bytes of one file were written, so that
+/// `logs` can interleave the tails of several files in time order: one
+/// mark per [`MARK_EVERY`] at most, the oldest forgotten past
+/// [`MAX_MARKS`] (32 KiB per file at worst). Kept in memory
+/// only: a new daemon knows nothing of what an earlier one wrote.
+#[derive(Debug)]
+struct Marks {
+    /// Size of the file when marking began.
+    from: u64,
+    /// (file size after a write, Unix time in ms of that write), ascending.
+    marks: std::collections::VecDeque<(u64, i64)>,
+}
+
+const MARK_EVERY: i64 = 2;
+const MAX_MARKS: usize = 2048;
+
+impl Marks {
+    fn from(size: u64) -> Self {
+        Self {
+            from: size,
+            marks: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// The file is `size` bytes long after a write made now.
+    fn add(&mut self, size: u64) {
+        let now = chrono::Utc::now().timestamp_millis();
+        match self.marks.back_mut() {
+            // The same burst: this mark covers the new bytes too.
+            Some(last) if now - last.1 < MARK_EVERY => last.0 = size,
+            _ => {
+                while self.marks.len() >= MAX_MARKS {
+                    if let Some((size, _)) = self.marks.pop_front() {
+                        self.from = size;
+                    }
+                }
+                self.marks.push_back((size, now));
+            }
+        }
+    }
+
+    /// When the line ending at byte `end` was written: the first mark at or
+    /// past it (now, if the line is newer than every mark), or None if it
+    /// was there before marking began.
+    fn time_of(&self, end: u64) -> Option<i64> {
+        if end <= self.from {
+            return None;
+        }
+        let index = self.marks.partition_point(|(size, _)| *size < end);
+        Some(
+            self.marks
+                .get(index)
+                .map_or_else(|| chrono::Utc::now().timestamp_millis(), |m| m.1),
+        )
+    }
+}
+
 /// The pipe size a child gets once it fills its pipe (1 MiB: measured
 /// fastest here; 2 MiB and more fell to a third, out of the L2 cache).
 const CHATTY_PIPE_SIZE: usize = 1 << 20;
@@ -832,6 +906,14 @@ const BUDGET: u64 = 16 << 20;
 /// The last `lines` lines of a file (missing file: none), without line
 /// endings, invalid UTF-8 replaced.
 pub fn tail(path: &Path, lines: usize) -> std::io::Result<Vec<String>> {
+    Ok(tail_with_ends(path, lines)?
+        .into_iter()
+        .map(|(line, _)| line)
+        .collect())
+}
+
+/// [`tail`], with the offset in the file just past each line.
+pub fn tail_with_ends(path: &Path, lines: usize) -> std::io::Result<Vec<(String, u64)>> {
     let mut file = match File::open(path) {
         Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -859,17 +941,26 @@ pub fn tail(path: &Path, lines: usize) -> std::io::Result<Vec<String>> {
             break;
         }
     }
-    let text = String::from_utf8_lossy(&collected);
-    let all: Vec<&str> = text
-        .strip_suffix('\n')
-        .unwrap_or(&text)
-        .split('\n')
-        .collect();
-    let skip = all.len().saturating_sub(lines);
-    Ok(all[skip..]
+    let body = collected.strip_suffix(b"\n").unwrap_or(&collected);
+    let mut segments: Vec<(usize, usize)> = Vec::new();
+    let mut begin = 0;
+    for (index, byte) in body.iter().enumerate() {
+        if *byte == b'\n' {
+            segments.push((begin, index));
+            begin = index + 1;
+        }
+    }
+    segments.push((begin, body.len()));
+    let skip = segments.len().saturating_sub(lines);
+    let only_one = segments.len() == 1;
+    Ok(segments[skip..]
         .iter()
-        .map(|line| line.strip_suffix('\r').unwrap_or(line).to_string())
-        .filter(|line| !(all.len() == 1 && line.is_empty()))
+        .filter(|(begin, end)| !(only_one && begin == end))
+        .map(|(begin, end)| {
+            let line = String::from_utf8_lossy(&body[*begin..*end]);
+            let line = line.strip_suffix('\r').unwrap_or(&line).to_string();
+            (line, (start + *end as u64 + 1).min(len))
+        })
         .collect())
 }
 
@@ -908,6 +999,25 @@ mod tests {
             dir.path().join("web-0-out.log").exists(),
             "a current log is never deleted"
         );
+    }
+
+    #[test]
+    fn marks_date_each_line_by_the_write_that_ended_it() {
+        let mut marks = Marks::from(100);
+        marks.marks.push_back((150, 1_000));
+        marks.marks.push_back((200, 2_000));
+        assert_eq!(marks.time_of(100), None, "there before marking began");
+        assert_eq!(marks.time_of(120), Some(1_000));
+        assert_eq!(marks.time_of(150), Some(1_000));
+        assert_eq!(marks.time_of(151), Some(2_000));
+        assert!(marks.time_of(250).is_some_and(|t| t > 2_000), "newer: now");
+        for size in 0..(MAX_MARKS as u64 + 10) {
+            marks.marks.push_back((300 + size, 3_000 + size as i64));
+        }
+        marks.add(10_000);
+        assert_eq!(marks.marks.len(), MAX_MARKS, "the oldest are forgotten");
+        assert_eq!(marks.time_of(200), None);
+        assert_eq!(marks.time_of(10_000).map(|t| t > 1_000_000), Some(true));
     }
 
     #[test]

@@ -9,7 +9,9 @@ use crate::cli::LogsArgs;
 use crate::client::Client;
 use crate::render;
 
-/// Prints the last lines of each log file, each under a header naming it.
+/// Prints the last lines of each log file, interleaved in the order they
+/// were written as far as the daemon knows (lines written before it
+/// started come first, file by file).
 pub async fn run(args: LogsArgs, home: Home) -> Result<()> {
     let base = match &args.target {
         Some(target) => format!("{}/logs", target_path(target)?),
@@ -35,10 +37,20 @@ pub async fn run(args: LogsArgs, home: Home) -> Result<()> {
         return Ok(());
     }
     let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    for tail in &response.tails {
-        for line in &tail.lines {
-            print_line(&tail.instance, tail.stream, line, args.raw, colour);
-        }
+    let mut lines: Vec<(Option<i64>, &str, LogStream, &str)> = response
+        .tails
+        .iter()
+        .flat_map(|tail| {
+            tail.lines.iter().enumerate().map(|(index, line)| {
+                let time = tail.times.get(index).copied().flatten();
+                (time, tail.instance.as_str(), tail.stream, line.as_str())
+            })
+        })
+        .collect();
+    // Stable: lines of one time keep their file order.
+    lines.sort_by_key(|(time, ..)| *time);
+    for (_, instance, stream, line) in lines {
+        print_line(instance, stream, line, args.raw, colour);
     }
     Ok(())
 }

@@ -843,18 +843,28 @@ impl Supervisor {
         lines: usize,
         stream: Option<LogStream>,
     ) -> Result<LogsResponse, Error> {
-        let files = self.log_sources(target, stream)?;
+        let files: Vec<_> = self
+            .log_sources(target, stream)?
+            .into_iter()
+            .map(|(instance, stream, path)| {
+                let open = self.log_files.find(&path);
+                (instance, stream, path, open)
+            })
+            .collect();
         let tails = tokio::task::spawn_blocking(move || {
             files
                 .into_iter()
-                .map(|(instance, stream, path)| {
-                    let lines = logs::tail(&path, lines)
+                .map(|(instance, stream, path, open)| {
+                    let tail = logs::tail_with_ends(&path, lines)
                         .map_err(|err| Error::io("read", path.clone(), err))?;
+                    let ends: Vec<u64> = tail.iter().map(|(_, end)| *end).collect();
+                    let times = open.map(|file| file.times(&ends)).unwrap_or_default();
                     Ok(LogTail {
                         instance,
                         stream,
                         path,
-                        lines,
+                        lines: tail.into_iter().map(|(line, _)| line).collect(),
+                        times,
                     })
                 })
                 .collect::<Result<Vec<_>, Error>>()
