@@ -706,6 +706,17 @@ pub fn pump(
     });
 }
 
+/// Bytes a line pump reads at once.
+const LINE_READ: usize = 256 * 1024;
+
+std::thread_local! {
+    /// The read and format buffers of the line pumps on this thread: a pump
+    /// uses them only between two awaits, so one pair serves every pump
+    /// (memory does not grow with the number of apps).
+    static LINE_BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+        std::cell::RefCell::new((vec![0; LINE_READ], Vec::new()));
+}
+
 async fn run_line_pump(
     pipe: OwnedFd,
     file: Arc<LogFile>,
@@ -717,60 +728,72 @@ async fn run_line_pump(
     // nor replaced while registered.
     let pipe = unsafe { AsyncFd::register_with_interest(pipe, Interest::READABLE) }
         .map_err(std::io::Error::from)?;
-    let mut buffer = vec![0u8; 64 * 1024];
+    // The start of a line whose end has not come yet.
     let mut partial: Vec<u8> = Vec::new();
-    let mut out: Vec<u8> = Vec::new();
     loop {
-        let read = tokio::select! {
+        tokio::select! {
             ready = pipe.readable() => {
                 let mut ready = ready?;
-                match ready.try_io(|fd| nix::unistd::read(fd.get_ref(), &mut buffer).map_err(std::io::Error::from)) {
-                    Ok(Ok(read)) => Some(read),
-                    Ok(Err(err)) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                let read = ready.try_io(|fd| {
+                    LINE_BUFFERS.with_borrow_mut(|(buffer, out)| {
+                        let read = nix::unistd::read(fd.get_ref(), buffer)?;
+                        if read == 0 {
+                            // The end: what is left is a last line without
+                            // its newline.
+                            if !partial.is_empty() {
+                                format.line(&format.stamp(), &partial, out);
+                            }
+                        } else {
+                            format_lines(&format, &buffer[..read], &mut partial, out);
+                        }
+                        if !out.is_empty() {
+                            file.write(out);
+                            out.clear();
+                        }
+                        Ok(read)
+                    })
+                });
+                match read {
+                    Ok(Ok(0)) => return Ok(()),
+                    // Read some, or nothing (WouldBlock: readiness cleared).
+                    Ok(Ok(_)) | Err(_) => {}
+                    Ok(Err(err)) if err.kind() == std::io::ErrorKind::Interrupted => {}
                     Ok(Err(err)) => return Err(err),
-                    Err(_would_block) => continue,
-                }
-            }
-            () = sleep_if(!partial.is_empty(), PARTIAL_TIMEOUT) => None,
-        };
-        match read {
-            // The end: what is left is a last line without its newline.
-            Some(0) => {
-                if !partial.is_empty() {
-                    format.line(&format.stamp(), &partial, &mut out);
-                    file.write(&out);
-                }
-                return Ok(());
-            }
-            Some(read) => {
-                let stamp = format.stamp();
-                let mut rest = &buffer[..read];
-                while let Some(end) = rest.iter().position(|b| *b == b'\n') {
-                    if partial.is_empty() {
-                        format.line(&stamp, &rest[..end], &mut out);
-                    } else {
-                        partial.extend_from_slice(&rest[..end]);
-                        format.line(&stamp, &partial, &mut out);
-                        partial.clear();
-                    }
-                    rest = &rest[end + 1..];
-                }
-                partial.extend_from_slice(rest);
-                if partial.len() >= MAX_LINE {
-                    format.line(&stamp, &partial, &mut out);
-                    partial.clear();
                 }
             }
             // A partial line waited long enough: write it as it is.
-            None => {
-                format.line(&format.stamp(), &partial, &mut out);
+            () = sleep_if(!partial.is_empty(), PARTIAL_TIMEOUT) => {
+                LINE_BUFFERS.with_borrow_mut(|(_, out)| {
+                    format.line(&format.stamp(), &partial, out);
+                    file.write(out);
+                    out.clear();
+                });
                 partial.clear();
             }
         }
-        if !out.is_empty() {
-            file.write(&out);
-            out.clear();
+    }
+}
+
+/// Formats every whole line of `chunk` (the first one continuing
+/// `partial`) into `out`; keeps the unfinished end in `partial`, written as
+/// is once it reaches [`MAX_LINE`].
+fn format_lines(format: &LineFormat, chunk: &[u8], partial: &mut Vec<u8>, out: &mut Vec<u8>) {
+    let stamp = format.stamp();
+    let mut begin = 0;
+    for end in memchr::memchr_iter(b'\n', chunk) {
+        if partial.is_empty() {
+            format.line(&stamp, &chunk[begin..end], out);
+        } else {
+            partial.extend_from_slice(&chunk[begin..end]);
+            format.line(&stamp, partial, out);
+            partial.clear();
         }
+        begin = end + 1;
+    }
+    partial.extend_from_slice(&chunk[begin..]);
+    if partial.len() >= MAX_LINE {
+        format.line(&stamp, partial, out);
+        partial.clear();
     }
 }
 
