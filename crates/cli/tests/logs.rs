@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! Basic log capture: files per instance and stream, kept across restarts,
 //! and a child that writes a lot is never blocked.
 
@@ -275,25 +276,33 @@ fn a_log_file_deleted_by_hand_is_recreated() {
     );
 }
 
+/// Starts `app` (one app object), whose stdout cannot be
+/// written, and waits until it says on stderr that it wrote everything:
+/// its output was dropped, not left to block it.
+fn start_until_written(fx: &Fixture, app: &str) {
+    let name: serde_json::Value = serde_json::from_str(app).unwrap();
+    let name = name["name"].as_str().unwrap();
+    std::fs::write(fx.work().join("eco.json"), app).unwrap();
+    fx.ok(&["start", "eco.json"]);
+    let err = fx.home().join(format!("logs/{name}-0-err.log"));
+    assert!(
+        wait_until(std::time::Duration::from_secs(30), || {
+            std::fs::read_to_string(&err).is_ok_and(|s| s.contains("wrote-it-all"))
+        }),
+        "{name} was blocked by its stdout"
+    );
+    assert_eq!(fx.get(&format!("{name}-0")).status, Status::Online);
+}
+
 #[test]
 fn an_unwritable_log_file_never_blocks_the_child_and_writing_resumes_when_it_can() {
     let fx = Fixture::new();
     // A log path under a regular file can never be created (even by root).
     std::fs::write(fx.work().join("not-a-dir"), "").unwrap();
-    std::fs::write(
-        fx.work().join("eco.json"),
+    start_until_written(
+        &fx,
         r#"{"name": "blocked", "script": "sh", "args": ["-c", "head -c 5000000 /dev/zero; echo wrote-it-all >&2; while true; do echo tick; sleep 0.05; done"], "out_file": "not-a-dir/out.log"}"#,
-    )
-    .unwrap();
-    fx.ok(&["start", "eco.json"]);
-    let err = fx.home().join("logs/blocked-0-err.log");
-    assert!(
-        wait_until(std::time::Duration::from_secs(30), || {
-            std::fs::read_to_string(&err).is_ok_and(|s| s.contains("wrote-it-all"))
-        }),
-        "the child was blocked by its unwritable stdout"
     );
-    assert_eq!(fx.get("blocked-0").status, Status::Online);
     let daemon_log = fx.home().join("daemon.log");
     let log = std::fs::read_to_string(&daemon_log).unwrap();
     assert!(log.contains("not-a-dir/out.log"), "{log}");
@@ -320,20 +329,10 @@ fn an_unwritable_log_file_never_blocks_the_child_and_writing_resumes_when_it_can
 fn a_full_disk_drops_output_with_one_warning_and_never_blocks_the_child() {
     let fx = Fixture::new();
     // /dev/full fails every write with ENOSPC, as a full disk does.
-    std::fs::write(
-        fx.work().join("eco.json"),
+    start_until_written(
+        &fx,
         r#"{"name": "full", "script": "sh", "args": ["-c", "head -c 5000000 /dev/zero; i=0; while [ $i -lt 30 ]; do echo tick; sleep 0.1; i=$((i+1)); done; echo wrote-it-all >&2; exec sleep 300"], "out_file": "/dev/full"}"#,
-    )
-    .unwrap();
-    fx.ok(&["start", "eco.json"]);
-    let err = fx.home().join("logs/full-0-err.log");
-    assert!(
-        wait_until(std::time::Duration::from_secs(30), || {
-            std::fs::read_to_string(&err).is_ok_and(|s| s.contains("wrote-it-all"))
-        }),
-        "the child was blocked by a full disk"
     );
-    assert_eq!(fx.get("full-0").status, Status::Online);
     // Three seconds of retries (the file is reopened once a second), one
     // warning.
     let log = std::fs::read_to_string(fx.home().join("daemon.log")).unwrap();
