@@ -1,6 +1,6 @@
-#![allow(clippy::unwrap_used)]
 //! Basic log capture: files per instance and stream, kept across restarts,
 //! and a child that writes a lot is never blocked.
+#![allow(clippy::unwrap_used)]
 
 mod helper;
 
