@@ -295,7 +295,7 @@ pub struct LogsArgs {
     /// The lines alone, without the instance prefix.
     #[arg(long)]
     pub raw: bool,
-    /// As JSON.
+    /// As JSON: the tails, or with --follow one object per line.
     #[arg(long)]
     pub json: bool,
 }

@@ -401,15 +401,17 @@ fn logs_follow_prefixes_lines_with_their_instance() {
     let fx = Fixture::new();
     fx.ok(&[
         "start",
-        "sh -c 'sleep 0.5; echo hello; echo oops >&2; exec sleep 300'",
+        "sh -c 'echo hello; echo oops >&2; exec sleep 300'",
         "--name",
         "pair",
         "-i",
         "2",
     ]);
+    // Whether the lines come before the follower connects (the tail) or
+    // after (the stream), each is printed once.
     let follower = fx
         .process()
-        .args(["logs", "--follow", "--lines", "0"])
+        .args(["logs", "--follow", "--lines", "10"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -425,6 +427,35 @@ fn logs_follow_prefixes_lines_with_their_instance() {
             "pair-1 err | oops",
             "pair-1 | hello"
         ]
+    );
+    helper::kill(follower.child.id(), libc::SIGINT);
+    assert!(follower.wait().success());
+}
+
+#[test]
+fn logs_follow_json_prints_one_object_per_line() {
+    use std::io::BufRead;
+    let fx = Fixture::new();
+    fx.ok(&[
+        "start",
+        "sh -c 'echo hello; exec sleep 300'",
+        "--name",
+        "js",
+    ]);
+    let follower = fx
+        .process()
+        .args(["logs", "js", "--out", "--follow", "--json", "--lines", "10"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut follower = helper::Guarded::new(follower, DEADLINE);
+    let mut stdout = std::io::BufReader::new(follower.child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let line: pmdaemon_core::api::LogLine = serde_json::from_str(&first).unwrap();
+    assert_eq!(
+        (line.instance.as_str(), line.line.as_str()),
+        ("js-0", "hello")
     );
     helper::kill(follower.child.id(), libc::SIGINT);
     assert!(follower.wait().success());

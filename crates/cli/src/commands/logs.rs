@@ -27,7 +27,7 @@ pub async fn run(args: LogsArgs, home: Home) -> Result<()> {
     let client = Client::connect(home).await?;
     if args.follow {
         let path = format!("{base}?lines={}{stream}&follow=true", args.lines);
-        return follow(&client, &path, args.raw).await;
+        return follow(&client, &path, args.raw, args.json).await;
     }
     let response: LogsResponse = client
         .get(&format!("{base}?lines={}{stream}", args.lines))
@@ -56,11 +56,16 @@ pub async fn run(args: LogsArgs, home: Home) -> Result<()> {
 }
 
 /// Streams lines until the daemon ends or Ctrl-C; each is prefixed with its
-/// instance in a stable colour (plain when stdout is not a terminal).
-async fn follow(client: &Client, path: &str, raw: bool) -> Result<()> {
+/// instance in a stable colour (plain when stdout is not a terminal), or
+/// printed as one JSON object per line with `json`.
+async fn follow(client: &Client, path: &str, raw: bool, json: bool) -> Result<()> {
     let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let print = |bytes: &[u8]| -> Result<()> {
         let line: LogLine = serde_json::from_slice(bytes)?;
+        if json {
+            println!("{}", serde_json::to_string(&line)?);
+            return Ok(());
+        }
         if raw {
             println!("{}", line.line);
             return Ok(());
