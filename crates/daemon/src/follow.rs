@@ -16,7 +16,7 @@ use notify::{RecursiveMode, Watcher};
 use pmdaemon_core::api::{LogLine, LogStream};
 use tokio::sync::mpsc;
 
-use crate::logs::tail;
+use crate::logs;
 
 /// A file to follow: instance, stream and path.
 pub type Source = (String, LogStream, PathBuf);
@@ -49,13 +49,9 @@ struct Reader {
 }
 
 impl Reader {
-    fn open(path: &Path, at_end: bool) -> Self {
-        let mut file = File::open(path).ok();
-        if at_end {
-            if let Some(file) = &mut file {
-                let _ = file.seek(SeekFrom::End(0));
-            }
-        }
+    /// Opens `path` at its start (no file yet: nothing to read).
+    fn open(path: &Path) -> Self {
+        let file = File::open(path).ok();
         let inode = file
             .as_ref()
             .and_then(|f| f.metadata().ok())
@@ -65,6 +61,25 @@ impl Reader {
             inode,
             partial: Vec::new(),
         }
+    }
+
+    /// Opens `path` where its last complete line ends, and returns its last
+    /// `lines` lines up to there: read from one open file, so every line is
+    /// either in the tail or read later, once.
+    fn open_with_tail(path: &Path, lines: usize) -> (Self, Vec<String>) {
+        let mut reader = Self::open(path);
+        let Some(file) = &mut reader.file else {
+            return (reader, Vec::new());
+        };
+        let len = file.metadata().map_or(0, |m| m.len());
+        let start = logs::last_line_end(file, len).unwrap_or(len);
+        let tail = logs::tail_of(file, start, lines)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(line, _)| line)
+            .collect();
+        let _ = file.seek(SeekFrom::Start(start));
+        (reader, tail)
     }
 
     /// Complete lines written since the last call.
@@ -93,43 +108,40 @@ impl Reader {
 }
 
 async fn follow_file(sender: mpsc::Sender<Bytes>, (instance, stream, path): Source, lines: usize) {
-    let send = |line: &str| sender.try_send(encode(&instance, stream, line));
-    for line in tail(&path, lines).unwrap_or_default() {
+    // Watch first, so that no change after the tail is read goes unseen.
+    let (wake, mut woken) = mpsc::unbounded_channel();
+    let watched = path.clone();
+    let rotated = PathBuf::from(format!("{}.1", path.display()));
+    let directory = path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            if event.paths.iter().any(|p| *p == watched || *p == rotated) {
+                let _ = wake.send(());
+            }
+        }
+    })
+    .and_then(|mut watcher| {
+        watcher
+            .watch(&directory, RecursiveMode::NonRecursive)
+            .map(|()| watcher)
+    });
+    let (mut reader, tail) = Reader::open_with_tail(&path, lines);
+    for line in tail {
         if sender.send(encode(&instance, stream, &line)).await.is_err() {
             return;
         }
     }
-    let (wake, mut woken) = mpsc::unbounded_channel();
-    let watched = path.clone();
-    let rotated = PathBuf::from(format!("{}.1", path.display()));
-    let mut watcher =
-        match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if let Ok(event) = event {
-                if event.paths.iter().any(|p| *p == watched || *p == rotated) {
-                    let _ = wake.send(());
-                }
-            }
-        }) {
-            Ok(watcher) => watcher,
-            Err(err) => {
-                let _ = send(&format!(
-                    "[pmdaemon] cannot follow {}: {err}",
-                    path.display()
-                ));
-                return;
-            }
-        };
-    let directory = path
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    if let Err(err) = watcher.watch(&directory, RecursiveMode::NonRecursive) {
-        let _ = send(&format!(
-            "[pmdaemon] cannot follow {}: {err}",
-            path.display()
-        ));
-        return;
-    }
-    let mut reader = Reader::open(&path, true);
+    // Kept alive until the follower ends.
+    let _watcher = match watcher {
+        Ok(watcher) => watcher,
+        Err(err) => {
+            let line = format!("[pmdaemon] cannot follow {}: {err}", path.display());
+            let _ = sender.send(encode(&instance, stream, &line)).await;
+            return;
+        }
+    };
     loop {
         tokio::select! {
             woke = woken.recv() => if woke.is_none() { return },
@@ -144,7 +156,7 @@ async fn follow_file(sender: mpsc::Sender<Bytes>, (instance, stream, path): Sour
             // rotation (a writer that writes text and newline separately)
             // is completed there.
             let partial = std::mem::take(&mut reader.partial);
-            reader = Reader::open(&path, false);
+            reader = Reader::open(&path);
             reader.partial = partial;
             fresh.extend(reader.read_new());
         }

@@ -942,10 +942,33 @@ pub fn tail_with_ends(path: &Path, lines: usize) -> std::io::Result<Vec<(String,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(err) => return Err(err),
     };
+    let len = file.metadata()?.len();
+    tail_of(&mut file, len, lines)
+}
+
+/// The offset just past the last line break in the first `len` bytes of
+/// `file` (0 when there is none).
+pub fn last_line_end(file: &mut File, len: u64) -> std::io::Result<u64> {
+    let mut end = len;
+    while end > 0 {
+        let step = (64 * 1024).min(end);
+        let start = end - step;
+        file.seek(SeekFrom::Start(start))?;
+        let mut chunk = vec![0; step as usize];
+        file.read_exact(&mut chunk)?;
+        if let Some(index) = memchr::memrchr(b'\n', &chunk) {
+            return Ok(start + index as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// [`tail_with_ends`] of the first `len` bytes of an open file.
+pub fn tail_of(file: &mut File, len: u64, lines: usize) -> std::io::Result<Vec<(String, u64)>> {
     if lines == 0 {
         return Ok(Vec::new());
     }
-    let len = file.metadata()?.len();
     let mut start = len;
     let mut collected: Vec<u8> = Vec::new();
     const STEP: u64 = 64 * 1024;
