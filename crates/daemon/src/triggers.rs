@@ -26,11 +26,17 @@ pub(crate) fn arm(supervisor: &Arc<Supervisor>, config: &AppConfig) -> Vec<JoinH
     let mut tasks = Vec::new();
     let weak = Arc::downgrade(supervisor);
     if !config.watch.is_empty() {
-        tasks.push(tokio::spawn(watch(
-            weak.clone(),
-            config.clone(),
-            supervisor.home.clone(),
-        )));
+        // Watching starts before the request that armed it returns: a
+        // change made right after `start` is seen.
+        if let Some((watcher, events)) = watcher(config) {
+            tasks.push(tokio::spawn(watch(
+                weak.clone(),
+                config.clone(),
+                supervisor.home.clone(),
+                watcher,
+                events,
+            )));
+        }
     }
     if let Some(expression) = &config.cron_restart {
         match parse_cron(expression) {
@@ -49,9 +55,13 @@ async fn restart(supervisor: &Weak<Supervisor>, app: &str, reason: String) -> bo
     true
 }
 
-async fn watch(supervisor: Weak<Supervisor>, config: AppConfig, home: crate::Home) {
+type Events = mpsc::UnboundedReceiver<notify::Event>;
+
+/// Watches the app's `watch` paths (a path that cannot be watched is
+/// warned about and skipped).
+fn watcher(config: &AppConfig) -> Option<(notify::RecommendedWatcher, Events)> {
     let cwd = config.cwd.clone().unwrap_or_else(|| PathBuf::from("."));
-    let (sender, mut events) = mpsc::unbounded_channel();
+    let (sender, events) = mpsc::unbounded_channel();
     let mut watcher =
         match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             if let Ok(event) = event {
@@ -61,7 +71,7 @@ async fn watch(supervisor: Weak<Supervisor>, config: AppConfig, home: crate::Hom
             Ok(watcher) => watcher,
             Err(err) => {
                 tracing::warn!("app {}: cannot watch files: {err}", config.name);
-                return;
+                return None;
             }
         };
     for path in &config.watch {
@@ -74,6 +84,19 @@ async fn watch(supervisor: Weak<Supervisor>, config: AppConfig, home: crate::Hom
             );
         }
     }
+    Some((watcher, events))
+}
+
+/// Restarts the app once per burst of relevant changes.
+async fn watch(
+    supervisor: Weak<Supervisor>,
+    config: AppConfig,
+    home: crate::Home,
+    // Dropping it stops the watching.
+    _watcher: notify::RecommendedWatcher,
+    mut events: Events,
+) {
+    let cwd = config.cwd.clone().unwrap_or_else(|| PathBuf::from("."));
     let mut ignored: Vec<String> = config.ignore_watch.clone();
     if ignored.is_empty() {
         ignored = DEFAULT_IGNORED.iter().map(|s| s.to_string()).collect();
