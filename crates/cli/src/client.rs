@@ -219,7 +219,7 @@ impl Client {
         }
         // Another command may have started a daemon at the same moment and
         // won the lock: then ours exited and theirs is about to listen.
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
             if self.stream().await.is_ok() {
                 return Ok(());
