@@ -100,6 +100,7 @@ fn a_malformed_api_request_is_refused_and_changes_nothing() {
     let post = |path: &str, body: &str| {
         let mut stream =
             std::os::unix::net::UnixStream::connect(fx.home().join("pmdaemon.sock")).unwrap();
+        stream.set_read_timeout(Some(helper::DEADLINE)).unwrap();
         write!(
             stream,
             "POST {path} HTTP/1.1\r\nHost: pmdaemon\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

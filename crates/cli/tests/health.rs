@@ -31,7 +31,7 @@ fn a_server_that_turns_unhealthy_is_restarted_by_its_check() {
     std::fs::write(fx.work().join("server.py"), SERVER).unwrap();
     let port = free_ports(1).to_string();
     fx.command()
-        .env("HEALTHY_FOR", "3")
+        .env("HEALTHY_FOR", "10")
         .args(["start", "server.py", "--name", "web", "--port", &port])
         .args(["--health-check-url", "http://127.0.0.1:{PORT}/health"])
         .args([
@@ -151,7 +151,7 @@ fn a_reload_whose_new_version_cannot_start_stops_after_the_first_instance() {
     std::fs::write(
         fx.work().join("eco.json"),
         format!(
-            r#"{{"name": "web", "script": "server.py", "instances": 3, "port": "{base}-{}", "listen_timeout": 2000,
+            r#"{{"name": "web", "script": "server.py", "instances": 3, "port": "{base}-{}", "listen_timeout": 10000,
                 "health_check": {{"url": "http://127.0.0.1:{{PORT}}/", "interval": 1, "timeout": 1, "retries": 3}}}}"#,
             base + 2
         ),
@@ -183,7 +183,7 @@ fn a_reload_whose_new_version_cannot_start_stops_after_the_first_instance() {
     .unwrap();
     let err = fx.fails(&["reload", "web"]);
     assert!(
-        err.contains("reload stopped: web-0 did not become ready within 2000 ms")
+        err.contains("reload stopped: web-0 did not become ready within 10000 ms")
             && err.contains("0 of 3 instances were replaced, 2 still run the previous version"),
         "{err}"
     );

@@ -315,11 +315,7 @@ fn the_socket_is_private_and_a_second_daemon_is_refused() {
 #[test]
 fn when_stop_returns_the_port_is_free() {
     let fx = Fixture::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = helper::free_ports(1);
     let command = format!("python3 -m http.server {port} --bind 127.0.0.1");
     fx.ok(&["start", &command, "--name", "web"]);
     assert!(helper::wait_until(helper::DEADLINE, || {
@@ -337,6 +333,7 @@ fn a_cli_of_another_version_is_told_so() {
     let ask = |path: &str| {
         let mut stream =
             std::os::unix::net::UnixStream::connect(fx.home().join("pmdaemon.sock")).unwrap();
+        stream.set_read_timeout(Some(helper::DEADLINE)).unwrap();
         write!(stream, "GET {path} HTTP/1.1\r\nHost: pmdaemon\r\nx-pmdaemon-version: 0.0.1-old\r\nConnection: close\r\n\r\n").unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).unwrap();

@@ -38,15 +38,16 @@ fn memory_is_the_sum_of_the_whole_tree_and_cpu_is_measured() {
         read_pid(&fx.work().join("child1.pid")),
     ];
     let parent = fx.get("tree-0").pid.unwrap();
+    // A sample is up to a second old: wait for one taken after the
+    // children allocated, then compare it with what they hold now.
+    let sum = || rss(parent) + children.iter().map(|c| rss(*c)).sum::<u64>();
     let tree = fx.wait_for("tree-0", "sampled with its children", |p| {
-        p.memory_bytes.is_some_and(|m| m > 70 << 20)
+        p.memory_bytes
+            .is_some_and(|m| m > 70 << 20 && m.abs_diff(sum()) < sum() / 5)
     });
-    let sum = rss(parent) + children.iter().map(|c| rss(*c)).sum::<u64>();
+    assert!(sum() > 70 << 20, "the processes hold {}", sum());
     let measured = tree.memory_bytes.unwrap();
-    assert!(
-        measured.abs_diff(sum) < sum / 5,
-        "measured {measured}, processes hold {sum}"
-    );
+    assert!(measured.abs_diff(sum()) < sum() / 5);
     let busy = fx.wait_for("busy-0", "busy", |p| {
         p.cpu_percent.is_some_and(|c| c > 50.0)
     });

@@ -25,9 +25,16 @@ fn a_daemon_killed_with_sigkill_is_replaced_and_recovers_every_app_without_dupli
     kill(daemon, libc::SIGKILL);
     assert!(helper::wait_until(helper::DEADLINE, || !alive(daemon)));
 
-    // The next command starts a new daemon, which cleans up and resumes.
-    let after = fx.list();
+    // The next command starts a new daemon, which cleans up and resumes
+    // (in the background: wait until every instance it resumes runs).
+    fx.list();
     assert_ne!(fx.daemon_pid(), Some(daemon));
+    for name in ["web-0", "web-1", "web-2", "worker-0"] {
+        fx.wait_for(name, "resumed", |p| {
+            p.status == Status::Online && p.pid.is_some()
+        });
+    }
+    let after = fx.list();
     let shape = |list: &[pmdaemon_core::api::ProcessInfo]| -> Vec<(u32, String, u32)> {
         list.iter()
             .map(|p| (p.id, p.name.clone(), p.restarts))

@@ -137,7 +137,7 @@ fn restart_delay_shows_waiting_restart_then_restarts() {
         "--name",
         "slow",
         "--restart-delay",
-        "1500ms",
+        "3s",
     ]);
     let pid = fx.get("slow-0").pid.unwrap();
     kill(pid, libc::SIGKILL);
@@ -224,7 +224,7 @@ fn a_graceful_child_exits_on_the_stop_signal_without_waiting_for_kill_timeout() 
     let fx = Fixture::new();
     fx.script(
         "graceful.sh",
-        "#!/bin/bash\ntrap 'echo bye; exit 0' TERM\nwhile true; do sleep 0.05; done\n",
+        "#!/bin/bash\ntrap 'echo bye; exit 0' TERM\ntouch ready\nwhile true; do sleep 0.05; done\n",
     );
     fx.ok(&[
         "start",
@@ -234,7 +234,11 @@ fn a_graceful_child_exits_on_the_stop_signal_without_waiting_for_kill_timeout() 
         "--kill-timeout",
         "10s",
     ]);
-    fx.wait_status("g-0", Status::Online);
+    // Stop only once the trap is set.
+    assert!(helper::wait_until(helper::DEADLINE, || fx
+        .work()
+        .join("ready")
+        .exists()));
     let started = Instant::now();
     fx.ok(&["stop", "g"]);
     assert!(
@@ -247,7 +251,7 @@ fn a_graceful_child_exits_on_the_stop_signal_without_waiting_for_kill_timeout() 
 #[test]
 fn stop_signal_is_configurable() {
     let fx = Fixture::new();
-    fx.script("int.sh", "#!/bin/bash\ntrap '' TERM\ntrap 'echo got-int; exit 0' INT\nwhile true; do sleep 0.05; done\n");
+    fx.script("int.sh", "#!/bin/bash\ntrap '' TERM\ntrap 'echo got-int; exit 0' INT\ntouch ready\nwhile true; do sleep 0.05; done\n");
     fx.ok(&[
         "start",
         "./int.sh",
@@ -258,8 +262,14 @@ fn stop_signal_is_configurable() {
         "--kill-timeout",
         "10s",
     ]);
-    fx.wait_status("i-0", Status::Online);
+    assert!(helper::wait_until(helper::DEADLINE, || fx
+        .work()
+        .join("ready")
+        .exists()));
     fx.ok(&["stop", "i"]);
     assert_eq!(fx.get("i-0").last_exit, Some(ExitReason::Code(0)));
-    assert!(fx.ok(&["logs", "i", "--out"]).contains("got-int"));
+    // Its last words may still be on their way from the pipe.
+    assert!(helper::wait_until(helper::DEADLINE, || fx
+        .ok(&["logs", "i", "--out"])
+        .contains("got-int")));
 }

@@ -14,7 +14,7 @@ fn a_burst_of_twenty_writes_restarts_a_watched_app_once() {
     std::fs::create_dir_all(src.join("node_modules")).unwrap();
     std::fs::write(
         fx.work().join("eco.json"),
-        r#"{"name": "watched", "script": "sleep", "args": "300", "watch": ["src"], "watch_delay": 300}"#,
+        r#"{"name": "watched", "script": "sleep", "args": "300", "watch": ["src"], "watch_delay": 1000}"#,
     )
     .unwrap();
     fx.ok(&["start", "eco.json"]);

@@ -238,14 +238,16 @@ pub fn read_pid(path: &Path) -> u32 {
 
 /// The first of `n` consecutive ports on which nothing listens now. Each
 /// call looks somewhere else, so tests running in parallel rarely collide
-/// (and a collision makes a start fail loudly, never pass wrongly).
+/// (and a collision makes a start fail loudly, never pass wrongly). Below
+/// Linux's ephemeral range (32768-60999), so that no outgoing connection
+/// takes one meanwhile.
 pub fn free_ports(n: u16) -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let seed = (std::process::id() % 1000) as u16 * 29;
     for _ in 0..500 {
         let step = NEXT.fetch_add(1, Ordering::SeqCst);
-        let base = 20_000 + (seed.wrapping_add(step.wrapping_mul(131)) % 35_000);
+        let base = 20_000 + (seed.wrapping_add(step.wrapping_mul(131)) % 12_000);
         if (base..base + n).all(|port| {
             std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
                 && std::net::TcpListener::bind(("::", port)).is_ok()
@@ -279,6 +281,7 @@ pub fn api_get(fx: &Fixture, path: &str) -> String {
     use std::io::{Read, Write};
     let mut stream =
         std::os::unix::net::UnixStream::connect(fx.home().join("pmdaemon.sock")).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: pmdaemon\r\nConnection: close\r\n\r\n"
