@@ -225,12 +225,15 @@ fn rotation_under_continuous_writing_neither_loses_nor_duplicates_a_byte() {
         "the rotated files are not the exact stream"
     );
     assert!(stream.1 >= 15, "only {} rotations", stream.1);
-    assert!(
-        std::fs::metadata(out.with_extension("log.1"))
-            .unwrap()
-            .len()
-            <= 100 * 1024 + (1 << 20)
-    );
+    // Every rotated file is exactly log_max_size long.
+    for n in 1..=stream.1 {
+        assert_eq!(
+            std::fs::metadata(out.with_extension(format!("log.{n}")))
+                .unwrap()
+                .len(),
+            100 * 1024
+        );
+    }
 }
 
 #[test]
@@ -736,4 +739,50 @@ fn logs_of_all_apps_are_interleaved_in_the_order_they_were_written() {
         fx.ok(&["logs", "--out"]),
         "a-0 | a1\nb-0 | b1\na-0 | a2\nb-0 | b2\na-0 | a3\n"
     );
+}
+
+#[test]
+fn the_log_budget_deletes_the_oldest_rotated_logs_and_nothing_else() {
+    let fx = Fixture::new();
+    // The daemon inherits the environment of the command that starts it.
+    fx.command()
+        .env("PMDAEMON_LOG_BUDGET", "300K")
+        .arg("list")
+        .assert()
+        .success();
+    // Another program's rotated log beside ours.
+    std::fs::write(fx.work().join("syslog.1"), vec![b'x'; 1 << 20]).unwrap();
+    std::fs::write(
+        fx.work().join("eco.json"),
+        r#"{"name": "big", "script": "sh", "args": ["-c", "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo done >&2; exec sleep 300"], "out_file": "app.log", "log_max_size": "100K", "log_max_files": 100}"#,
+    )
+    .unwrap();
+    fx.ok(&["start", "eco.json"]);
+    let app_log = fx.work().join("app.log");
+    let ours = || -> (u64, usize) {
+        let mut total = 0;
+        let mut files = 0;
+        for entry in std::fs::read_dir(fx.work()).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name().to_string_lossy().starts_with("app.log") {
+                total += entry.metadata().unwrap().len();
+                files += 1;
+            }
+        }
+        (total, files)
+    };
+    assert!(
+        wait_until(DEADLINE, || rotated_stream(&app_log).0.ends_with(b"x\n")
+            && ours().0 <= 300 * 1024),
+        "our logs hold {:?}",
+        ours()
+    );
+    assert!(ours().1 >= 2, "the newest rotated files are kept");
+    assert_eq!(
+        std::fs::metadata(fx.work().join("syslog.1")).unwrap().len(),
+        1 << 20,
+        "a file that is not ours was touched"
+    );
+    let log = std::fs::read_to_string(fx.home().join("daemon.log")).unwrap();
+    assert!(log.contains("log budget: deleted"), "{log}");
 }

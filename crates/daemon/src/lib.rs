@@ -94,15 +94,27 @@ async fn serve(options: Options) -> Result<(), Error> {
     if let Some(interval) = metrics::interval_from_env() {
         tokio::spawn(metrics::run(Arc::downgrade(&supervisor), interval));
     }
-    // The daemon's own log rotates like the apps' logs.
+    // Housekeeping: the daemon's own log rotates like the apps' logs, and
+    // after any rotation the disk budget covers every log we manage.
     let daemon_log = home.daemon_log();
+    let weak = Arc::downgrade(&supervisor);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
         loop {
             tick.tick().await;
+            let Some(supervisor) = weak.upgrade() else {
+                return;
+            };
+            let mut managed = supervisor.all_log_paths();
+            drop(supervisor);
             let path = daemon_log.clone();
             let rotated = tokio::task::spawn_blocking(move || {
-                logs::rotate_stderr_log(&path, logs::Rotation::default())
+                let rotated = logs::rotate_stderr_log(&path, logs::Rotation::default());
+                if let Some(budget) = logs::budget_due() {
+                    managed.push(path);
+                    logs::enforce_budget(&managed, budget);
+                }
+                rotated
             })
             .await
             .unwrap_or(Ok(false));

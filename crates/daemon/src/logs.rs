@@ -274,13 +274,19 @@ impl LogFile {
             if budget == 0 {
                 return Ok(Drained::Busy);
             }
+            // Never past the rotation size: rotated files are exactly
+            // `log_max_size` long.
+            let room = match state.rotation.max_size {
+                0 => CHUNK,
+                max => (max.saturating_sub(state.size) as usize).clamp(1, CHUNK),
+            };
             let moved = match (&state.file, state.splice_works) {
                 (Some(file), true) => splice(
                     pipe.as_fd(),
                     None,
                     file.as_fd(),
                     None,
-                    CHUNK,
+                    room,
                     SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE,
                 ),
                 _ => copy(&mut state, pipe),
@@ -344,9 +350,7 @@ impl LogFile {
                 state.file = None;
             }
         }
-        if let (Some(budget), Some(dir)) = (budget(), self.path.parent()) {
-            enforce_budget(dir, budget);
-        }
+        ROTATED.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -438,41 +442,47 @@ fn gzip(mut source: &File, target: &Path) -> std::io::Result<()> {
     encoder.finish()?.sync_all()
 }
 
-/// The disk budget for all logs of a directory (`PMDAEMON_LOG_BUDGET`,
-/// e.g. `1G`), if one is set.
-fn budget() -> Option<u64> {
-    std::env::var("PMDAEMON_LOG_BUDGET")
+/// Set by every rotation, taken by [`budget_due`].
+static ROTATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The disk budget for all logs (`PMDAEMON_LOG_BUDGET`, e.g. `1G`), if one
+/// is set and a rotation happened since the last call: the daemon's
+/// housekeeping then calls [`enforce_budget`] with every log it manages.
+pub fn budget_due() -> Option<u64> {
+    let budget = std::env::var("PMDAEMON_LOG_BUDGET")
         .ok()
         .and_then(|v| pmdaemon_core::units::parse_size(&v).ok())
-        .filter(|b| *b > 0)
+        .filter(|b| *b > 0)?;
+    ROTATED
+        .swap(false, std::sync::atomic::Ordering::SeqCst)
+        .then_some(budget)
 }
 
-/// Deletes the oldest rotated files (`*.log.N`, `*.log.N.gz`) of `dir` until all its
-/// files fit in `budget` bytes. Current log files are never deleted.
-pub fn enforce_budget(dir: &Path, budget: u64) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
+/// Deletes the oldest rotated files of `logs` (`<log>.N`, `<log>.N.gz`)
+/// until these logs and their rotated files fit in `budget` bytes. Current
+/// files are never deleted, and no other file is looked at.
+pub fn enforce_budget(logs: &[PathBuf], budget: u64) {
+    let mut logs = logs.to_vec();
+    logs.sort();
+    logs.dedup();
     let mut total = 0;
     let mut rotated: Vec<(std::time::SystemTime, u64, PathBuf)> = Vec::new();
-    for entry in entries.flatten() {
-        let Ok(meta) = entry.metadata() else { continue };
-        if !meta.is_file() {
-            continue;
-        }
-        total += meta.len();
-        let path = entry.path();
-        let name = path.to_string_lossy();
-        let is_rotated = Path::new(name.strip_suffix(".gz").unwrap_or(&name))
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| !e.is_empty() && e.chars().all(|c| c.is_ascii_digit()));
-        if is_rotated {
-            rotated.push((
-                meta.modified().unwrap_or(std::time::UNIX_EPOCH),
-                meta.len(),
-                path,
-            ));
+    for log in &logs {
+        total += std::fs::metadata(log).map_or(0, |m| m.len());
+        for n in 1.. {
+            let mut found = false;
+            for gz in [false, true] {
+                let path = numbered(log, n, gz);
+                if let Ok(meta) = std::fs::metadata(&path) {
+                    found = true;
+                    total += meta.len();
+                    let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+                    rotated.push((modified, meta.len(), path));
+                }
+            }
+            if !found {
+                break;
+            }
         }
     }
     rotated.sort();
@@ -481,6 +491,7 @@ pub fn enforce_budget(dir: &Path, budget: u64) {
             break;
         }
         if std::fs::remove_file(&path).is_ok() {
+            tracing::info!("log budget: deleted {}", path.display());
             total = total.saturating_sub(size);
         }
     }
@@ -505,6 +516,7 @@ pub fn rotate_stderr_log(path: &Path, rotation: Rotation) -> std::io::Result<boo
     shift(path, rotation.max_files.max(1));
     let rotated = numbered(path, 1, false);
     std::fs::rename(path, &rotated)?;
+    ROTATED.store(true, std::sync::atomic::Ordering::SeqCst);
     let fresh = OpenOptions::new().create(true).append(true).open(path)?;
     nix::unistd::dup2_stderr(&fresh)?;
     if rotation.compress {
@@ -1015,7 +1027,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_budget_deletes_the_oldest_rotated_files_gzipped_or_not_first_and_never_current_ones() {
+    fn the_budget_deletes_the_oldest_rotated_files_of_our_logs_first_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
         // Distinct modification times, oldest first.
         let write = |name: &str, size: usize, age_secs: u64| {
@@ -1033,14 +1045,18 @@ mod tests {
         write("web-0-out.log.2", 1000, 20);
         write("web-0-out.log.1", 1000, 10);
         write("web-0-out.log", 1500, 0);
-        enforce_budget(dir.path(), 3000);
+        // Not a log of ours: never counted, never deleted.
+        write("syslog.1", 5000, 100);
+        let logs = [dir.path().join("web-0-out.log")];
+        enforce_budget(&logs, 3000);
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         left.sort();
-        assert_eq!(left, ["web-0-out.log", "web-0-out.log.1"]);
-        enforce_budget(dir.path(), 10);
+        assert_eq!(left, ["syslog.1", "web-0-out.log", "web-0-out.log.1"]);
+        enforce_budget(&logs, 10);
+        assert!(dir.path().join("syslog.1").exists());
         assert!(
             dir.path().join("web-0-out.log").exists(),
             "a current log is never deleted"

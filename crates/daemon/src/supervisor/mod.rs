@@ -793,6 +793,20 @@ impl Supervisor {
             .collect())
     }
 
+    /// Every app log file the daemon manages (stdout and stderr of every
+    /// instance, running or not).
+    pub fn all_log_paths(&self) -> Vec<std::path::PathBuf> {
+        let table = self.lock();
+        table
+            .instances
+            .keys()
+            .flat_map(|id| {
+                let (out, err) = table.log_paths(*id, &self.home);
+                [out, err]
+            })
+            .collect()
+    }
+
     /// The log files of `target` (all when None), instance and stream each.
     pub fn log_sources(
         &self,
