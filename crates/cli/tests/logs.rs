@@ -786,3 +786,34 @@ fn the_log_budget_deletes_the_oldest_rotated_logs_and_nothing_else() {
     let log = std::fs::read_to_string(fx.home().join("daemon.log")).unwrap();
     assert!(log.contains("log budget: deleted"), "{log}");
 }
+
+#[test]
+fn stdout_and_stderr_sharing_one_file_never_split_each_others_lines() {
+    let fx = Fixture::new();
+    // Half a stdout line, a whole stderr line once that is on disk, then
+    // the rest of the stdout line.
+    std::fs::write(
+        fx.work().join("mix.py"),
+        "import os, sys, time\nfor i in range(5):\n    sys.stdout.write(f'out-{i}-start '); sys.stdout.flush()\n    sys.stderr.write(f'err-{i}\\n'); sys.stderr.flush()\n    while f'err-{i}' not in open('both.log').read(): time.sleep(0.01)\n    sys.stdout.write('end\\n'); sys.stdout.flush()\nprint('done', flush=True)\ntime.sleep(300)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        fx.work().join("eco.json"),
+        r#"{"name": "mix", "script": "mix.py", "log_file": "both.log"}"#,
+    )
+    .unwrap();
+    fx.ok(&["start", "eco.json"]);
+    let both = fx.work().join("both.log");
+    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&both)
+        .is_ok_and(|s| s.contains("done\n"))));
+    let text = std::fs::read_to_string(&both).unwrap();
+    for line in text.lines() {
+        assert!(
+            !(line.contains("out-") && line.contains("err-")),
+            "a line mixes both streams: {line:?} in\n{text}"
+        );
+    }
+    for i in 0..5 {
+        assert!(text.contains(&format!("err-{i}\n")), "{text}");
+    }
+}

@@ -642,10 +642,16 @@ impl LineFormat {
                 instance: instance.to_string(),
                 stream,
             }),
-            pmdaemon_core::config::LogType::Raw => date
-                .or_else(|| config.time.then(|| ISO.to_string()))
-                .map(LineFormat::Timestamp)
-                .or_else(|| config.merge_logs.then_some(LineFormat::Lines)),
+            pmdaemon_core::config::LogType::Raw => {
+                // Several writers of one file write whole lines, so that
+                // none splits another's: the instances of a merged app, or
+                // stdout and stderr sharing one file (`log_file`).
+                let shared = config.merge_logs
+                    || (config.out_file.is_some() && config.out_file == config.error_file);
+                date.or_else(|| config.time.then(|| ISO.to_string()))
+                    .map(LineFormat::Timestamp)
+                    .or_else(|| shared.then_some(LineFormat::Lines))
+            }
         }
     }
 
