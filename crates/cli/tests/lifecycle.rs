@@ -348,3 +348,19 @@ fn a_cli_of_another_version_is_told_so() {
     // The version route stays open, so that any CLI can find out.
     assert!(ask("/api/version").starts_with("HTTP/1.1 200"));
 }
+
+#[test]
+fn two_scripts_of_one_interpreter_get_the_scripts_names() {
+    let fx = Fixture::new();
+    for script in ["cpu-heavy.py", "io-app.py"] {
+        std::fs::write(fx.work().join(script), "import time\ntime.sleep(300)\n").unwrap();
+    }
+    // As in the seed's best practices: no --name.
+    fx.ok(&["start", "python3 cpu-heavy.py", "--instances", "2"]);
+    fx.ok(&["start", "python3 io-app.py"]);
+    let names: Vec<String> = fx.list().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["cpu-heavy-0", "cpu-heavy-1", "io-app-0"]);
+    // A module or inline code is not a script: the program names it.
+    fx.ok(&["start", "python3 -c 'import time; time.sleep(300)'"]);
+    assert!(fx.list().iter().any(|p| p.name == "python3-0"));
+}

@@ -92,9 +92,77 @@ pub fn default_name(script: &str) -> String {
     }
 }
 
+/// The default name of a command line: for an interpreter given a script
+/// (`node app.js`, `python3 worker.py`, `bash ./run.sh`) the script's name,
+/// so that two such apps do not both get called `node`; otherwise the
+/// program's (`python3 -m http.server` is `python3`, `sleep 300` is
+/// `sleep`). A script is the first argument that is not an option, when it
+/// has a script's extension or is a file in `cwd`.
+pub fn default_name_for(program: &str, args: &[String], cwd: &Path) -> String {
+    let base = Path::new(program)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(program);
+    let is_interpreter = ["node", "nodejs", "deno", "bun", "ts-node", "tsx"].contains(&base)
+        || ["python", "bash", "sh", "zsh", "dash", "ruby", "perl", "php"]
+            .iter()
+            .any(|i| {
+                base.starts_with(i)
+                    && base[i.len()..]
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || c == '.')
+            });
+    let script = args.iter().find(|a| !a.starts_with('-')).filter(|script| {
+        // `-c` / `-e` / `-m` take code or a module, not a script.
+        !args
+            .iter()
+            .take_while(|a| a != script)
+            .any(|a| matches!(a.as_str(), "-c" | "-e" | "-m" | "--eval"))
+    });
+    match script {
+        Some(script)
+            if is_interpreter
+                && (interpreter_for(script).is_some()
+                    || matches!(
+                        Path::new(script.as_str())
+                            .extension()
+                            .and_then(|e| e.to_str()),
+                        Some("ts" | "rb" | "pl" | "php")
+                    )
+                    || cwd.join(script).is_file()) =>
+        {
+            let stem = Path::new(script.as_str())
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or(script);
+            default_name(stem)
+        }
+        _ => default_name(program),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_interpreter_running_a_script_is_named_after_the_script() {
+        let cwd = Path::new("/nonexistent");
+        let name = |line: &str| {
+            let words = split_command_line(line).unwrap();
+            default_name_for(&words[0], &words[1..], cwd)
+        };
+        assert_eq!(name("node cpu-heavy.js"), "cpu-heavy");
+        assert_eq!(name("node --max-old-space-size=512 server.mjs"), "server");
+        assert_eq!(name("/usr/bin/python3.11 worker.py --verbose"), "worker");
+        assert_eq!(name("bash ./deploy.sh"), "deploy");
+        assert_eq!(name("python3 -m http.server 8000"), "python3");
+        assert_eq!(name("sh -c 'echo hi; sleep 1'"), "sh");
+        assert_eq!(name("node -e 'x.js'"), "node");
+        assert_eq!(name("sleep 300"), "sleep");
+        assert_eq!(name("./app.py"), "app");
+        assert_eq!(name("node"), "node");
+    }
 
     #[test]
     fn quoted_command_lines_split_like_a_shell() {

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use pmdaemon_core::api::{
     ApplyAction, ApplyRequest, ApplyResponse, ProcessDetail, ProcessInfo, StartRequest,
 };
-use pmdaemon_core::command::{default_name, split_command_line};
+use pmdaemon_core::command::{default_name_for, split_command_line};
 use pmdaemon_core::config::{AppConfig, CheckType, HealthCheck, LogType};
 use pmdaemon_core::units::{parse_duration_ms, parse_size};
 use pmdaemon_daemon::Home;
@@ -96,7 +96,10 @@ fn config(script: &str, args: &StartArgs, cwd: PathBuf, is_file: bool) -> Result
     };
     let defaults = AppConfig::default();
     Ok(AppConfig {
-        name: args.name.clone().unwrap_or_else(|| default_name(&script)),
+        name: args
+            .name
+            .clone()
+            .unwrap_or_else(|| default_name_for(&script, &script_args, &cwd)),
         instances: instances(args.instances.as_deref())?,
         port: args.port,
         instance_var: args.instance_var.clone(),

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use self::file::{AppFile, Args, CheckTypeName, ExecModeName, ExitCodes, Instances, Watch};
-use crate::command::{default_name, split_command_line};
+use crate::command::{default_name_for, split_command_line};
 use crate::config::{
     check_ports_fit, signal_number, validate_name, AppConfig, CheckType, ExecMode, HealthCheck,
 };
@@ -607,7 +607,9 @@ fn convert(
     });
     let log_file = resolve(app.log_file);
     let config = AppConfig {
-        name: app.name.unwrap_or_else(|| default_name(&script)),
+        name: app
+            .name
+            .unwrap_or_else(|| default_name_for(&script, &args, &cwd)),
         script,
         args,
         interpreter: app.interpreter,
