@@ -107,3 +107,27 @@ fn a_corrupt_state_file_is_moved_aside_with_a_warning() {
     let log = std::fs::read_to_string(fx.home().join("daemon.log")).unwrap();
     assert!(log.contains("corrupt") && log.contains("WARN"), "{log}");
 }
+
+#[test]
+fn an_unreadable_state_file_is_moved_aside_with_a_warning() {
+    let fx = Fixture::new();
+    // A directory where the file should be: reading it fails (EISDIR).
+    std::fs::create_dir(fx.home().join("state.json")).unwrap();
+    std::fs::write(fx.home().join("state.json/inside"), "kept").unwrap();
+    assert!(fx.list().is_empty());
+    let aside: Vec<String> = std::fs::read_dir(fx.home())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("state.json.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(fx.home().join(&aside[0]).join("inside")).unwrap(),
+        "kept"
+    );
+    let log = std::fs::read_to_string(fx.home().join("daemon.log")).unwrap();
+    assert!(log.contains("unreadable") && log.contains("WARN"), "{log}");
+    // And the daemon works: a new table is written where the old one was.
+    fx.ok(&["start", "sleep 300", "--name", "web"]);
+    assert!(fx.home().join("state.json").is_file());
+}

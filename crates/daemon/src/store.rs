@@ -179,7 +179,17 @@ pub fn load(path: &Path) -> Result<(State, Option<String>), Error> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             return Ok((State::default(), None))
         }
-        Err(err) => return Err(Error::io("read", path, err)),
+        Err(err) => {
+            let aside = move_aside(path)?;
+            return Ok((
+                State::default(),
+                Some(format!(
+                    "{} is unreadable ({err}); moved it to {} and started with an empty process table",
+                    path.display(),
+                    aside.display()
+                )),
+            ));
+        }
     };
     match serde_json::from_slice::<State>(&bytes) {
         Ok(state) if state.version <= STATE_VERSION => Ok((state, None)),
