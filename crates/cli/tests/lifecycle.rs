@@ -72,7 +72,28 @@ fn start_list_stop_restart_delete_by_every_kind_of_target() {
     fx.ok(&["restart", "all"]);
     assert!(fx.list().iter().all(|p| p.status == Status::Online));
 
-    // Delete an instance, then an app, then all.
+    // The other verbs by id, instance, app and all.
+    let status = |name: &str| fx.get(name).status;
+    fx.ok(&["stop", "3"]);
+    assert_eq!(status("worker-0"), Status::Stopped);
+    fx.ok(&["start", "3"]);
+    assert_eq!(status("worker-0"), Status::Online);
+    fx.ok(&["stop", "web-0"]);
+    fx.ok(&["start", "web-0"]);
+    assert_eq!(status("web-0"), Status::Online);
+    let restarts = |name: &str| fx.get(name).restarts;
+    let before = (restarts("web-0"), restarts("web-1"), restarts("worker-0"));
+    fx.ok(&["restart", "web-0"]);
+    fx.ok(&["restart", "web"]);
+    assert_eq!(
+        (restarts("web-0"), restarts("web-1"), restarts("worker-0")),
+        (before.0 + 2, before.1 + 1, before.2)
+    );
+    fx.ok(&["stop", "all"]);
+    fx.ok(&["start", "all"]);
+    assert!(fx.list().iter().all(|p| p.status == Status::Online));
+
+    // Delete an instance, an app, an id, then all.
     fx.ok(&["delete", "web-0"]);
     let names: Vec<String> = fx.list().into_iter().map(|p| p.name).collect();
     assert_eq!(names, ["web-1", "worker-0"]);
@@ -80,6 +101,11 @@ fn start_list_stop_restart_delete_by_every_kind_of_target() {
     fx.ok(&["delete", "worker"]);
     assert!(!alive(worker));
     assert_eq!(fx.list().len(), 1);
+    let web1 = fx.get("web-1").pid.unwrap();
+    fx.ok(&["delete", "2"]);
+    assert!(!alive(web1));
+    assert!(fx.list().is_empty());
+    fx.ok(&["start", "sleep 300", "--name", "last"]);
     fx.ok(&["delete", "all"]);
     assert!(fx.list().is_empty());
     assert!(
@@ -90,7 +116,7 @@ fn start_list_stop_restart_delete_by_every_kind_of_target() {
 
     // Ids are never reused.
     fx.ok(&["start", "sleep 300", "--name", "again"]);
-    assert_eq!(fx.get("again-0").id, 4);
+    assert_eq!(fx.get("again-0").id, 5);
 }
 
 #[test]
