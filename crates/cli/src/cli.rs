@@ -9,8 +9,9 @@ use pmdaemon_core::ports::PortSpec;
 #[derive(Debug, Parser)]
 #[command(name = "pmdaemon", version, about, propagate_version = true)]
 pub struct Cli {
-    /// An ecosystem file (JSON, YAML, TOML or PM2's ecosystem.config.js)
-    /// for `start`, `stop`, `restart` and `delete`.
+    /// An ecosystem file (JSON, YAML, TOML or PM2's ecosystem.config.js):
+    /// what `start` starts, and the target of `stop`, `restart`, `reload`
+    /// and `delete` when they are given none.
     #[arg(long, short = 'c', global = true, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
     /// The verb.
@@ -189,8 +190,9 @@ pub struct StartArgs {
 /// A verb acting on a target.
 #[derive(Debug, Args)]
 pub struct TargetArgs {
-    /// An instance (`web-1`), an app (`web`), an id (`3`) or `all`.
-    pub target: String,
+    /// An instance (`web-1`), an app (`web`), an id (`3`), `all`, or an
+    /// ecosystem file (default: the file given with --config).
+    pub target: Option<String>,
     /// Print the affected instances as JSON.
     #[arg(long)]
     pub json: bool,
@@ -199,8 +201,9 @@ pub struct TargetArgs {
 /// `restart`.
 #[derive(Debug, Args)]
 pub struct RestartArgs {
-    /// An instance (`web-1`), an app (`web`), an id (`3`) or `all`.
-    pub target: String,
+    /// An instance (`web-1`), an app (`web`), an id (`3`), `all`, or an
+    /// ecosystem file (default: the file given with --config).
+    pub target: Option<String>,
     /// Other ports for this run only (the saved configuration is kept):
     /// `4000-4003`, `auto:4000-4100`, or `4000` for one instance.
     #[arg(long, short = 'p', value_name = "SPEC")]
@@ -213,8 +216,9 @@ pub struct RestartArgs {
 /// `reload`.
 #[derive(Debug, Args)]
 pub struct ReloadArgs {
-    /// An instance, an app, an id, `all`, or an ecosystem file.
-    pub target: String,
+    /// An instance, an app, an id, `all`, or an ecosystem file (default:
+    /// the file given with --config).
+    pub target: Option<String>,
     /// Instances replaced at a time.
     #[arg(long, default_value_t = 1)]
     pub parallel: u32,

@@ -217,9 +217,17 @@ fn only_config_and_env_profiles_select_apps_and_variables() {
         err.contains("has no app named 'zzz' (it has: a, b, c)"),
         "{err}"
     );
-    // stop and delete accept the file.
+    // stop, restart and delete accept the file, as a target or --config.
     fx.ok(&["stop", "eco.json"]);
     assert!(fx.list().iter().all(|p| p.status == Status::Stopped));
+    fx.ok(&["--config", "eco.json", "restart"]);
+    assert!(fx.list().iter().all(|p| p.status == Status::Online));
+    fx.ok(&["-c", "eco.json", "stop"]);
+    assert!(fx.list().iter().all(|p| p.status == Status::Stopped));
+    // Neither a target nor a file: refused, nothing changes.
+    let err = fx.fails(&["delete"]);
+    assert!(err.contains("give a target"), "{err}");
+    assert_eq!(fx.list().len(), 3);
     fx.ok(&["delete", "eco.json"]);
     assert!(fx.list().is_empty());
 }

@@ -12,7 +12,7 @@ use crate::client::Client;
 pub async fn run(args: TargetArgs, home: Home) -> Result<()> {
     let client = Client::connect(home).await?;
     let mut affected: Vec<ProcessInfo> = Vec::new();
-    for target in expand_target(&client, &args.target).await? {
+    for target in expand_target(&client, args.target.as_deref()).await? {
         let done: Vec<ProcessInfo> = client.delete(&target_path(&target)?).await?;
         affected.extend(done);
     }

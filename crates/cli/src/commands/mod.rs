@@ -30,12 +30,24 @@ use crate::render;
 pub async fn run(command: Command, config: Option<PathBuf>, home: Home) -> Result<()> {
     match command {
         Command::Start(args) => start::run(*args, config, home).await,
-        Command::Stop(args) => stop::run(args, home).await,
-        Command::Restart(args) => restart::run(args, home).await,
+        Command::Stop(mut args) => {
+            or_config(&mut args.target, &config)?;
+            stop::run(args, home).await
+        }
+        Command::Restart(mut args) => {
+            or_config(&mut args.target, &config)?;
+            restart::run(args, home).await
+        }
         Command::Validate(args) => validate::run(args),
         Command::Scale(args) => scale::run(args, home).await,
-        Command::Reload(args) => reload::run(args, home).await,
-        Command::Delete(args) => delete::run(args, home).await,
+        Command::Reload(mut args) => {
+            or_config(&mut args.target, &config)?;
+            reload::run(args, home).await
+        }
+        Command::Delete(mut args) => {
+            or_config(&mut args.target, &config)?;
+            delete::run(args, home).await
+        }
         Command::List(args) => list::run(args, home).await,
         Command::Info(args) => info::run(args, home).await,
         Command::Logs(args) => logs::run(args, home).await,
@@ -80,7 +92,22 @@ pub async fn report(
 
 /// The targets a verb acts on: the target itself, or, for an ecosystem
 /// file, the apps of that file that pmdaemon knows.
-pub async fn expand_target(client: &Client, target: &str) -> Result<Vec<String>> {
+/// A verb given no target acts on the `--config` file; with neither, it is
+/// refused before anything (even the daemon) starts.
+fn or_config(target: &mut Option<String>, config: &Option<PathBuf>) -> Result<()> {
+    if target.is_none() {
+        *target = config.as_ref().map(|c| c.display().to_string());
+    }
+    if target.is_none() {
+        bail!("give a target: an instance (web-1), an app (web), an id (3), all, or an ecosystem file (or --config FILE)");
+    }
+    Ok(())
+}
+
+pub async fn expand_target(client: &Client, target: Option<&str>) -> Result<Vec<String>> {
+    let Some(target) = target else {
+        bail!("give a target (see `pmdaemon help`)");
+    };
     if !ecosystem::is_file(target) {
         target_path(target)?;
         return Ok(vec![target.to_string()]);

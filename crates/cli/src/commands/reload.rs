@@ -16,7 +16,7 @@ pub async fn run(args: ReloadArgs, home: Home) -> Result<()> {
         parallel: args.parallel.max(1),
     };
     let mut affected: Vec<ProcessInfo> = Vec::new();
-    for target in expand_target(&client, &args.target).await? {
+    for target in expand_target(&client, args.target.as_deref()).await? {
         let path = format!("{}/reload", target_path(&target)?);
         let done: Vec<ProcessInfo> = client.post(&path, &request).await?;
         affected.extend(done);

@@ -13,7 +13,7 @@ pub async fn run(args: RestartArgs, home: Home) -> Result<()> {
     let client = Client::connect(home).await?;
     let request = RestartRequest { port: args.port };
     let mut affected: Vec<ProcessInfo> = Vec::new();
-    for target in expand_target(&client, &args.target).await? {
+    for target in expand_target(&client, args.target.as_deref()).await? {
         let path = format!("{}/restart", target_path(&target)?);
         let done: Vec<ProcessInfo> = client.post(&path, &request).await?;
         affected.extend(done);
