@@ -65,6 +65,7 @@ pub fn detail(detail: &ProcessDetail) -> String {
     row("id", info.id.to_string());
     row("status", info.status.to_string());
     row("pid", dash(info.pid));
+    row("port", dash(info.port));
     row("uptime", dash(info.uptime_ms.map(format_uptime)));
     row(
         "restarts",

@@ -39,6 +39,9 @@ fn a_range_gives_instance_i_the_ith_port_kept_across_restarts_and_released_on_de
         ports_of(&fx, "api-cluster"),
         [Some(base), Some(base + 1), Some(base + 2)]
     );
+    let info = fx.ok(&["info", "api-cluster-1"]);
+    let port_row = info.lines().find(|l| l.contains(" port ")).unwrap_or("");
+    assert!(port_row.contains(&(base + 1).to_string()), "{info}");
     for i in 0..3 {
         let port = base + i;
         assert!(
