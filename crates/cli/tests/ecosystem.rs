@@ -280,4 +280,15 @@ fn a_pm2_ecosystem_config_js_starts_when_node_is_present() {
     let names: Vec<String> = fx.list().into_iter().map(|p| p.name).collect();
     assert_eq!(names, ["js-app-0", "js-app-1"]);
     assert_eq!(fx.info("js-app-0")[0].config.env["NODE_ENV"], "production");
+    // A mistake is located in the JavaScript as written.
+    std::fs::write(
+        fx.work().join("bad.config.js"),
+        "const base = { script: 'sleep', args: '300' };\nmodule.exports = {\n  apps: [\n    { ...base, name: 'a' },\n    { ...base, name: 'b', instance: 2 },\n  ],\n};\n",
+    )
+    .unwrap();
+    let err = fx.fails(&["validate", "bad.config.js"]);
+    assert!(
+        err.contains("bad.config.js:5:27: app 'b': field 'instance': unknown field (did you mean 'instances'?)"),
+        "{err}"
+    );
 }

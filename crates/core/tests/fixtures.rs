@@ -30,6 +30,7 @@ fn load(
     let options = Options {
         profile: Some("production".into()),
         cpus: 4,
+        source: None,
     };
     parse(
         label,

@@ -22,9 +22,16 @@ pub fn load(path: &Path, profile: Option<String>) -> Result<Loaded> {
         )
     })?;
     let absolute = std::path::absolute(path).with_context(|| format!("cannot resolve {label}"))?;
-    let text = match format {
-        Format::Js => evaluate_js(&absolute, &label)?,
-        _ => std::fs::read_to_string(path).with_context(|| format!("cannot read {label}"))?,
+    let (text, source) = match format {
+        // Problems are located in the JavaScript the user wrote.
+        Format::Js => (
+            evaluate_js(&absolute, &label)?,
+            std::fs::read_to_string(path).ok(),
+        ),
+        _ => (
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {label}"))?,
+            None,
+        ),
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let loaded = parse(
@@ -32,7 +39,11 @@ pub fn load(path: &Path, profile: Option<String>) -> Result<Loaded> {
         &base_dir(&absolute),
         &text,
         format,
-        &Options { profile, cpus },
+        &Options {
+            profile,
+            cpus,
+            source,
+        },
     )?;
     for warning in &loaded.warnings {
         eprintln!("warning: {label}: {warning}");

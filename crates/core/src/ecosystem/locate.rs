@@ -11,7 +11,26 @@ fn key_offsets(text: &str, format: Format, key: &str) -> Vec<usize> {
         let before = &text[..start];
         let after = &text[start + key.len()..];
         let (is_key, offset) = match format {
-            Format::Json | Format::Js => {
+            Format::Js => {
+                // `key:`, `'key':` or `"key":` in an object literal.
+                let quoted = (before.ends_with('"') && after.starts_with('"'))
+                    || (before.ends_with('\'') && after.starts_with('\''));
+                let word = |c: char| c.is_alphanumeric() || matches!(c, '_' | '$');
+                let bare =
+                    !quoted && !before.ends_with(word) && !before.ends_with(['.', '"', '\'']);
+                let rest = if quoted {
+                    after.get(1..).unwrap_or("")
+                } else {
+                    after
+                };
+                (
+                    (quoted || bare)
+                        && !rest.starts_with(word)
+                        && rest.trim_start().starts_with(':'),
+                    if quoted { start - 1 } else { start },
+                )
+            }
+            Format::Json => {
                 let quoted_here = before.ends_with('"') && after.starts_with('"');
                 let rest = after.get(1..).unwrap_or("").trim_start();
                 (
@@ -97,6 +116,13 @@ mod tests {
         let json = "{\"apps\": [\n  {\"name\": \"a\", \"port\": 1},\n  {\"name\": \"b\",\n   \"port\": 2}]}";
         assert_eq!(locate(json, Format::Json, &["port"], 0), Some((2, 17)));
         assert_eq!(locate(json, Format::Json, &["port"], 1), Some((4, 4)));
+        let js = "module.exports = {\n  apps: [{\n    name: 'a', port: 1,\n  }, {\n    'name': 'b',\n    health_check: { url: x.url },\n  }],\n};\n";
+        assert_eq!(locate(js, Format::Js, &["port"], 0), Some((3, 16)));
+        assert_eq!(locate(js, Format::Js, &["name"], 1), Some((5, 5)));
+        assert_eq!(
+            locate(js, Format::Js, &["health_check", "url"], 0),
+            Some((6, 21))
+        );
         let yaml =
             "apps:\n  - name: a\n    port: 1\n  - name: b\n    health_check:\n      url: x\n";
         assert_eq!(locate(yaml, Format::Yaml, &["port"], 0), Some((3, 5)));

@@ -217,6 +217,10 @@ pub struct Options {
     pub profile: Option<String>,
     /// CPUs this process may use, for `instances: "max"` and -1.
     pub cpus: u32,
+    /// The file as the user wrote it, when `text` was made from it (the
+    /// JSON node printed for an `ecosystem.config.js`): problems are
+    /// located in it.
+    pub source: Option<String>,
 }
 
 /// The apps of a file, and warnings about fields that were ignored.
@@ -346,7 +350,7 @@ pub fn parse(
         return Err(fail(None, None, "the file lists no apps".to_string()));
     }
     let mut checker = Checker {
-        text,
+        text: options.source.as_deref().unwrap_or(text),
         format,
         problems: Vec::new(),
         objects: objects
@@ -417,6 +421,8 @@ fn check_app(
 ) -> Option<AppConfig> {
     let before = checker.problems.len();
     let mut fields = Map::new();
+    // Fields given, good or bad (canonical names).
+    let mut given: Vec<&str> = Vec::new();
     let mut profiles: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for (key, value) in map {
         if let Some(profile) = key.strip_prefix("env_").filter(|p| !p.is_empty()) {
@@ -435,6 +441,7 @@ fn check_app(
             .iter()
             .find(|(alias, _)| alias == key)
             .map_or(key.as_str(), |(_, field)| field);
+        given.push(canonical);
         if PM2_ONLY.contains(&key.as_str()) {
             warnings.push(format!(
                 "app {label}: field '{key}' is a PM2 option pmdaemon does not use; ignored"
@@ -480,8 +487,14 @@ fn check_app(
             Err(err) => checker.problem(index, label, &[key], err.to_string()),
         }
     }
-    if checker.problems.len() > before {
-        return None;
+    // Go on with the fields that are fine, so that the app's other problems
+    // (a missing script, ports that do not fit, …) are reported too; a bad
+    // script is not also reported as missing.
+    if checker.problems.len() > before
+        && given.contains(&"script")
+        && !fields.contains_key("script")
+    {
+        fields.insert("script".to_string(), Value::String("script".to_string()));
     }
     let parsed: AppFile = match serde_json::from_value(Value::Object(fields)) {
         Ok(parsed) => parsed,
@@ -545,6 +558,17 @@ fn convert(
         Instances::Max => cpus,
         Instances::AllButOne => (cpus - 1).max(1),
     };
+    if instances > crate::config::MAX_INSTANCES {
+        checker.problem(
+            index,
+            label,
+            &["instances"],
+            format!(
+                "{instances} instances is more than pmdaemon runs for one app ({})",
+                crate::config::MAX_INSTANCES
+            ),
+        );
+    }
     if let Some(port) = &app.port {
         if let Err(err) = check_ports_fit(port, instances) {
             checker.problem(index, label, &["port"], err.to_string());

@@ -4,6 +4,7 @@ fn options() -> Options {
     Options {
         profile: None,
         cpus: 4,
+        source: None,
     }
 }
 
@@ -70,6 +71,7 @@ fn the_same_apps_in_yaml_and_toml() {
         let production = Options {
             profile: Some("production".into()),
             cpus: 4,
+            source: None,
         };
         let app = parse("f", Path::new("."), text, format, &production)
             .unwrap()
