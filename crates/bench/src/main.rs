@@ -306,6 +306,9 @@ fn list_latency_rss_and_start_rate(pmdaemon: &Path, rounds: usize) -> Result<()>
         m.as_secs_f64() / b.as_secs_f64()
     );
 
+    // Steady state: after the daemon's 2-second housekeeping, which gives
+    // freed heap back to the system.
+    std::thread::sleep(Duration::from_millis(2500));
     let rss = status_kb(daemon, "VmRSS:")?;
     let anon = status_kb(daemon, "RssAnon:")?;
     let mb = |kb: u64| kb as f64 / 1024.0;
