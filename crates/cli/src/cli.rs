@@ -25,6 +25,10 @@ pub enum Command {
     /// Start an app (a program, a script, or a quoted command line), or an
     /// existing stopped app by name.
     Start(Box<StartArgs>),
+    /// Like start, but in the foreground (for containers; `start` does this
+    /// by itself as PID 1): apps' logs on stdout, SIGTERM stops everything,
+    /// and it ends when no app is left running.
+    Run(Box<StartArgs>),
     /// Stop an instance, an app, an id, or all.
     Stop(TargetArgs),
     /// Restart an instance, an app, an id, or all.

@@ -390,3 +390,26 @@ fn two_scripts_of_one_interpreter_get_the_scripts_names() {
     fx.ok(&["start", "python3 -c 'import time; time.sleep(300)'"]);
     assert!(fx.list().iter().any(|p| p.name == "python3-0"));
 }
+
+#[test]
+fn kill_ends_the_daemon_even_while_a_log_follower_is_connected() {
+    let fx = Fixture::new();
+    fx.ok(&["start", "sh -c 'echo up; exec sleep 300'", "--name", "web"]);
+    let follower = fx
+        .process()
+        .args(["logs", "--follow", "--raw"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut follower = helper::Guarded::new(follower, helper::DEADLINE);
+    let daemon = fx.daemon_pid().unwrap();
+    // The follower's stream is live.
+    let mut stdout = std::io::BufReader::new(follower.child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "up\n");
+    fx.ok(&["kill"]);
+    assert!(!alive(daemon));
+    // The stream ends with the daemon.
+    follower.wait();
+}

@@ -161,9 +161,11 @@ async fn serve(options: Options) -> Result<(), Error> {
         signal(SignalKind::terminate()).map_err(|err| Error::io("watch", "SIGTERM", err))?;
     let mut sigint =
         signal(SignalKind::interrupt()).map_err(|err| Error::io("watch", "SIGINT", err))?;
+    let stopped = Arc::new(Notify::new());
     let stop_signal = {
         let supervisor = Arc::clone(&supervisor);
         let shutdown = Arc::clone(&shutdown);
+        let stopped = Arc::clone(&stopped);
         async move {
             tokio::select! {
                 () = shutdown.notified() => {}
@@ -176,11 +178,21 @@ async fn serve(options: Options) -> Result<(), Error> {
                     supervisor.shutdown().await;
                 }
             }
+            stopped.notify_one();
         }
     };
-    let served = axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(stop_signal)
-        .await;
+    let serve = std::future::IntoFuture::into_future(
+        axum::serve(listener, api::router(state)).with_graceful_shutdown(stop_signal),
+    );
+    // Requests in flight get a moment to finish; endless ones (`logs
+    // --follow`) must not keep the daemon alive.
+    let served = tokio::select! {
+        served = serve => served,
+        () = async {
+            stopped.notified().await;
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        } => Ok(()),
+    };
     let _ = fs::remove_file(&socket);
     let _ = fs::remove_file(home.pid_file());
     tracing::info!("daemon stopped");

@@ -11,6 +11,7 @@ pub mod logs;
 pub mod monit;
 pub mod reload;
 pub mod restart;
+pub mod run;
 pub mod scale;
 pub mod start;
 pub mod stop;
@@ -29,7 +30,9 @@ use crate::render;
 /// Runs one verb (all but `daemon`).
 pub async fn run(command: Command, config: Option<PathBuf>, home: Home) -> Result<()> {
     match command {
+        Command::Start(args) if run::is_init() => run::run(*args, config, home).await,
         Command::Start(args) => start::run(*args, config, home).await,
+        Command::Run(args) => run::run(*args, config, home).await,
         Command::Stop(mut args) => {
             or_config(&mut args.target, &config)?;
             stop::run(args, home).await
