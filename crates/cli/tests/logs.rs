@@ -817,3 +817,20 @@ fn stdout_and_stderr_sharing_one_file_never_split_each_others_lines() {
         assert!(text.contains(&format!("err-{i}\n")), "{text}");
     }
 }
+
+#[test]
+fn a_log_that_is_not_a_regular_file_is_never_rotated() {
+    use std::os::unix::fs::FileTypeExt;
+    let fx = Fixture::new();
+    start_until_written(
+        &fx,
+        r#"{"name": "quiet", "script": "sh", "args": ["-c", "head -c 5000000 /dev/zero; echo wrote-it-all >&2; exec sleep 300"], "out_file": "/dev/null", "log_max_size": "1K"}"#,
+    );
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    assert!(!std::path::Path::new("/dev/null.1").exists());
+    let log = std::fs::read_to_string(fx.home().join("daemon.log")).unwrap();
+    assert!(!log.contains("rotate"), "{log}");
+}

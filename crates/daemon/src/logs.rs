@@ -323,6 +323,13 @@ impl LogFile {
     /// `max_files` goes, and writing continues in a new `<file>`. Bytes
     /// already written stay where they are; the next ones go to the new file.
     fn rotate(self: &Arc<Self>, state: &mut FileState) {
+        // Only regular files rotate (never /dev/null or a FIFO, even as
+        // root); one that cannot is tried again after another max_size
+        // bytes, not on every write.
+        if !std::fs::metadata(&self.path).is_ok_and(|m| m.is_file()) {
+            state.size = 0;
+            return;
+        }
         let max = state.rotation.max_files;
         if max == 0 {
             let _ = std::fs::remove_file(&self.path);
@@ -330,6 +337,7 @@ impl LogFile {
             shift(&self.path, max);
             if let Err(err) = std::fs::rename(&self.path, numbered(&self.path, 1, false)) {
                 tracing::warn!("cannot rotate {}: {err}", self.path.display());
+                state.size = 0;
                 return;
             }
             if state.rotation.compress && !state.compressing {
@@ -342,13 +350,7 @@ impl LogFile {
                 state.size = size;
                 state.marks = Marks::from(size);
             }
-            Err(err) => {
-                tracing::warn!(
-                    "cannot reopen {} after rotation: {err}",
-                    self.path.display()
-                );
-                state.file = None;
-            }
+            Err(err) => self.failed(state, &format!("cannot reopen after rotation: {err}")),
         }
         ROTATED.store(true, std::sync::atomic::Ordering::SeqCst);
     }
