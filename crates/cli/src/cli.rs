@@ -59,7 +59,7 @@ pub enum Command {
     /// new daemon, which brings the apps back).
     Kill,
     /// Run the daemon in the foreground (normally started on demand).
-    Daemon,
+    Daemon(DaemonArgs),
 }
 
 /// `start`.
@@ -189,6 +189,14 @@ pub struct StartArgs {
     /// Print the started instances as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `daemon`.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Start with an empty process table (what `run` uses).
+    #[arg(long, hide = true)]
+    pub fresh: bool,
 }
 
 /// A verb acting on a target.

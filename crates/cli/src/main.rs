@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     let home = Home::from_env();
     let config = cli.config;
     let result = match cli.command {
-        cli::Command::Daemon => commands::daemon::run(home),
+        cli::Command::Daemon(args) => commands::daemon::run(home, args.fresh),
         command => {
             restore_sigpipe();
             tokio::runtime::Builder::new_current_thread()

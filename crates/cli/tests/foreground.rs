@@ -133,3 +133,26 @@ fn start_as_pid_1_runs_in_the_foreground_until_sigterm() {
     assert!(!alive(pid1));
     assert!(!fx.home().join("pmdaemon.sock").exists());
 }
+
+#[test]
+fn run_again_on_the_same_home_starts_its_apps_afresh() {
+    let fx = Fixture::new();
+    fx.script("web.sh", "#!/bin/sh\necho up\nexec sleep 300\n");
+    // As a container restarted with its volume: the same command twice.
+    for _ in 0..2 {
+        let run = fx
+            .process()
+            .args(["run", "./web.sh", "--name", "web"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut run = Guarded::new(run, DEADLINE * 2);
+        read_until(&mut run, "web-0 | up");
+        let list = fx.list();
+        assert_eq!(list.len(), 1, "{list:?}");
+        assert_eq!(list[0].status, Status::Online);
+        kill(run.child.id(), libc::SIGTERM);
+        assert!(run.wait().success());
+    }
+}

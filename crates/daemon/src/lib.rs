@@ -46,6 +46,10 @@ pub use paths::Home;
 pub struct Options {
     /// The home it owns.
     pub home: Home,
+    /// Start with an empty process table (foreground mode, whose apps are
+    /// the ones its command names): what a previous daemon left running is
+    /// still killed, but nothing is brought back.
+    pub fresh: bool,
 }
 
 /// Runs the daemon until `pmdaemon kill`, SIGTERM or SIGINT. Prints one line
@@ -89,6 +93,11 @@ async fn serve(options: Options) -> Result<(), Error> {
     if leftovers > 0 {
         tracing::warn!("stopped {leftovers} processes left running by a previous daemon");
     }
+    let state = if options.fresh {
+        store::State::default()
+    } else {
+        state
+    };
     let supervisor = supervisor::Supervisor::new(home.clone(), reaper, state);
     supervisor.resume().await;
     if let Some(interval) = metrics::interval_from_env() {

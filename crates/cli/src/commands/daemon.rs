@@ -6,7 +6,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Runs the daemon until `pmdaemon kill`, SIGTERM or Ctrl-C. Its log goes to
 /// stderr (daemon.log when started on demand); `RUST_LOG` filters it.
-pub fn run(home: Home) -> Result<()> {
+pub fn run(home: Home, fresh: bool) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -14,6 +14,6 @@ pub fn run(home: Home) -> Result<()> {
         .with_ansi(false)
         .with_writer(std::io::stderr)
         .init();
-    pmdaemon_daemon::run(Options { home })?;
+    pmdaemon_daemon::run(Options { home, fresh })?;
     Ok(())
 }

@@ -57,7 +57,7 @@ pub async fn run(command: Command, config: Option<PathBuf>, home: Home) -> Resul
         Command::Monit(args) => monit::run(args, home).await,
         Command::Flush(args) => flush::run(args, home).await,
         Command::Kill => kill::run(home).await,
-        Command::Daemon => daemon::run(home),
+        Command::Daemon(args) => daemon::run(home, args.fresh),
     }
 }
 

@@ -105,8 +105,11 @@ fn spawn_daemon(home: &Home) -> Result<std::process::Child> {
     std::fs::create_dir_all(home.root())
         .with_context(|| format!("cannot create {}", home.root().display()))?;
     let exe = std::env::current_exe().context("cannot find the pmdaemon executable")?;
+    // A fresh table: the apps are the ones this command names (a container
+    // restarted with its volume would otherwise get the last run's apps
+    // back, and then refuse to start them again).
     let mut daemon = Command::new(exe)
-        .arg("daemon")
+        .args(["daemon", "--fresh"])
         .env("PMDAEMON_HOME", home.root())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
