@@ -38,6 +38,10 @@ pub async fn run(args: StartArgs, config: Option<PathBuf>, home: Home) -> Result
             home.root().display()
         );
     }
+    // Signals are ours from the start: as PID 1 an unhandled SIGTERM is
+    // simply dropped.
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut daemon = spawn_daemon(&home)?;
     let daemon_pid = daemon.id();
     let stop_daemon = |why: &str| {
@@ -45,7 +49,12 @@ pub async fn run(args: StartArgs, config: Option<PathBuf>, home: Home) -> Result
         // SAFETY: kill(2) has no memory-safety requirements.
         unsafe { libc::kill(daemon_pid as i32, libc::SIGTERM) };
     };
-    if let Err(err) = super::start::run(args, config, home.clone()).await {
+    let started = tokio::select! {
+        started = super::start::run(args, config, home.clone()) => started,
+        _ = terminate.recv() => Err(anyhow::anyhow!("stopped by SIGTERM while starting")),
+        _ = interrupt.recv() => Err(anyhow::anyhow!("stopped by SIGINT while starting")),
+    };
+    if let Err(err) = started {
         stop_daemon("the apps could not start");
         let _ = daemon.wait();
         return Err(err);
@@ -67,14 +76,10 @@ pub async fn run(args: StartArgs, config: Option<PathBuf>, home: Home) -> Result
         },
         home.clone(),
     ));
-    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut ended_with: Option<Result<()>> = None;
-    // The log stream ends first, so that the daemon has no client left.
-    let stopping = |why: &str| {
-        logs.abort();
-        stop_daemon(why);
-    };
+    // The log stream goes on until the daemon is gone, so that the apps'
+    // last words reach `docker logs` (the daemon does not wait for it).
+    let stopping = stop_daemon;
     let status = loop {
         tokio::select! {
             status = &mut daemon_exit => break status.ok(),
