@@ -413,3 +413,36 @@ fn kill_ends_the_daemon_even_while_a_log_follower_is_connected() {
     // The stream ends with the daemon.
     follower.wait();
 }
+
+#[test]
+fn two_kills_at_once_still_stop_an_app_that_ignores_sigterm() {
+    let fx = Fixture::new();
+    fx.script(
+        "stubborn.sh",
+        "#!/bin/sh\ntrap '' TERM\ntouch ready\nwhile :; do sleep 0.1; done\n",
+    );
+    fx.ok(&[
+        "start",
+        "./stubborn.sh",
+        "--name",
+        "s",
+        "--kill-timeout",
+        "2s",
+    ]);
+    assert!(helper::wait_until(helper::DEADLINE, || fx
+        .work()
+        .join("ready")
+        .exists()));
+    let pid = fx.get("s-0").pid.unwrap();
+    let kills: Vec<std::process::Child> = (0..2)
+        .map(|_| fx.process().arg("kill").spawn().unwrap())
+        .collect();
+    for kill in kills {
+        helper::Guarded::new(kill, helper::DEADLINE).wait();
+    }
+    // The second kill waited for the first: the app got its SIGKILL.
+    assert!(
+        helper::wait_until(helper::DEADLINE, || !alive(pid)),
+        "the app outlived the daemon"
+    );
+}

@@ -59,6 +59,8 @@ pub struct Supervisor {
     persist_urgent: AtomicBool,
     persist_urgent_wake: Notify,
     shutting_down: AtomicBool,
+    /// The outcome of the one shutdown, which every caller waits for.
+    shut_down: tokio::sync::OnceCell<Vec<String>>,
     /// Notified whenever an instance's record changes (readiness waits).
     pub(crate) changed: Notify,
     /// One lock per app: reloads and restarts of an app never interleave.
@@ -84,6 +86,7 @@ impl Supervisor {
             persist_urgent: AtomicBool::new(false),
             persist_urgent_wake: Notify::new(),
             shutting_down: AtomicBool::new(false),
+            shut_down: tokio::sync::OnceCell::new(),
             triggers: Mutex::new(BTreeMap::new()),
             system: Mutex::new(None),
             changed: Notify::new(),
@@ -917,7 +920,16 @@ impl Supervisor {
 
     /// Stops every instance (keeping what the user asked for, so that the
     /// next daemon brings them back) and refuses further work.
+    /// A second call (two `kill`s, SIGTERM during a kill) waits for the
+    /// first to finish rather than returning while apps are still stopping.
     pub async fn shutdown(&self) -> Vec<String> {
+        self.shut_down
+            .get_or_init(|| self.stop_everything())
+            .await
+            .clone()
+    }
+
+    async fn stop_everything(&self) -> Vec<String> {
         {
             let _table = self.lock();
             self.shutting_down.store(true, Ordering::SeqCst);
