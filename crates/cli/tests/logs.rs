@@ -671,6 +671,20 @@ fn rotated_files_are_gzipped_without_losing_a_byte_and_flush_removes_them() {
         "the rotated files are not the exact stream"
     );
     assert!(stream.1 >= 10, "only {} rotated files", stream.1);
+    // Compressed files keep their content's time: older numbers are older.
+    let modified = |n: usize| {
+        std::fs::metadata(logs.join(format!("writer-0-out.log.{n}.gz")))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    for n in 2..=stream.1 {
+        assert!(
+            modified(n) <= modified(n - 1),
+            ".{n}.gz is newer than .{}.gz",
+            n - 1
+        );
+    }
     let info = fx.ok(&["info", "writer"]);
     assert!(info.contains("at 100.0KB, keep 100, gzipped"), "{info}");
     fx.ok(&["flush", "writer"]);

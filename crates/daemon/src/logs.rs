@@ -374,7 +374,13 @@ impl LogFile {
     /// in place under it, wherever later rotations have moved its source
     /// by then.
     fn compress_backlog(&self) {
-        let temp = PathBuf::from(format!("{}.gz.tmp", self.path.display()));
+        // Unique: a slot forgotten and opened again may have two threads.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let temp = PathBuf::from(format!(
+            "{}.gz.tmp{}",
+            self.path.display(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let mut state = self.lock();
         loop {
             let max = state.rotation.max_files;
@@ -391,6 +397,8 @@ impl LogFile {
                 match find_rotated(&self.path, state.rotation.max_files, &source) {
                     Some(n) => {
                         std::fs::rename(&temp, numbered(&self.path, n, true))?;
+                        // The budget may now count less.
+                        ROTATED.store(true, std::sync::atomic::Ordering::SeqCst);
                         std::fs::remove_file(numbered(&self.path, n, false))
                     }
                     // Rotated out or flushed while compressing.
@@ -436,12 +444,46 @@ fn find_rotated(path: &Path, max: u32, source: &File) -> Option<u32> {
     })
 }
 
-/// Writes `source`, gzipped, to `target` and syncs it.
+/// Writes `source`, gzipped, to `target` with the same modification time
+/// (the budget deletes the oldest first) and syncs it.
 fn gzip(mut source: &File, target: &Path) -> std::io::Result<()> {
     let file = File::create(target)?;
     let mut encoder = flate2::write::GzEncoder::new(file, flate2::Compression::default());
     std::io::copy(&mut source, &mut encoder)?;
-    encoder.finish()?.sync_all()
+    let file = encoder.finish()?;
+    if let Ok(modified) = source.metadata().and_then(|m| m.modified()) {
+        file.set_modified(modified)?;
+    }
+    file.sync_all()
+}
+
+/// Every rotated file of `path` (`<path>.N`, `<path>.N.gz`), whatever
+/// gaps the numbering has.
+fn rotated_files(path: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Vec::new();
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|entry| {
+            let file_name = entry.file_name();
+            let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(name)) else {
+                return false;
+            };
+            let number = rest.strip_prefix('.').unwrap_or("");
+            let number = number.strip_suffix(".gz").unwrap_or(number);
+            !number.is_empty() && number.chars().all(|c| c.is_ascii_digit())
+        })
+        .map(|entry| entry.path())
+        .collect()
 }
 
 /// Set by every rotation, taken by [`budget_due`].
@@ -471,19 +513,11 @@ pub fn enforce_budget(logs: &[PathBuf], budget: u64) {
     let mut rotated: Vec<(std::time::SystemTime, u64, PathBuf)> = Vec::new();
     for log in &logs {
         total += std::fs::metadata(log).map_or(0, |m| m.len());
-        for n in 1.. {
-            let mut found = false;
-            for gz in [false, true] {
-                let path = numbered(log, n, gz);
-                if let Ok(meta) = std::fs::metadata(&path) {
-                    found = true;
-                    total += meta.len();
-                    let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-                    rotated.push((modified, meta.len(), path));
-                }
-            }
-            if !found {
-                break;
+        for path in rotated_files(log) {
+            if let Ok(meta) = std::fs::metadata(&path) {
+                total += meta.len();
+                let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+                rotated.push((modified, meta.len(), path));
             }
         }
     }
@@ -555,12 +589,8 @@ pub fn truncate_all(path: &Path) -> std::io::Result<()> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
         Err(err) => return Err(err),
     }
-    for n in 1.. {
-        let plain = std::fs::remove_file(numbered(path, n, false)).is_ok();
-        let gz = std::fs::remove_file(numbered(path, n, true)).is_ok();
-        if !plain && !gz {
-            break;
-        }
+    for rotated in rotated_files(path) {
+        let _ = std::fs::remove_file(rotated);
     }
     Ok(())
 }
@@ -1049,7 +1079,8 @@ mod tests {
                 .set_modified(when)
                 .unwrap();
         };
-        write("web-0-out.log.3.gz", 1000, 30);
+        // A gap in the numbering (.3) hides nothing.
+        write("web-0-out.log.4.gz", 1000, 30);
         write("web-0-out.log.2", 1000, 20);
         write("web-0-out.log.1", 1000, 10);
         write("web-0-out.log", 1500, 0);
