@@ -701,19 +701,23 @@ fn rotated_files_are_gzipped_without_losing_a_byte_and_flush_removes_them() {
 fn a_chatty_childs_pipe_grows_and_a_quiet_ones_does_not() {
     let fx = Fixture::new();
     // F_GETPIPE_SZ is 1032 on Linux.
-    let script = "import fcntl, os, sys, time\nif sys.argv[1] == 'chatty':\n    block = b'x' * (1 << 20)\n    for _ in range(64):\n        os.write(1, block)\nsys.stderr.write(f'pipe {fcntl.fcntl(1, 1032)}\\n')\nsys.stderr.flush()\ntime.sleep(300)\n";
+    let script = "import fcntl, os, sys, time\nif sys.argv[1] == 'chatty':\n    block = b'x' * (1 << 20)\n    for _ in range(64):\n        os.write(1, block)\nif sys.argv[1] == 'burst':\n    os.write(1, b'x' * (256 << 10))\nsys.stderr.write(f'pipe {fcntl.fcntl(1, 1032)}\\n')\nsys.stderr.flush()\ntime.sleep(300)\n";
     std::fs::write(fx.work().join("pipe.py"), script).unwrap();
     fx.ok(&["start", "pipe.py", "--name", "chatty", "--", "chatty"]);
     fx.ok(&["start", "pipe.py", "--name", "quiet", "--", "quiet"]);
+    // One burst (a banner, a stack trace) is not chattiness.
+    fx.ok(&["start", "pipe.py", "--name", "burst", "--", "burst"]);
     let size = |name: &str| -> Option<u64> {
         let text =
             std::fs::read_to_string(fx.home().join(format!("logs/{name}-0-err.log"))).ok()?;
         text.strip_prefix("pipe ")?.trim().parse().ok()
     };
-    assert!(wait_until(DEADLINE, || size("chatty").is_some()
-        && size("quiet").is_some()));
+    assert!(wait_until(DEADLINE, || ["chatty", "quiet", "burst"]
+        .iter()
+        .all(|name| size(name).is_some())));
     assert_eq!(size("chatty"), Some(1 << 20));
     assert_eq!(size("quiet"), Some(64 << 10));
+    assert_eq!(size("burst"), Some(64 << 10));
 }
 
 #[test]

@@ -879,13 +879,20 @@ async fn run_pump(pipe: OwnedFd, file: Arc<LogFile>) -> std::io::Result<()> {
     let pipe = unsafe { AsyncFd::register_with_interest(pipe, Interest::READABLE) }
         .map_err(std::io::Error::from)?;
     let mut capacity = fcntl(pipe.get_ref(), FcntlArg::F_GETPIPE_SZ).map_or(0, |c| c as usize);
+    let mut full_wakeups = 0;
     loop {
         let mut ready = pipe.readable().await?;
         let mut moved = 0;
         let drained = ready.try_io(|fd| file.drain(fd.get_ref(), &mut moved));
-        if capacity < CHATTY_PIPE_SIZE && moved >= capacity {
-            // The pipe filled up between two wakeups: a chatty child. A
-            // larger pipe halves the wakeups per byte and lets the child
+        // Full pipes on several wakeups in a row, not one burst (a banner,
+        // a stack trace): a chatty child.
+        full_wakeups = if moved >= capacity {
+            full_wakeups + 1
+        } else {
+            0
+        };
+        if capacity < CHATTY_PIPE_SIZE && full_wakeups >= CHATTY_AFTER {
+            // A larger pipe halves the wakeups per byte and lets the child
             // write on while we move; larger than the CPU's cache it would
             // be slower. Quiet children keep the default 64 KiB: Linux
             // charges pipe capacity to the user, and past
@@ -972,6 +979,9 @@ impl Marks {
 /// The pipe size a child gets once it fills its pipe (1 MiB: measured
 /// fastest here; 2 MiB and more fell to a third, out of the L2 cache).
 const CHATTY_PIPE_SIZE: usize = 1 << 20;
+
+/// Wakeups in a row that find the pipe full before it grows.
+const CHATTY_AFTER: u32 = 8;
 
 /// Bytes one wakeup may move before the pump yields its thread.
 const BUDGET: u64 = 16 << 20;
