@@ -19,7 +19,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Daemon(args) => commands::daemon::run(home, args.fresh),
         command => {
-            restore_sigpipe();
+            // Not in foreground mode: a closed stdout must not kill the
+            // process that owns the daemon (the log stream just stops).
+            let foreground = matches!(command, cli::Command::Run(_))
+                || matches!(command, cli::Command::Start(_) if commands::run::is_init());
+            if !foreground {
+                restore_sigpipe();
+            }
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

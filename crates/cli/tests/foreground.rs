@@ -10,16 +10,20 @@ use std::process::Stdio;
 use helper::{alive, kill, wait_until, Fixture, Guarded, DEADLINE};
 use pmdaemon_core::api::Status;
 
-/// Reads `child`'s stdout until a line contains `text`.
-fn read_until(child: &mut Guarded, text: &str) -> Vec<String> {
-    let stdout = BufReader::new(child.child.stdout.take().unwrap());
+/// Reads `child`'s stdout until a line contains `text`; returns the rest
+/// of the stream, to keep it open (and read it) until the end.
+fn read_until(
+    child: &mut Guarded,
+    text: &str,
+) -> std::io::Lines<BufReader<std::process::ChildStdout>> {
+    let mut lines = BufReader::new(child.child.stdout.take().unwrap()).lines();
     let mut seen = Vec::new();
-    for line in stdout.lines() {
+    for line in lines.by_ref() {
         let line = line.unwrap();
         let done = line.contains(text);
         seen.push(line);
         if done {
-            return seen;
+            return lines;
         }
     }
     panic!("the output ended without {text:?}: {seen:?}");
@@ -41,7 +45,7 @@ fn run_streams_the_logs_and_sigterm_stops_every_app_then_itself() {
         .unwrap();
     let mut run = Guarded::new(run, DEADLINE * 2);
     // What the apps print is on the foreground process's stdout.
-    read_until(&mut run, "web-1 | hello from web-1");
+    let _rest = read_until(&mut run, "web-1 | hello from web-1");
     let pids: Vec<u32> = fx.list().iter().filter_map(|p| p.pid).collect();
     assert_eq!(pids.len(), 2);
     let daemon = fx.daemon_pid().unwrap();
@@ -117,7 +121,7 @@ fn start_as_pid_1_runs_in_the_foreground_until_sigterm() {
         .spawn()
         .unwrap();
     let mut init = Guarded::new(init, DEADLINE * 2);
-    read_until(&mut init, "app-0 | ready-in-container");
+    let _rest = read_until(&mut init, "app-0 | ready-in-container");
     // `start` did not return: it is the container's init.
     assert!(init.child.try_wait().unwrap().is_none());
     assert_eq!(fx.get("app-0").status, Status::Online);
@@ -148,11 +152,13 @@ fn run_again_on_the_same_home_starts_its_apps_afresh() {
             .spawn()
             .unwrap();
         let mut run = Guarded::new(run, DEADLINE * 2);
-        read_until(&mut run, "web-0 | up");
+        let rest = read_until(&mut run, "web-0 | up");
         let list = fx.list();
         assert_eq!(list.len(), 1, "{list:?}");
         assert_eq!(list[0].status, Status::Online);
         kill(run.child.id(), libc::SIGTERM);
+        // Its output goes on until the end.
+        rest.for_each(drop);
         assert!(run.wait().success());
     }
 }
