@@ -1,4 +1,5 @@
 //! The daemon itself dies: nothing is lost, nothing is duplicated.
+#![allow(clippy::unwrap_used)]
 
 mod helper;
 
@@ -94,16 +95,8 @@ fn a_corrupt_state_file_is_moved_aside_with_a_warning() {
     let fx = Fixture::new();
     std::fs::write(fx.home().join("state.json"), "{ not json").unwrap();
     assert!(fx.list().is_empty());
-    let aside: Vec<String> = std::fs::read_dir(fx.home())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with("state.json.corrupt-"))
-        .collect();
-    assert_eq!(aside.len(), 1);
-    assert_eq!(
-        std::fs::read_to_string(fx.home().join(&aside[0])).unwrap(),
-        "{ not json"
-    );
+    let aside = moved_aside(&fx);
+    assert_eq!(std::fs::read_to_string(&aside).unwrap(), "{ not json");
     let log = std::fs::read_to_string(fx.home().join("daemon.log")).unwrap();
     assert!(log.contains("corrupt") && log.contains("WARN"), "{log}");
 }
@@ -115,14 +108,9 @@ fn an_unreadable_state_file_is_moved_aside_with_a_warning() {
     std::fs::create_dir(fx.home().join("state.json")).unwrap();
     std::fs::write(fx.home().join("state.json/inside"), "kept").unwrap();
     assert!(fx.list().is_empty());
-    let aside: Vec<String> = std::fs::read_dir(fx.home())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with("state.json.corrupt-"))
-        .collect();
-    assert_eq!(aside.len(), 1);
+    let aside = moved_aside(&fx);
     assert_eq!(
-        std::fs::read_to_string(fx.home().join(&aside[0]).join("inside")).unwrap(),
+        std::fs::read_to_string(aside.join("inside")).unwrap(),
         "kept"
     );
     let log = std::fs::read_to_string(fx.home().join("daemon.log")).unwrap();
@@ -130,4 +118,18 @@ fn an_unreadable_state_file_is_moved_aside_with_a_warning() {
     // And the daemon works: a new table is written where the old one was.
     fx.ok(&["start", "sleep 300", "--name", "web"]);
     assert!(fx.home().join("state.json").is_file());
+}
+
+/// The one state file the daemon moved aside.
+fn moved_aside(fx: &Fixture) -> std::path::PathBuf {
+    let aside: Vec<std::path::PathBuf> = std::fs::read_dir(fx.home())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("state.json.corrupt-"))
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    aside.into_iter().next().unwrap()
 }
