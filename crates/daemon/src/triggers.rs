@@ -10,7 +10,7 @@ use std::time::Duration;
 use notify::{EventKind, RecursiveMode, Watcher};
 use pmdaemon_core::api::LogStream;
 use pmdaemon_core::config::{parse_cron, AppConfig};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::supervisor::Supervisor;
@@ -21,22 +21,34 @@ const DEFAULT_WATCH_DELAY: Duration = Duration::from_millis(500);
 /// Ignored unless the app says otherwise, as in PM2.
 const DEFAULT_IGNORED: [&str; 2] = ["node_modules", ".git"];
 
-/// Starts the trigger tasks `config` asks for.
-pub(crate) fn arm(supervisor: &Arc<Supervisor>, config: &AppConfig) -> Vec<JoinHandle<()>> {
+/// Starts the trigger tasks `config` asks for; the receiver (with
+/// `watch`) hears when the files are watched.
+pub(crate) fn arm(
+    supervisor: &Arc<Supervisor>,
+    config: &AppConfig,
+) -> (Vec<JoinHandle<()>>, Option<oneshot::Receiver<()>>) {
     let mut tasks = Vec::new();
+    let mut watching = None;
     let weak = Arc::downgrade(supervisor);
     if !config.watch.is_empty() {
-        // Watching starts before the request that armed it returns: a
-        // change made right after `start` is seen.
-        if let Some((watcher, events)) = watcher(config) {
-            tasks.push(tokio::spawn(watch(
-                weak.clone(),
-                config.clone(),
-                supervisor.home.clone(),
-                watcher,
-                events,
-            )));
-        }
+        // Adding inotify watches to a big tree takes a while: on a blocking
+        // thread, not in the daemon's event loop.
+        let (ready, heard) = oneshot::channel();
+        watching = Some(heard);
+        let config = config.clone();
+        let home = supervisor.home.clone();
+        let weak = weak.clone();
+        tasks.push(tokio::spawn(async move {
+            let for_watcher = config.clone();
+            let made = tokio::task::spawn_blocking(move || watcher(&for_watcher))
+                .await
+                .ok()
+                .flatten();
+            let _ = ready.send(());
+            if let Some((watcher, events)) = made {
+                watch(weak, config, home, watcher, events).await;
+            }
+        }));
     }
     if let Some(expression) = &config.cron_restart {
         match parse_cron(expression) {
@@ -44,7 +56,7 @@ pub(crate) fn arm(supervisor: &Arc<Supervisor>, config: &AppConfig) -> Vec<JoinH
             Err(err) => tracing::warn!("app {}: {err}", config.name),
         }
     }
-    tasks
+    (tasks, watching)
 }
 
 async fn restart(supervisor: &Weak<Supervisor>, app: &str, reason: String) -> bool {

@@ -194,7 +194,7 @@ impl Supervisor {
                 failure.get_or_insert(err);
             }
         }
-        self.arm_triggers(&app);
+        self.arm_triggers_and_wait(&app).await;
         self.forget_unused_logs(&old_logs);
         self.persist_now().await;
         failure.map_or(Ok(()), Err)

@@ -315,9 +315,9 @@ impl Supervisor {
 
     /// (Re)starts the watch and cron tasks of `app` from its configuration,
     /// or stops them when the app is gone.
-    pub(crate) fn arm_triggers(self: &Arc<Self>, app: &str) {
+    pub(crate) fn arm_triggers(self: &Arc<Self>, app: &str) -> Option<oneshot::Receiver<()>> {
         let config = self.lock().app(app).map(|a| a.config.clone());
-        let tasks = config
+        let (tasks, watching) = config
             .map(|c| crate::triggers::arm(self, &c))
             .unwrap_or_default();
         let mut triggers = self.triggers.lock().unwrap_or_else(|e| e.into_inner());
@@ -326,6 +326,16 @@ impl Supervisor {
         }
         if !tasks.is_empty() {
             triggers.insert(app.to_string(), tasks);
+        }
+        watching
+    }
+
+    /// [`arm_triggers`](Self::arm_triggers), for a request: it answers once
+    /// the app's files are watched (a change made right after `start` is
+    /// seen), or after 2 s for a tree too big to wait for.
+    pub(crate) async fn arm_triggers_and_wait(self: &Arc<Self>, app: &str) {
+        if let Some(watching) = self.arm_triggers(app) {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), watching).await;
         }
     }
 
@@ -528,7 +538,7 @@ impl Supervisor {
             add_instances(&mut table, &config, &indices, ports, "pmdaemon start")
         };
         self.start_new(&ids).await?;
-        self.arm_triggers(&config.name);
+        self.arm_triggers_and_wait(&config.name).await;
         self.persist_now().await;
         let table = self.lock();
         Ok(ids.iter().filter_map(|id| table.info(*id)).collect())
