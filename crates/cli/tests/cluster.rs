@@ -33,7 +33,7 @@ fn a_range_gives_instance_i_the_ith_port_kept_across_restarts_and_released_on_de
         "--port",
         &spec,
     ]);
-    let names: Vec<String> = fx.list().into_iter().map(|p| p.name).collect();
+    let names = fx.names();
     assert_eq!(names, ["api-cluster-0", "api-cluster-1", "api-cluster-2"]);
     assert_eq!(
         ports_of(&fx, "api-cluster"),

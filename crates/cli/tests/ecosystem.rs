@@ -163,7 +163,7 @@ fn instances_and_ports_follow_an_edited_file() {
     assert_eq!(ports, (0..4).map(|i| Some(base + i)).collect::<Vec<_>>());
     write(1);
     fx.ok(&["start", "ecosystem.toml"]);
-    let names: Vec<String> = fx.list().into_iter().map(|p| p.name).collect();
+    let names = fx.names();
     assert_eq!(names, ["api-0"]);
 }
 
@@ -174,12 +174,7 @@ fn apps_removed_from_the_file_stay_unless_prune() {
     std::fs::write(fx.work().join("eco.json"), both).unwrap();
     fx.ok(&["start", "eco.json"]);
     fx.ok(&["start", "sleep 300", "--name", "outsider"]);
-    std::fs::write(
-        fx.work().join("eco.json"),
-        r#"{"apps": [{"name": "a", "script": "sleep", "args": "300"}]}"#,
-    )
-    .unwrap();
-    fx.ok(&["start", "eco.json"]);
+    fx.start_json(r#"{"apps": [{"name": "a", "script": "sleep", "args": "300"}]}"#);
     assert_eq!(fx.list().len(), 3, "without --prune nothing is removed");
     let out = fx.ok(&["start", "eco.json", "--prune"]);
     assert!(out.contains("b: pruned"), "{out}");
@@ -277,7 +272,7 @@ fn a_pm2_ecosystem_config_js_starts_when_node_is_present() {
         return;
     }
     fx.ok(&["start", "ecosystem.config.js", "--env", "production"]);
-    let names: Vec<String> = fx.list().into_iter().map(|p| p.name).collect();
+    let names = fx.names();
     assert_eq!(names, ["js-app-0", "js-app-1"]);
     assert_eq!(fx.info("js-app-0")[0].config.env["NODE_ENV"], "production");
     // A mistake is located in the JavaScript as written.

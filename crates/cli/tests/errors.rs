@@ -56,60 +56,39 @@ fn an_unknown_target_is_one_line_exit_1_and_changes_nothing() {
 fn duplicate_names_and_bad_values_are_refused() {
     let fx = Fixture::new();
     fx.ok(&["start", "sleep 300", "--name", "web"]);
-    assert!(fx
-        .fails(&["start", "sleep 300", "--name", "web"])
-        .contains("already exists"));
-    assert!(fx
-        .fails(&["start", "sleep 300", "--name", "web-0"])
-        .contains("already exists"));
-    assert!(fx
-        .fails(&["start", "sleep 300", "--name", "all"])
-        .contains("invalid app name"));
-    assert!(fx
-        .fails(&[
-            "start",
-            "sleep 300",
-            "--name",
-            "x",
-            "--kill-timeout",
-            "soon"
-        ])
-        .contains("invalid duration"));
-    assert!(fx
-        .fails(&[
-            "start",
-            "sleep 300",
-            "--name",
-            "x",
-            "--stop-signal",
-            "SIGNOPE"
-        ])
-        .contains("unknown signal"));
-    assert!(fx
-        .fails(&["start", "echo 'unbalanced", "--name", "x"])
-        .contains("invalid command line"));
+    for (args, error) in [
+        (&["sleep 300", "--name", "web"][..], "already exists"),
+        (&["sleep 300", "--name", "web-0"], "already exists"),
+        (&["sleep 300", "--name", "all"], "invalid app name"),
+        (
+            &["sleep 300", "--name", "x", "--kill-timeout", "soon"],
+            "invalid duration",
+        ),
+        (
+            &["sleep 300", "--name", "x", "--stop-signal", "SIGNOPE"],
+            "unknown signal",
+        ),
+        (&["echo 'unbalanced", "--name", "x"], "invalid command line"),
+    ] {
+        let err = fx.fails(&[&["start"][..], args].concat());
+        assert!(err.contains(error), "start {args:?}: {err}");
+    }
     assert_eq!(fx.list().len(), 1);
 }
 
 #[test]
 fn a_malformed_api_request_is_refused_and_changes_nothing() {
-    use std::io::{Read, Write};
     let fx = Fixture::new();
     fx.ok(&["start", "sleep 300", "--name", "web"]);
     let before = fx.get("web-0");
     let post = |path: &str, body: &str| {
-        let mut stream =
-            std::os::unix::net::UnixStream::connect(fx.home().join("pmdaemon.sock")).unwrap();
-        stream.set_read_timeout(Some(helper::DEADLINE)).unwrap();
-        write!(
-            stream,
-            "POST {path} HTTP/1.1\r\nHost: pmdaemon\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
+        helper::raw_request(
+            &fx,
+            "POST",
+            path,
+            "Content-Type: application/json\r\n",
+            body,
         )
-        .unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        answer
     };
     let answer = post("/api/processes/web/restart", "{\"port\": ");
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");

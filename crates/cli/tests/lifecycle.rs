@@ -95,7 +95,7 @@ fn start_list_stop_restart_delete_by_every_kind_of_target() {
 
     // Delete an instance, an app, an id, then all.
     fx.ok(&["delete", "web-0"]);
-    let names: Vec<String> = fx.list().into_iter().map(|p| p.name).collect();
+    let names = fx.names();
     assert_eq!(names, ["web-1", "worker-0"]);
     let worker = fx.get("worker-0").pid.unwrap();
     fx.ok(&["delete", "worker"]);
@@ -242,7 +242,7 @@ fn scripts_run_with_the_interpreter_their_extension_names() {
     .unwrap();
     fx.ok(&["start", "app.py"]);
     fx.ok(&["start", "job.sh"]);
-    let names: Vec<String> = fx.list().into_iter().map(|p| p.name).collect();
+    let names = fx.names();
     assert_eq!(names, ["app-0", "job-0"]);
     assert_eq!(fx.info("app")[0].command, ["python3", "app.py"]);
     assert_eq!(fx.info("job")[0].command, ["bash", "job.sh"]);
@@ -353,18 +353,10 @@ fn when_stop_returns_the_port_is_free() {
 
 #[test]
 fn a_cli_of_another_version_is_told_so() {
-    use std::io::{Read, Write};
     let fx = Fixture::new();
     fx.ok(&["list"]);
-    let ask = |path: &str| {
-        let mut stream =
-            std::os::unix::net::UnixStream::connect(fx.home().join("pmdaemon.sock")).unwrap();
-        stream.set_read_timeout(Some(helper::DEADLINE)).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: pmdaemon\r\nx-pmdaemon-version: 0.0.1-old\r\nConnection: close\r\n\r\n").unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        answer
-    };
+    let ask =
+        |path: &str| helper::raw_request(&fx, "GET", path, "x-pmdaemon-version: 0.0.1-old\r\n", "");
     let answer = ask("/api/processes");
     assert!(answer.starts_with("HTTP/1.1 409"), "{answer}");
     assert!(
@@ -384,7 +376,7 @@ fn two_scripts_of_one_interpreter_get_the_scripts_names() {
     // As in the seed's best practices: no --name.
     fx.ok(&["start", "python3 cpu-heavy.py", "--instances", "2"]);
     fx.ok(&["start", "python3 io-app.py"]);
-    let names: Vec<String> = fx.list().into_iter().map(|p| p.name).collect();
+    let names = fx.names();
     assert_eq!(names, ["cpu-heavy-0", "cpu-heavy-1", "io-app-0"]);
     // A module or inline code is not a script: the program names it.
     fx.ok(&["start", "python3 -c 'import time; time.sleep(300)'"]);

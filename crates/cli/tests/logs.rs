@@ -198,12 +198,7 @@ fn rotation_under_continuous_writing_neither_loses_nor_duplicates_a_byte() {
         "import sys\nfor i in range(200000):\n    sys.stdout.write(f'line {i}\\n')\nsys.stdout.flush()\nsys.stderr.write('done\\n')\nimport time\ntime.sleep(300)\n",
     )
     .unwrap();
-    std::fs::write(
-        fx.work().join("eco.json"),
-        r#"{"name": "writer", "script": "writer.py", "log_max_size": "100K", "log_max_files": 100}"#,
-    )
-    .unwrap();
-    fx.ok(&["start", "eco.json"]);
+    fx.start_json(r#"{"name": "writer", "script": "writer.py", "log_max_size": "100K", "log_max_files": 100}"#);
     let err = fx.home().join("logs/writer-0-err.log");
     assert!(wait_until(std::time::Duration::from_secs(60), || {
         std::fs::read_to_string(&err).is_ok_and(|s| s == "done\n")
@@ -239,12 +234,7 @@ fn rotation_under_continuous_writing_neither_loses_nor_duplicates_a_byte() {
 #[test]
 fn log_max_files_bounds_the_rotated_files_and_flush_empties_them() {
     let fx = Fixture::new();
-    std::fs::write(
-        fx.work().join("eco.json"),
-        r#"{"name": "big", "script": "sh", "args": ["-c", "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo done >&2; exec sleep 300"], "log_max_size": "100K", "log_max_files": 2}"#,
-    )
-    .unwrap();
-    fx.ok(&["start", "eco.json"]);
+    fx.start_json(r#"{"name": "big", "script": "sh", "args": ["-c", "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo done >&2; exec sleep 300"], "log_max_size": "100K", "log_max_files": 2}"#);
     let err = fx.home().join("logs/big-0-err.log");
     assert!(wait_until(std::time::Duration::from_secs(60), || {
         std::fs::read_to_string(&err).is_ok_and(|s| s == "done\n")
@@ -295,8 +285,7 @@ fn a_log_file_deleted_by_hand_is_recreated() {
 fn start_until_written(fx: &Fixture, app: &str) {
     let name: serde_json::Value = serde_json::from_str(app).unwrap();
     let name = name["name"].as_str().unwrap();
-    std::fs::write(fx.work().join("eco.json"), app).unwrap();
-    fx.ok(&["start", "eco.json"]);
+    fx.start_json(app);
     let err = fx.home().join(format!("logs/{name}-0-err.log"));
     assert!(
         wait_until(std::time::Duration::from_secs(30), || {
@@ -365,12 +354,9 @@ fn logs_follow_streams_new_lines_across_rotation_and_ends_cleanly_on_ctrl_c() {
         "import sys, time\ni = 0\nwhile True:\n    print(f'n {i:06}', flush=True)\n    i += 1\n    time.sleep(0.01)\n",
     )
     .unwrap();
-    std::fs::write(
-        fx.work().join("eco.json"),
+    fx.start_json(
         r#"{"name": "slow", "script": "slow.py", "log_max_size": 512, "log_max_files": 1000}"#,
-    )
-    .unwrap();
-    fx.ok(&["start", "eco.json"]);
+    );
     let logs = fx.home().join("logs");
     let rotated = || {
         std::fs::read_dir(&logs)
@@ -770,12 +756,7 @@ fn the_log_budget_deletes_the_oldest_rotated_logs_and_nothing_else() {
         .success();
     // Another program's rotated log beside ours.
     std::fs::write(fx.work().join("syslog.1"), vec![b'x'; 1 << 20]).unwrap();
-    std::fs::write(
-        fx.work().join("eco.json"),
-        r#"{"name": "big", "script": "sh", "args": ["-c", "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo done >&2; exec sleep 300"], "out_file": "app.log", "log_max_size": "100K", "log_max_files": 100}"#,
-    )
-    .unwrap();
-    fx.ok(&["start", "eco.json"]);
+    fx.start_json(r#"{"name": "big", "script": "sh", "args": ["-c", "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo done >&2; exec sleep 300"], "out_file": "app.log", "log_max_size": "100K", "log_max_files": 100}"#);
     let app_log = fx.work().join("app.log");
     let ours = || -> (u64, usize) {
         let mut total = 0;
@@ -815,12 +796,7 @@ fn stdout_and_stderr_sharing_one_file_never_split_each_others_lines() {
         "import os, sys, time\nfor i in range(5):\n    sys.stdout.write(f'out-{i}-start '); sys.stdout.flush()\n    sys.stderr.write(f'err-{i}\\n'); sys.stderr.flush()\n    while f'err-{i}' not in open('both.log').read(): time.sleep(0.01)\n    sys.stdout.write('end\\n'); sys.stdout.flush()\nprint('done', flush=True)\ntime.sleep(300)\n",
     )
     .unwrap();
-    std::fs::write(
-        fx.work().join("eco.json"),
-        r#"{"name": "mix", "script": "mix.py", "log_file": "both.log"}"#,
-    )
-    .unwrap();
-    fx.ok(&["start", "eco.json"]);
+    fx.start_json(r#"{"name": "mix", "script": "mix.py", "log_file": "both.log"}"#);
     let both = fx.work().join("both.log");
     assert!(wait_until(DEADLINE, || std::fs::read_to_string(&both)
         .is_ok_and(|s| s.contains("done\n"))));

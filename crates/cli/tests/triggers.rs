@@ -12,12 +12,7 @@ fn a_burst_of_twenty_writes_restarts_a_watched_app_once() {
     let fx = Fixture::new();
     let src = fx.work().join("src");
     std::fs::create_dir_all(src.join("node_modules")).unwrap();
-    std::fs::write(
-        fx.work().join("eco.json"),
-        r#"{"name": "watched", "script": "sleep", "args": "300", "watch": ["src"], "watch_delay": 1000}"#,
-    )
-    .unwrap();
-    fx.ok(&["start", "eco.json"]);
+    fx.start_json(r#"{"name": "watched", "script": "sleep", "args": "300", "watch": ["src"], "watch_delay": 1000}"#);
     let pid = fx.get("watched-0").pid;
     // Let the watch be set up: a change in an ignored directory first must
     // not restart anything.
@@ -118,12 +113,7 @@ fn a_watched_cluster_is_not_restarted_by_its_own_log_files() {
         "chatty.sh",
         "#!/bin/sh\nwhile :; do echo tick; sleep 0.1; done\n",
     );
-    std::fs::write(
-        fx.work().join("eco.json"),
-        r#"{"name": "chatty", "script": "./chatty.sh", "instances": 2, "watch": true, "watch_delay": 200, "out_file": "out.log"}"#,
-    )
-    .unwrap();
-    fx.ok(&["start", "eco.json"]);
+    fx.start_json(r#"{"name": "chatty", "script": "./chatty.sh", "instances": 2, "watch": true, "watch_delay": 200, "out_file": "out.log"}"#);
     let log = fx.work().join("out-1.log");
     assert!(wait_until(Duration::from_secs(10), || {
         std::fs::read_to_string(&log).is_ok_and(|s| s.lines().count() > 5)

@@ -107,6 +107,18 @@ impl Fixture {
             .unwrap_or_else(|| panic!("{name} is not in the list"))
     }
 
+    /// The instance names `list` shows, in order.
+    pub fn names(&self) -> Vec<String> {
+        self.list().into_iter().map(|p| p.name).collect()
+    }
+
+    /// Writes `json` (an app or `{"apps": [...]}`) to `eco.json` in the
+    /// work directory and starts it; the output of `start`.
+    pub fn start_json(&self, json: &str) -> String {
+        std::fs::write(self.work().join("eco.json"), json).unwrap();
+        self.ok(&["start", "eco.json"])
+    }
+
     pub fn info(&self, target: &str) -> Vec<ProcessDetail> {
         serde_json::from_str(&self.ok(&["info", target, "--json"])).unwrap()
     }
@@ -276,19 +288,28 @@ pub fn hello_server() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello.py")
 }
 
-/// GET `path` from the daemon's API over its socket; the body of a 200.
-pub fn api_get(fx: &Fixture, path: &str) -> String {
+/// Sends `method path` (with `headers`, each ending in CRLF, and `body`)
+/// to the daemon's API over its socket, as a client other than the CLI
+/// would; the whole answer, head and body.
+pub fn raw_request(fx: &Fixture, method: &str, path: &str, headers: &str, body: &str) -> String {
     use std::io::{Read, Write};
     let mut stream =
         std::os::unix::net::UnixStream::connect(fx.home().join("pmdaemon.sock")).unwrap();
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: pmdaemon\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: pmdaemon\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// GET `path` from the daemon's API over its socket; the body of a 200.
+pub fn api_get(fx: &Fixture, path: &str) -> String {
+    let answer = raw_request(fx, "GET", path, "", "");
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     body.to_string()
