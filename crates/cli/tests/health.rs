@@ -4,7 +4,7 @@ mod helper;
 
 use std::time::Duration;
 
-use helper::{free_ports, http_get, wait_until, Fixture};
+use helper::{free_ports, http_get, wait_until, Fixture, DEADLINE};
 use pmdaemon_core::api::{Health, Status};
 
 /// An HTTP server on $PORT answering "<version> <instance>"; /health answers
@@ -48,6 +48,11 @@ fn a_server_that_turns_unhealthy_is_restarted_by_its_check() {
         p.health == Health::Healthy && p.ready
     });
     assert_eq!(healthy.restarts, 0);
+    // /metrics says so too (within the healthy window of 10 checks).
+    assert!(wait_until(DEADLINE, || helper::api_get(&fx, "/metrics")
+        .contains(
+            "pmdaemon_instance_health{app=\"web\",instance=\"web-0\",state=\"healthy\"} 1"
+        )));
     let restarted = fx.wait_for("web-0", "restarted by its check", |p| p.restarts >= 1);
     assert_ne!(restarted.pid, healthy.pid);
     let detail = &fx.info("web-0")[0];

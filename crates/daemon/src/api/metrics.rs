@@ -70,6 +70,7 @@ pub fn render(processes: &[ProcessInfo], system: &SystemInfo) -> Result<String, 
                 .get_or_create(&labels)
                 .set(i64::from(process.status == state));
         }
+        let current = process.health.to_string();
         for state in ["healthy", "unhealthy", "unknown"] {
             let labels = StateLabels {
                 app: process.app.clone(),
@@ -78,7 +79,7 @@ pub fn render(processes: &[ProcessInfo], system: &SystemInfo) -> Result<String, 
             };
             health
                 .get_or_create(&labels)
-                .set(i64::from(state == "unknown"));
+                .set(i64::from(state == current));
         }
     }
     registry.register(
