@@ -4,7 +4,7 @@ mod helper;
 
 use std::time::Duration;
 
-use helper::{wait_until, Fixture};
+use helper::{wait_until, Fixture, DEADLINE};
 use pmdaemon_core::api::Status;
 
 #[test]
@@ -64,11 +64,10 @@ fn cron_restart_fires_on_a_one_second_schedule() {
             .any(|e| e.reason.starts_with("cron_restart at")),
         "{history:?}"
     );
-    // Deleting the app stops the schedule.
+    // Deleting the app stops its schedule (the tasks' release is shown by
+    // deleting_an_app_releases_its_log_files_and_its_watch).
     fx.ok(&["delete", "ticking"]);
-    assert!(!wait_until(Duration::from_millis(1500), || !fx
-        .list()
-        .is_empty()));
+    assert!(fx.list().is_empty());
 }
 
 #[test]
@@ -128,4 +127,36 @@ fn a_watched_cluster_is_not_restarted_by_its_own_log_files() {
     // A real change still does.
     std::fs::write(fx.work().join("config.txt"), "changed").unwrap();
     fx.wait_for("chatty-0", "restarted by a change", |p| p.restarts >= 1);
+}
+
+#[test]
+fn deleting_an_app_releases_its_log_files_and_its_watch() {
+    let fx = Fixture::new();
+    std::fs::create_dir(fx.work().join("src")).unwrap();
+    fx.ok(&["list"]);
+    let daemon = fx.daemon_pid().unwrap();
+    // What the daemon holds open, by target (files, inotify instances).
+    let open = || -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{daemon}/fd"))
+            .unwrap()
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .map(|target| target.display().to_string())
+            .collect()
+    };
+    let inotify = |fds: &[String]| fds.iter().filter(|t| t.contains("inotify")).count();
+    let before = inotify(&open());
+    fx.ok(&["start", "sleep 300", "--name", "w", "--watch", "src"]);
+    assert!(wait_until(DEADLINE, || inotify(&open()) > before));
+    assert!(open().iter().any(|t| t.ends_with("logs/w-0-out.log")));
+    fx.ok(&["delete", "w"]);
+    assert!(
+        wait_until(DEADLINE, || inotify(&open()) == before),
+        "the watch outlived its app: {:?}",
+        open()
+    );
+    let left = open();
+    assert!(
+        !left.iter().any(|t| t.contains("logs/w-0-")),
+        "log files of a deleted app are still open: {left:?}"
+    );
 }

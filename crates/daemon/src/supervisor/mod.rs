@@ -464,16 +464,7 @@ impl Supervisor {
 
     /// Closes log files that no remaining instance writes to.
     fn forget_unused_logs(&self, candidates: &[std::path::PathBuf]) {
-        let table = self.lock();
-        let in_use: Vec<std::path::PathBuf> = table
-            .instances
-            .keys()
-            .flat_map(|id| {
-                let (out, err) = table.log_paths(*id, &self.home);
-                [out, err]
-            })
-            .collect();
-        drop(table);
+        let in_use = self.all_log_paths();
         for path in candidates.iter().filter(|p| !in_use.contains(p)) {
             self.log_files.forget(path);
         }
@@ -782,7 +773,24 @@ impl Supervisor {
         let Table {
             apps, instances, ..
         } = &mut *table;
-        apps.retain(|app| instances.values().any(|i| i.app == app.config.name));
+        let mut gone = Vec::new();
+        apps.retain(|app| {
+            let kept = instances.values().any(|i| i.app == app.config.name);
+            if !kept {
+                gone.push(app.config.name.clone());
+            }
+            kept
+        });
+        drop(table);
+        // What only the removed instances used: their log files, and the
+        // watch and cron tasks of apps that are gone.
+        self.forget_unused_logs(&closing);
+        let mut triggers = self.triggers.lock().unwrap_or_else(|e| e.into_inner());
+        for app in gone {
+            for task in triggers.remove(&app).unwrap_or_default() {
+                task.abort();
+            }
+        }
         infos
     }
 
