@@ -69,6 +69,18 @@ fn duplicate_names_and_bad_values_are_refused() {
             "unknown signal",
         ),
         (&["echo 'unbalanced", "--name", "x"], "invalid command line"),
+        (
+            &[
+                "sleep 300",
+                "--name",
+                "x",
+                "--health-check-url",
+                "http://127.0.0.1:1/",
+                "--health-check-retries",
+                "0",
+            ],
+            "invalid health_check: retries must be at least 1",
+        ),
     ] {
         let err = fx.fails(&[&["start"][..], args].concat());
         assert!(err.contains(error), "start {args:?}: {err}");

@@ -159,6 +159,28 @@ pub struct HealthCheck {
     pub enabled: bool,
 }
 
+impl HealthCheck {
+    /// What makes this check impossible to run, if anything.
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid = |field, reason: &str| {
+            Err(Error::InvalidHealthCheck {
+                field,
+                reason: reason.to_string(),
+            })
+        };
+        if self.check_type == CheckType::Http && self.url.is_none() {
+            return invalid("url", "an http check needs a 'url'");
+        }
+        if self.check_type == CheckType::Script && self.script.is_none() {
+            return invalid("script", "a script check needs a 'script'");
+        }
+        if self.retries == 0 {
+            return invalid("retries", "retries must be at least 1");
+        }
+        Ok(())
+    }
+}
+
 impl Default for HealthCheck {
     fn default() -> Self {
         Self {
@@ -247,6 +269,9 @@ impl AppConfig {
         }
         if let Some(format) = &self.log_date_format {
             date_format(format)?;
+        }
+        if let Some(check) = &self.health_check {
+            check.validate()?;
         }
         if self.script.trim().is_empty() {
             return Err(Error::InvalidCommand {

@@ -62,6 +62,14 @@ pub enum Error {
         /// What the user wrote.
         input: String,
     },
+    /// A health check that cannot run.
+    #[error("invalid health_check: {reason}")]
+    InvalidHealthCheck {
+        /// The field at fault (`url`, `script`, `retries`).
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// A signal name that is not known.
     #[error(
         "unknown signal '{name}': use a name such as SIGTERM, SIGINT, SIGHUP, SIGQUIT or SIGUSR2"

@@ -4,6 +4,17 @@ use crate::Error;
 
 /// Parses a duration into milliseconds. A bare number is milliseconds; a
 /// number may carry one of the units `ms`, `s`, `m`, `h`.
+/// A duration where a bare number is seconds (`health_check.timeout` and
+/// `.interval`, as in the seed: `5`, `0.3`), or a number with a unit.
+pub fn parse_seconds_ms(input: &str) -> Result<u64, Error> {
+    match input.trim().parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => {
+            Ok((seconds * 1000.0).round() as u64)
+        }
+        _ => parse_duration_ms(input),
+    }
+}
+
 pub fn parse_duration_ms(input: &str) -> Result<u64, Error> {
     let bad = || Error::InvalidDuration {
         input: input.to_string(),
@@ -97,6 +108,15 @@ mod tests {
         assert_eq!(parse_duration_ms("1.5s"), Ok(1500));
         assert_eq!(parse_duration_ms("2m"), Ok(120_000));
         assert_eq!(parse_duration_ms("1h"), Ok(3_600_000));
+    }
+
+    #[test]
+    fn health_check_durations_take_bare_numbers_as_seconds() {
+        assert_eq!(parse_seconds_ms("30"), Ok(30_000));
+        assert_eq!(parse_seconds_ms("0.3"), Ok(300));
+        assert_eq!(parse_seconds_ms("0.0005"), Ok(1));
+        assert_eq!(parse_seconds_ms("500ms"), Ok(500));
+        assert!(parse_seconds_ms("-1").is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use pmdaemon_core::api::{
 };
 use pmdaemon_core::command::{default_name_for, split_command_line};
 use pmdaemon_core::config::{AppConfig, CheckType, HealthCheck, LogType};
-use pmdaemon_core::units::{parse_duration_ms, parse_size};
+use pmdaemon_core::units::{parse_duration_ms, parse_seconds_ms, parse_size};
 use pmdaemon_daemon::Home;
 
 use super::{ecosystem, report, target_path};
@@ -162,10 +162,7 @@ fn config(script: &str, args: &StartArgs, cwd: PathBuf, is_file: bool) -> Result
 fn seconds(value: &Option<String>, flag: &str) -> Result<Option<u64>> {
     value
         .as_deref()
-        .map(|v| match v.trim().parse::<f64>() {
-            Ok(secs) if secs >= 0.0 => Ok((secs * 1000.0) as u64),
-            _ => parse_duration_ms(v),
-        })
+        .map(parse_seconds_ms)
         .transpose()
         .with_context(|| format!("--{flag}"))
 }
@@ -188,7 +185,7 @@ fn health_check(args: &StartArgs) -> Result<Option<HealthCheck>> {
             .unwrap_or(defaults.interval),
         timeout: seconds(&args.health_check_timeout, "health-check-timeout")?
             .unwrap_or(defaults.timeout),
-        retries: args.health_check_retries.unwrap_or(defaults.retries).max(1),
+        retries: args.health_check_retries.unwrap_or(defaults.retries),
         enabled: true,
     }))
 }

@@ -9,7 +9,7 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer};
 
 use crate::ports::PortSpec;
-use crate::units::{parse_duration_ms, parse_size};
+use crate::units::{parse_duration_ms, parse_seconds_ms, parse_size};
 
 /// An ecosystem file: `{"apps": [...]}`, or a single app object.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -314,7 +314,7 @@ impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         match number_or_text(deserializer, "a duration")? {
             Ok(seconds) => Ok(Seconds((seconds * 1000.0).round() as u64)),
-            Err(text) => parse_duration_ms(&text)
+            Err(text) => parse_seconds_ms(&text)
                 .map(Seconds)
                 .map_err(serde::de::Error::custom),
         }

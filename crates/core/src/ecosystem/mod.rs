@@ -590,6 +590,7 @@ fn convert(
         }
     }
     let health_check = app.health_check.map(|h| {
+        let defaults = HealthCheck::default();
         let check = HealthCheck {
             check_type: match h.check_type.unwrap_or(CheckTypeName::Http) {
                 CheckTypeName::Http => CheckType::Http,
@@ -598,34 +599,19 @@ fn convert(
             },
             url: h.url,
             script: h.script,
-            timeout: h.timeout.map_or(5_000, |s| s.0),
-            interval: h.interval.map_or(30_000, |s| s.0),
-            retries: h.retries.unwrap_or(3),
-            enabled: h.enabled.unwrap_or(true),
+            timeout: h.timeout.map_or(defaults.timeout, |s| s.0),
+            interval: h.interval.map_or(defaults.interval, |s| s.0),
+            retries: h.retries.unwrap_or(defaults.retries),
+            enabled: h.enabled.unwrap_or(defaults.enabled),
         };
-        if check.check_type == CheckType::Http && check.url.is_none() {
-            checker.problem(
-                index,
-                label,
-                &["health_check"],
-                "an http check needs a 'url'".to_string(),
-            );
-        }
-        if check.check_type == CheckType::Script && check.script.is_none() {
-            checker.problem(
-                index,
-                label,
-                &["health_check"],
-                "a script check needs a 'script'".to_string(),
-            );
-        }
-        if check.retries == 0 {
-            checker.problem(
-                index,
-                label,
-                &["health_check", "retries"],
-                "retries must be at least 1".to_string(),
-            );
+        if let Err(crate::Error::InvalidHealthCheck { field, reason }) = check.validate() {
+            // A missing field is pointed at the block; a bad one at itself.
+            let at: &[&str] = if field == "retries" {
+                &["health_check", "retries"]
+            } else {
+                &["health_check"]
+            };
+            checker.problem(index, label, at, reason);
         }
         check
     });

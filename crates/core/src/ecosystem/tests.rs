@@ -46,6 +46,10 @@ fn the_seeds_json_examples_mean_what_they_say() {
         (check.timeout, check.interval, check.retries, check.enabled),
         (5_000, 30_000, 3, true)
     );
+    // A number in a string is seconds too, as on the command line.
+    let quoted = load(r#"{"name": "q", "script": "node", "health_check": {"url": "http://x", "interval": "30", "timeout": "1.5"}}"#, Format::Json).unwrap();
+    let check = quoted.apps[0].health_check.clone().unwrap();
+    assert_eq!((check.interval, check.timeout), (30_000, 1_500));
 
     let graceful = load(r#"{"name": "graceful-cluster", "script": "node", "args": ["app.js"], "instances": 4, "kill_timeout": 5000, "restart_delay": 1000}"#, Format::Json).unwrap();
     assert_eq!(
