@@ -144,7 +144,7 @@ pub fn detail(detail: &ProcessDetail) -> String {
     );
     if !config.watch.is_empty() {
         let ignored = if config.ignore_watch.is_empty() {
-            "node_modules, .git".to_string()
+            pmdaemon_core::config::DEFAULT_IGNORE_WATCH.join(", ")
         } else {
             config.ignore_watch.join(", ")
         };

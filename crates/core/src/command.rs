@@ -77,7 +77,7 @@ pub fn default_name(script: &str) -> String {
     let cleaned: String = raw
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@') {
+            if crate::config::is_name_char(c) {
                 c
             } else {
                 '_'

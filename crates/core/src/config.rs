@@ -248,19 +248,7 @@ impl AppConfig {
     pub fn validate(&self) -> Result<(), Error> {
         validate_name(&self.name)?;
         signal_number(&self.stop_signal)?;
-        if self.instances == 0 {
-            return Err(Error::InvalidInstances {
-                reason: "an app needs at least 1 instance".to_string(),
-            });
-        }
-        if self.instances > MAX_INSTANCES {
-            return Err(Error::InvalidInstances {
-                reason: format!(
-                    "{} instances is more than pmdaemon runs for one app ({MAX_INSTANCES})",
-                    self.instances
-                ),
-            });
-        }
+        check_instances(self.instances)?;
         if let Some(spec) = &self.port {
             check_ports_fit(spec, self.instances)?;
         }
@@ -370,6 +358,27 @@ pub fn check_ports_fit(spec: &PortSpec, instances: u32) -> Result<(), Error> {
 }
 
 /// Names end up in file names and targets, so they are kept plain.
+/// The characters an app or instance name may have (URL-safe, so that a
+/// name is a path segment of the API as it is).
+pub fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@')
+}
+
+/// Paths `watch` ignores unless the app says otherwise, as in PM2.
+pub const DEFAULT_IGNORE_WATCH: [&str; 2] = ["node_modules", ".git"];
+
+/// An instance count pmdaemon can run.
+pub fn check_instances(instances: u32) -> Result<(), Error> {
+    let reason = match instances {
+        0 => "an app needs at least 1 instance".to_string(),
+        n if n > MAX_INSTANCES => {
+            format!("{n} instances is more than pmdaemon runs for one app ({MAX_INSTANCES})")
+        }
+        _ => return Ok(()),
+    };
+    Err(Error::InvalidInstances { reason })
+}
+
 pub fn validate_name(name: &str) -> Result<(), Error> {
     let invalid = |reason| {
         Err(Error::InvalidName {
@@ -389,10 +398,7 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
     if name.chars().all(|c| c.is_ascii_digit()) {
         return invalid("a number would be read as a process id");
     }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
-    {
+    if !name.chars().all(is_name_char) {
         return invalid("use letters, digits, '-', '_', '.' and '@' only");
     }
     if name.starts_with('.') || name.starts_with('-') {

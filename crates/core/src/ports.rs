@@ -39,15 +39,6 @@ impl PortSpec {
             }
         }
     }
-
-    /// Every port of the spec, in order.
-    pub fn ports(&self) -> impl Iterator<Item = u16> {
-        let (start, end) = match *self {
-            PortSpec::Single(port) => (port, port),
-            PortSpec::Range { start, end } | PortSpec::Auto { start, end } => (start, end),
-        };
-        start..=end
-    }
 }
 
 fn port(text: &str, input: &str) -> Result<u16, Error> {

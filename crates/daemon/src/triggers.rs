@@ -18,8 +18,6 @@ use crate::supervisor::Supervisor;
 /// Quiet time after the last change before the restart, unless the app sets
 /// `watch_delay`.
 const DEFAULT_WATCH_DELAY: Duration = Duration::from_millis(500);
-/// Ignored unless the app says otherwise, as in PM2.
-const DEFAULT_IGNORED: [&str; 2] = ["node_modules", ".git"];
 
 /// Starts the trigger tasks `config` asks for; the receiver (with
 /// `watch`) hears when the files are watched.
@@ -111,7 +109,10 @@ async fn watch(
     let cwd = config.cwd.clone().unwrap_or_else(|| PathBuf::from("."));
     let mut ignored: Vec<String> = config.ignore_watch.clone();
     if ignored.is_empty() {
-        ignored = DEFAULT_IGNORED.iter().map(|s| s.to_string()).collect();
+        ignored = pmdaemon_core::config::DEFAULT_IGNORE_WATCH
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     }
     // The app's own log files (whatever their names per instance) must not
     // restart it, or each restart's log line would trigger the next.

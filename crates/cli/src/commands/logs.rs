@@ -66,28 +66,7 @@ async fn follow(client: &Client, path: &str, raw: bool, json: bool) -> Result<()
             println!("{}", serde_json::to_string(&line)?);
             return Ok(());
         }
-        if raw {
-            println!("{}", line.line);
-            return Ok(());
-        }
-        let marker = if line.stream == LogStream::Err {
-            " err"
-        } else {
-            ""
-        };
-        if colour {
-            let hash = line
-                .instance
-                .bytes()
-                .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-            let hue = 31 + hash % 6;
-            println!(
-                "\x1b[{hue}m{}{marker} |\x1b[0m {}",
-                line.instance, line.line
-            );
-        } else {
-            println!("{}{marker} | {}", line.instance, line.line);
-        }
+        print_line(&line.instance, line.stream, &line.line, raw, colour);
         Ok(())
     };
     tokio::select! {

@@ -64,10 +64,7 @@ pub async fn run(command: Command, config: Option<PathBuf>, home: Home) -> Resul
 /// The API path of a target. Names are restricted to URL-safe characters,
 /// so anything else cannot name a process.
 pub fn target_path(target: &str) -> Result<String> {
-    let safe = !target.is_empty()
-        && target
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+    let safe = !target.is_empty() && target.chars().all(pmdaemon_core::config::is_name_char);
     if !safe {
         bail!("no process or app named '{target}' (see `pmdaemon list`)");
     }

@@ -558,16 +558,8 @@ fn convert(
         Instances::Max => cpus,
         Instances::AllButOne => (cpus - 1).max(1),
     };
-    if instances > crate::config::MAX_INSTANCES {
-        checker.problem(
-            index,
-            label,
-            &["instances"],
-            format!(
-                "{instances} instances is more than pmdaemon runs for one app ({})",
-                crate::config::MAX_INSTANCES
-            ),
-        );
+    if let Err(err) = crate::config::check_instances(instances) {
+        checker.problem(index, label, &["instances"], err.to_string());
     }
     if let Some(port) = &app.port {
         if let Err(err) = check_ports_fit(port, instances) {
