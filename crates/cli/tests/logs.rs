@@ -164,9 +164,11 @@ fn out_file_error_file_and_merge_logs_choose_where_output_goes() {
         tail.lines().all(|l| l.starts_with("merged | out ")),
         "{tail}"
     );
+    // flush empties the shared pair once, not once per instance.
+    let flushed = fx.ok(&["flush", "merged"]);
+    assert_eq!(flushed.lines().count(), 2, "{flushed}");
 }
 
-/// The log file and its rotated siblings, oldest first, concatenated.
 /// The bytes of `path`'s rotated files, oldest first, then of `path`
 /// itself (`.N.gz` files decompressed), and how many rotated files there
 /// were.

@@ -114,7 +114,8 @@ async fn serve(options: Options) -> Result<(), Error> {
             let Some(supervisor) = weak.upgrade() else {
                 return;
             };
-            let mut managed = supervisor.all_log_paths();
+            // The logs the budget covers, only when one is due.
+            let budget = logs::budget_due().map(|budget| (budget, supervisor.all_log_paths()));
             drop(supervisor);
             // Give memory freed by deleted apps back to the system (glibc
             // keeps it otherwise); a few microseconds on a heap this small.
@@ -126,7 +127,7 @@ async fn serve(options: Options) -> Result<(), Error> {
             let path = daemon_log.clone();
             let rotated = tokio::task::spawn_blocking(move || {
                 let rotated = logs::rotate_stderr_log(&path, logs::Rotation::default());
-                if let Some(budget) = logs::budget_due() {
+                if let Some((budget, mut managed)) = budget {
                     managed.push(path);
                     logs::enforce_budget(&managed, budget);
                 }

@@ -164,11 +164,11 @@ impl LogFile {
     }
 
     /// Appends a line written by pmdaemon itself.
-    pub fn note(&self, line: &str) {
+    pub fn note(self: &Arc<Self>, line: &str) {
         let mut state = self.lock();
         if let Some(file) = &mut state.file {
             if file.write_all(format!("{line}\n").as_bytes()).is_ok() {
-                state.size += line.len() as u64 + 1;
+                self.wrote(&mut state, line.len() + 1);
             }
         }
     }
@@ -212,8 +212,9 @@ impl LogFile {
         state.checked = Instant::now();
     }
 
-    /// A write worked: say so if it had been failing.
-    fn wrote(&self, state: &mut FileState) {
+    /// `bytes` more were written: say so if writing had been failing,
+    /// note when, and rotate once the file is due.
+    fn wrote(self: &Arc<Self>, state: &mut FileState, bytes: usize) {
         if state.failing {
             tracing::warn!(
                 "{}: writing again; {} bytes were dropped",
@@ -222,6 +223,13 @@ impl LogFile {
             );
             state.failing = false;
             state.dropped = 0;
+        }
+        state.size += bytes as u64;
+        let size = state.size;
+        state.marks.add(size);
+        let rotation = state.rotation;
+        if rotation.max_size > 0 && state.size >= rotation.max_size {
+            self.rotate(state);
         }
     }
 
@@ -235,16 +243,7 @@ impl LogFile {
             return;
         };
         match file.write_all(bytes) {
-            Ok(()) => {
-                self.wrote(&mut state);
-                state.size += bytes.len() as u64;
-                let size = state.size;
-                state.marks.add(size);
-                let rotation = state.rotation;
-                if rotation.max_size > 0 && state.size >= rotation.max_size {
-                    self.rotate(&mut state);
-                }
-            }
+            Ok(()) => self.wrote(&mut state, bytes.len()),
             Err(err) => {
                 self.failed(&mut state, &err);
                 state.dropped += bytes.len() as u64;
@@ -297,14 +296,7 @@ impl LogFile {
                     *total += moved;
                     budget = budget.saturating_sub(moved as u64);
                     if state.file.is_some() {
-                        self.wrote(&mut state);
-                        state.size += moved as u64;
-                        let size = state.size;
-                        state.marks.add(size);
-                        let rotation = state.rotation;
-                        if rotation.max_size > 0 && state.size >= rotation.max_size {
-                            self.rotate(&mut state);
-                        }
+                        self.wrote(&mut state, moved);
                     }
                 }
                 Err(Errno::EAGAIN) => return Err(std::io::ErrorKind::WouldBlock.into()),
@@ -460,30 +452,48 @@ fn gzip(mut source: &File, target: &Path) -> std::io::Result<()> {
 /// Every rotated file of `path` (`<path>.N`, `<path>.N.gz`), whatever
 /// gaps the numbering has.
 fn rotated_files(path: &Path) -> Vec<PathBuf> {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
-        return Vec::new();
+    rotated_files_of(std::slice::from_ref(&path.to_path_buf()))
+}
+
+/// [`rotated_files`] of several logs, reading each directory once.
+fn rotated_files_of(logs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut by_dir: HashMap<&Path, Vec<&str>> = HashMap::new();
+    for log in logs {
+        if let (Some(dir), Some(name)) = (log.parent(), log.file_name().and_then(|n| n.to_str())) {
+            by_dir.entry(dir).or_default().push(name);
+        }
+    }
+    let is_rotated_of = |file_name: &str, name: &str| {
+        let Some(number) = file_name
+            .strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('.'))
+        else {
+            return false;
+        };
+        let number = number.strip_suffix(".gz").unwrap_or(number);
+        !number.is_empty() && number.chars().all(|c| c.is_ascii_digit())
     };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|entry| {
+    let mut found = Vec::new();
+    for (dir, names) in by_dir {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
             let file_name = entry.file_name();
-            let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(name)) else {
-                return false;
+            let Some(file_name) = file_name.to_str() else {
+                continue;
             };
-            let number = rest.strip_prefix('.').unwrap_or("");
-            let number = number.strip_suffix(".gz").unwrap_or(number);
-            !number.is_empty() && number.chars().all(|c| c.is_ascii_digit())
-        })
-        .map(|entry| entry.path())
-        .collect()
+            if names.iter().any(|name| is_rotated_of(file_name, name)) {
+                found.push(entry.path());
+            }
+        }
+    }
+    found
 }
 
 /// Set by every rotation, taken by [`budget_due`].
@@ -513,12 +523,12 @@ pub fn enforce_budget(logs: &[PathBuf], budget: u64) {
     let mut rotated: Vec<(std::time::SystemTime, u64, PathBuf)> = Vec::new();
     for log in &logs {
         total += std::fs::metadata(log).map_or(0, |m| m.len());
-        for path in rotated_files(log) {
-            if let Ok(meta) = std::fs::metadata(&path) {
-                total += meta.len();
-                let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-                rotated.push((modified, meta.len(), path));
-            }
+    }
+    for path in rotated_files_of(&logs) {
+        if let Ok(meta) = std::fs::metadata(&path) {
+            total += meta.len();
+            let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+            rotated.push((modified, meta.len(), path));
         }
     }
     rotated.sort();

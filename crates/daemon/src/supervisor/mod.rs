@@ -925,6 +925,8 @@ impl Supervisor {
                 })
                 .collect()
         };
+        // Merged logs are shared by instances: each file once.
+        paths.sort();
         paths.dedup();
         for path in &paths {
             let result = match self.log_files.find(path) {
