@@ -830,3 +830,39 @@ fn a_log_that_is_not_a_regular_file_is_never_rotated() {
     let log = std::fs::read_to_string(fx.home().join("daemon.log")).unwrap();
     assert!(!log.contains("rotate"), "{log}");
 }
+
+#[test]
+fn a_follower_of_many_files_uses_one_inotify_instance() {
+    use std::io::BufRead;
+    let fx = Fixture::new();
+    fx.ok(&[
+        "start",
+        "sh -c 'echo up; exec sleep 300'",
+        "--name",
+        "many",
+        "-i",
+        "4",
+    ]);
+    let daemon = fx.daemon_pid().unwrap();
+    let inotify = || {
+        std::fs::read_dir(format!("/proc/{daemon}/fd"))
+            .unwrap()
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .filter(|target| target.to_string_lossy().contains("inotify"))
+            .count()
+    };
+    let before = inotify();
+    // Eight files: stdout and stderr of four instances.
+    let follower = fx
+        .process()
+        .args(["logs", "many", "--follow", "--lines", "1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut follower = helper::Guarded::new(follower, DEADLINE);
+    let mut stdout = std::io::BufReader::new(follower.child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.contains("| up"), "{line}");
+    assert_eq!(inotify(), before + 1);
+}

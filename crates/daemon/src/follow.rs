@@ -6,6 +6,7 @@
 //! line until its end, and reopens the file when it was rotated, recreated
 //! or emptied. Followers end when the client goes away.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
@@ -23,11 +24,59 @@ pub type Source = (String, LogStream, PathBuf);
 
 /// Streams the last `lines` lines of each source, then every new line, as
 /// JSON objects separated by newlines.
+///
+/// One inotify watcher serves every file of the follower (an inotify
+/// instance and a thread each would run into the user's limit of 128), on
+/// each directory once; an event wakes the file it names.
 pub fn follow(sources: Vec<Source>, lines: usize) -> mpsc::Receiver<Bytes> {
     let (sender, receiver) = mpsc::channel(1024);
-    for source in sources {
-        tokio::spawn(follow_file(sender.clone(), source, lines));
+    // Watch first, so that no change after a tail is read goes unseen.
+    let mut wakes: HashMap<PathBuf, mpsc::UnboundedSender<()>> = HashMap::new();
+    let mut woken = Vec::new();
+    for (_, _, path) in &sources {
+        let (wake, heard) = mpsc::unbounded_channel();
+        wakes.insert(path.clone(), wake.clone());
+        wakes.insert(PathBuf::from(format!("{}.1", path.display())), wake);
+        woken.push(heard);
     }
+    let mut directories: Vec<PathBuf> = sources
+        .iter()
+        .map(|(_, _, path)| {
+            path.parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        })
+        .collect();
+    directories.sort();
+    directories.dedup();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        for path in event.iter().flat_map(|e| &e.paths) {
+            if let Some(wake) = wakes.get(path) {
+                let _ = wake.send(());
+            }
+        }
+    })
+    .and_then(|mut watcher| {
+        for directory in &directories {
+            watcher.watch(directory, RecursiveMode::NonRecursive)?;
+        }
+        Ok(watcher)
+    })
+    .map_err(|err| err.to_string());
+    let failed = watcher.as_ref().err().cloned();
+    for (source, woken) in sources.into_iter().zip(woken) {
+        tokio::spawn(follow_file(
+            sender.clone(),
+            source,
+            lines,
+            woken,
+            failed.clone(),
+        ));
+    }
+    // The watcher lives as long as the follower.
+    tokio::spawn(async move {
+        sender.closed().await;
+        drop(watcher);
+    });
     receiver
 }
 
@@ -94,59 +143,44 @@ impl Reader {
                 self.partial.clear();
             }
         }
-        let mut fresh = Vec::new();
-        let _ = file.read_to_end(&mut fresh);
-        self.partial.extend_from_slice(&fresh);
+        let _ = file.read_to_end(&mut self.partial);
         let mut lines = Vec::new();
-        while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=end).collect();
-            let text = String::from_utf8_lossy(&line[..line.len() - 1]);
+        let mut begin = 0;
+        for end in memchr::memchr_iter(b'\n', &self.partial) {
+            let text = String::from_utf8_lossy(&self.partial[begin..end]);
             lines.push(text.strip_suffix('\r').unwrap_or(&text).to_string());
+            begin = end + 1;
         }
+        self.partial.drain(..begin);
         lines
     }
 }
 
-async fn follow_file(sender: mpsc::Sender<Bytes>, (instance, stream, path): Source, lines: usize) {
-    // Watch first, so that no change after the tail is read goes unseen.
-    let (wake, mut woken) = mpsc::unbounded_channel();
-    let watched = path.clone();
-    let rotated = PathBuf::from(format!("{}.1", path.display()));
-    let directory = path
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
-            if event.paths.iter().any(|p| *p == watched || *p == rotated) {
-                let _ = wake.send(());
-            }
-        }
-    })
-    .and_then(|mut watcher| {
-        watcher
-            .watch(&directory, RecursiveMode::NonRecursive)
-            .map(|()| watcher)
-    });
+async fn follow_file(
+    sender: mpsc::Sender<Bytes>,
+    (instance, stream, path): Source,
+    lines: usize,
+    mut woken: mpsc::UnboundedReceiver<()>,
+    watch_failed: Option<String>,
+) {
     let (mut reader, tail) = Reader::open_with_tail(&path, lines);
     for line in tail {
         if sender.send(encode(&instance, stream, &line)).await.is_err() {
             return;
         }
     }
-    // Kept alive until the follower ends.
-    let _watcher = match watcher {
-        Ok(watcher) => watcher,
-        Err(err) => {
-            let line = format!("[pmdaemon] cannot follow {}: {err}", path.display());
-            let _ = sender.send(encode(&instance, stream, &line)).await;
-            return;
-        }
-    };
+    if let Some(err) = watch_failed {
+        let line = format!("[pmdaemon] cannot follow {}: {err}", path.display());
+        let _ = sender.send(encode(&instance, stream, &line)).await;
+        return;
+    }
     loop {
         tokio::select! {
             woke = woken.recv() => if woke.is_none() { return },
             () = sender.closed() => return,
         }
+        // One read serves every event that came meanwhile.
+        while woken.try_recv().is_ok() {}
         // What the current file got, then, if the path now names another
         // file (rotated or recreated), that file from its start.
         let mut fresh = reader.read_new();
