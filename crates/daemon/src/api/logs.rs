@@ -47,12 +47,25 @@ async fn answer(
         .supervisor
         .log_sources(target.as_deref(), query.stream)?;
     let receiver = crate::follow::follow(sources, lines);
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver
-            .recv()
-            .await
-            .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), receiver))
-    });
+    // The stream ends when the daemon has stopped the apps: the client sees
+    // a clean end, not a broken connection.
+    let stopped = Box::pin(state.supervisor.stopped());
+    let stream = futures_util::stream::unfold(
+        (receiver, stopped),
+        |(mut receiver, mut stopped)| async move {
+            let chunk = tokio::select! {
+                biased;
+                chunk = receiver.recv() => chunk,
+                () = &mut stopped => None,
+            };
+            chunk.map(|chunk| {
+                (
+                    Ok::<_, std::convert::Infallible>(chunk),
+                    (receiver, stopped),
+                )
+            })
+        },
+    );
     Ok((
         [(header::CONTENT_TYPE, "application/x-ndjson")],
         Body::from_stream(stream),

@@ -61,6 +61,8 @@ pub struct Supervisor {
     shutting_down: AtomicBool,
     /// The outcome of the one shutdown, which every caller waits for.
     shut_down: tokio::sync::OnceCell<Vec<String>>,
+    /// Becomes true once shutdown has stopped every app.
+    stopped: watch::Sender<bool>,
     /// Notified whenever an instance's record changes (readiness waits).
     pub(crate) changed: Notify,
     /// One lock per app: reloads and restarts of an app never interleave.
@@ -87,6 +89,7 @@ impl Supervisor {
             persist_urgent_wake: Notify::new(),
             shutting_down: AtomicBool::new(false),
             shut_down: tokio::sync::OnceCell::new(),
+            stopped: watch::Sender::new(false),
             triggers: Mutex::new(BTreeMap::new()),
             system: Mutex::new(None),
             changed: Notify::new(),
@@ -943,10 +946,22 @@ impl Supervisor {
     /// A second call (two `kill`s, SIGTERM during a kill) waits for the
     /// first to finish rather than returning while apps are still stopping.
     pub async fn shutdown(&self) -> Vec<String> {
-        self.shut_down
+        let stopped = self
+            .shut_down
             .get_or_init(|| self.stop_everything())
             .await
-            .clone()
+            .clone();
+        self.stopped.send_replace(true);
+        stopped
+    }
+
+    /// Resolves once shutdown has stopped every app (log streams end then,
+    /// cleanly, after the apps' last lines).
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut stopped = self.stopped.subscribe();
+        async move {
+            let _ = stopped.wait_for(|done| *done).await;
+        }
     }
 
     async fn stop_everything(&self) -> Vec<String> {
