@@ -31,7 +31,15 @@ fn a_bad_command_is_refused_and_nothing_is_registered() {
             .collect::<Vec<_>>()
     };
     assert_eq!(shape(fx.list()), shape(before));
-    assert!(!fx.home().join("logs/plain-0-out.log").exists());
+    // No log file of a refused app was created: only keep's.
+    let logs: Vec<String> = std::fs::read_dir(fx.home().join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        logs.iter().all(|name| name.starts_with("keep-0-")),
+        "{logs:?}"
+    );
 }
 
 #[test]

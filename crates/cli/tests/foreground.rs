@@ -63,20 +63,26 @@ fn run_streams_the_logs_and_sigterm_stops_every_app_then_itself() {
 #[test]
 fn run_ends_when_no_app_is_left_running_with_an_error_if_one_gave_up() {
     let fx = Fixture::new();
-    let done = fx
-        .process()
-        .args(["run", "sh -c 'echo working; exit 0'", "--name", "job"])
-        .args(["--no-autorestart"])
-        .output()
-        .unwrap();
+    // fx.output: a run that hung would be killed after a minute.
+    let done = fx.output(&[
+        "run",
+        "sh -c 'echo working; exit 0'",
+        "--name",
+        "job",
+        "--no-autorestart",
+    ]);
     assert!(done.status.success(), "{done:?}");
     assert!(String::from_utf8_lossy(&done.stdout).contains("job-0 | working"));
-    let failed = fx
-        .process()
-        .args(["run", "sh -c 'exit 3'", "--name", "broken"])
-        .args(["--max-restarts", "2", "--restart-delay", "10"])
-        .output()
-        .unwrap();
+    let failed = fx.output(&[
+        "run",
+        "sh -c 'exit 3'",
+        "--name",
+        "broken",
+        "--max-restarts",
+        "2",
+        "--restart-delay",
+        "10",
+    ]);
     assert!(!failed.status.success());
     let err = String::from_utf8_lossy(&failed.stderr);
     assert!(err.contains("broken-0 gave up (errored)"), "{err}");
@@ -103,6 +109,10 @@ fn start_as_pid_1_runs_in_the_foreground_until_sigterm() {
         .status()
         .is_ok_and(|s| s.success());
     if !can_unshare {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to run unshare -fp (it runs as root)"
+        );
         eprintln!("SKIPPED: cannot create a PID namespace here (unshare -fp needs privileges)");
         return;
     }
@@ -110,8 +120,10 @@ fn start_as_pid_1_runs_in_the_foreground_until_sigterm() {
         "app.sh",
         "#!/bin/sh\necho ready-in-container\nexec sleep 300\n",
     );
+    // --kill-child: the namespace ends with unshare, even if the test
+    // fails and its guard kills unshare.
     let init = std::process::Command::new("unshare")
-        .args(["-fp", "--mount-proc"])
+        .args(["-fp", "--mount-proc", "--kill-child"])
         .arg(assert_cmd::cargo::cargo_bin("pmdaemon"))
         .args(["start", "./app.sh", "--name", "app"])
         .env("PMDAEMON_HOME", fx.home())

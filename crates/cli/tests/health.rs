@@ -172,6 +172,8 @@ fn a_reload_whose_new_version_cannot_start_stops_after_the_first_instance() {
     .unwrap();
     fx.ok(&["reload", "web"]);
     let after: Vec<Option<u32>> = fx.list().iter().map(|p| p.pid).collect();
+    assert_eq!(after.len(), 3);
+    assert!(after.iter().all(Option::is_some), "{after:?}");
     assert!(before.iter().zip(&after).all(|(b, a)| b != a));
     for i in 0..3 {
         assert_eq!(

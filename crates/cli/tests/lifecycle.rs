@@ -403,7 +403,7 @@ fn kill_ends_the_daemon_even_while_a_log_follower_is_connected() {
     fx.ok(&["kill"]);
     assert!(!alive(daemon));
     // The stream ends with the daemon.
-    follower.wait();
+    assert!(follower.wait().success(), "the stream did not end cleanly");
 }
 
 #[test]
@@ -430,7 +430,9 @@ fn two_kills_at_once_still_stop_an_app_that_ignores_sigterm() {
         .map(|_| fx.process().arg("kill").spawn().unwrap())
         .collect();
     for kill in kills {
-        helper::Guarded::new(kill, helper::DEADLINE).wait();
+        assert!(helper::Guarded::new(kill, helper::DEADLINE)
+            .wait()
+            .success());
     }
     // The second kill waited for the first: the app got its SIGKILL.
     assert!(

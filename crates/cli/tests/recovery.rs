@@ -29,7 +29,7 @@ fn a_daemon_killed_with_sigkill_is_replaced_and_recovers_every_app_without_dupli
     // The next command starts a new daemon, which cleans up and resumes
     // (in the background: wait until every instance it resumes runs).
     fx.list();
-    assert_ne!(fx.daemon_pid(), Some(daemon));
+    assert!(fx.daemon_pid().is_some_and(|pid| pid != daemon));
     for name in ["web-0", "web-1", "web-2", "worker-0"] {
         fx.wait_for(name, "resumed", |p| {
             p.status == Status::Online && p.pid.is_some()
@@ -77,17 +77,24 @@ fn a_reused_pid_is_not_mistaken_for_a_leftover() {
     let fx = Fixture::new();
     fx.ok(&["start", "sleep 300", "--name", "web"]);
     fx.ok(&["kill"]);
-    // Pretend the recorded process is a long-lived unrelated one: this test
-    // process. Its start time does not match, so it must survive recovery.
+    // Pretend the recorded pid now belongs to an unrelated process. Its
+    // start time does not match, so it must survive recovery.
+    let unrelated = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .unwrap();
+    let mut unrelated = helper::Guarded::new(unrelated, helper::DEADLINE * 2);
+    let pid = unrelated.child.id();
     let state_path = fx.home().join("state.json");
     let mut state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
-    state["instances"][0]["pid"] = serde_json::json!(std::process::id());
+    state["instances"][0]["pid"] = serde_json::json!(pid);
     state["instances"][0]["pid_start_time"] = serde_json::json!(1);
     std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
     // The next command starts a daemon, which resumes web in the background.
     fx.wait_for("web-0", "resumed", |p| p.status == Status::Online);
-    assert!(alive(std::process::id()));
+    assert!(alive(pid), "recovery killed an unrelated process");
+    assert!(unrelated.child.try_wait().unwrap().is_none());
 }
 
 #[test]

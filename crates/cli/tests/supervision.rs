@@ -151,8 +151,10 @@ fn restart_delay_shows_waiting_restart_then_restarts() {
     fx.ok(&["stop", "slow"]);
     let stopped = fx.get("slow-0");
     assert_eq!(stopped.status, Status::Stopped);
+    // Longer than the 3 s delay: a restart that was not cancelled would
+    // have come by then.
     assert!(!helper::wait_until(
-        std::time::Duration::from_secs(2),
+        std::time::Duration::from_secs(4),
         || fx.get("slow-0").status != Status::Stopped
     ));
 }

@@ -154,30 +154,34 @@ impl Fixture {
         path
     }
 
-    /// The daemon's pid, if one is running.
+    /// The daemon's pid, if one is running. The pid file alone is not
+    /// trusted (a SIGKILLed daemon leaves it; a daemon in another PID
+    /// namespace wrote its own numbering): the process must be of this home.
     pub fn daemon_pid(&self) -> Option<u32> {
         let pid: u32 = std::fs::read_to_string(self.home().join("daemon.pid"))
             .ok()?
             .trim()
             .parse()
             .ok()?;
-        alive(pid).then_some(pid)
+        self.is_ours(pid).then_some(pid)
     }
 
-    /// Every live process started for this home (they carry its path in
-    /// their environment).
-    pub fn processes(&self) -> Vec<u32> {
+    /// Whether `pid` is alive and was started for this home (its
+    /// environment carries the home's path).
+    fn is_ours(&self, pid: u32) -> bool {
         let mark = format!("PMDAEMON_HOME={}", self.home().display());
+        alive(pid)
+            && std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|e| e == mark.as_bytes()))
+    }
+
+    /// Every live process started for this home but the daemon.
+    pub fn processes(&self) -> Vec<u32> {
+        let daemon = self.daemon_pid();
         std::fs::read_dir("/proc")
             .unwrap()
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|pid| alive(*pid))
-            .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/environ"))
-                    .map(|env| env.split(|b| *b == 0).any(|e| e == mark.as_bytes()))
-                    .unwrap_or(false)
-            })
-            .filter(|pid| Some(*pid) != self.daemon_pid())
+            .filter(|pid| self.is_ours(*pid) && Some(*pid) != daemon)
             .collect()
     }
 }
