@@ -60,11 +60,6 @@ impl Client {
         self.send(Method::POST, path, Some(body)).await
     }
 
-    /// `DELETE path`.
-    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        self.send(Method::DELETE, path, None::<&()>).await
-    }
-
     /// `GET path`, `None` on 404.
     pub async fn find<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>> {
         let (status, body) = self.raw(Method::GET, path, None).await?;
@@ -74,7 +69,8 @@ impl Client {
         decode(status, &body).map(Some)
     }
 
-    async fn send<B: Serialize, T: DeserializeOwned>(
+    /// `method path` with an optional JSON body.
+    pub async fn send<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,

@@ -1,20 +1,15 @@
 //! `pmdaemon delete <target>`.
 
 use anyhow::Result;
-use pmdaemon_core::api::ProcessInfo;
+use hyper::Method;
 use pmdaemon_daemon::Home;
 
-use super::{expand_target, report, target_path};
+use super::act_on_target;
 use crate::cli::TargetArgs;
-use crate::client::Client;
 
 /// Stops the target and forgets it.
 pub async fn run(args: TargetArgs, home: Home) -> Result<()> {
-    let client = Client::connect(home).await?;
-    let mut affected: Vec<ProcessInfo> = Vec::new();
-    for target in expand_target(&client, args.target.as_deref()).await? {
-        let done: Vec<ProcessInfo> = client.delete(&target_path(&target)?).await?;
-        affected.extend(done);
-    }
-    report(&client, "deleted", &affected, args.json).await
+    let target = args.target.as_deref();
+    let request = (Method::DELETE, "");
+    act_on_target(home, target, request, None::<&()>, "deleted", args.json).await
 }

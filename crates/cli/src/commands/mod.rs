@@ -19,7 +19,7 @@ pub mod validate;
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use pmdaemon_core::api::ProcessInfo;
 use pmdaemon_daemon::Home;
 
@@ -90,8 +90,6 @@ pub async fn report(
     Ok(())
 }
 
-/// The targets a verb acts on: the target itself, or, for an ecosystem
-/// file, the apps of that file that pmdaemon knows.
 /// A verb given no target acts on the `--config` file; with neither, it is
 /// refused before anything (even the daemon) starts.
 fn or_config(target: &mut Option<String>, config: &Option<PathBuf>) -> Result<()> {
@@ -104,13 +102,34 @@ fn or_config(target: &mut Option<String>, config: &Option<PathBuf>) -> Result<()
     Ok(())
 }
 
-pub async fn expand_target(client: &Client, target: Option<&str>) -> Result<Vec<String>> {
-    let Some(target) = target else {
-        bail!("give a target (see `pmdaemon help`)");
-    };
+/// What stop, restart, reload and delete share: `method` on each target's
+/// path plus `suffix` (for an ecosystem file, each of its apps pmdaemon
+/// knows), then one report of what was `done`.
+pub async fn act_on_target<B: serde::Serialize>(
+    home: Home,
+    target: Option<&str>,
+    (method, suffix): (hyper::Method, &str),
+    body: Option<&B>,
+    done: &str,
+    json: bool,
+) -> Result<()> {
+    let target = target.context("give a target (see `pmdaemon help`)")?;
+    let client = Client::connect(home).await?;
+    let mut affected: Vec<ProcessInfo> = Vec::new();
+    for path in expand_target(&client, target).await? {
+        let answer: Vec<ProcessInfo> = client
+            .send(method.clone(), &format!("{path}{suffix}"), body)
+            .await?;
+        affected.extend(answer);
+    }
+    report(&client, done, &affected, json).await
+}
+
+/// The API paths a target names: the target itself, or, for an ecosystem
+/// file, the apps of that file that pmdaemon knows.
+async fn expand_target(client: &Client, target: &str) -> Result<Vec<String>> {
     if !ecosystem::is_file(target) {
-        target_path(target)?;
-        return Ok(vec![target.to_string()]);
+        return Ok(vec![target_path(target)?]);
     }
     let loaded = ecosystem::load(std::path::Path::new(target), None)?;
     let known: Vec<ProcessInfo> = client.get("/api/processes").await?;
@@ -123,5 +142,5 @@ pub async fn expand_target(client: &Client, target: Option<&str>) -> Result<Vec<
     if names.is_empty() {
         bail!("none of the apps of {target} are known to pmdaemon (see `pmdaemon list`)");
     }
-    Ok(names)
+    names.iter().map(|name| target_path(name)).collect()
 }

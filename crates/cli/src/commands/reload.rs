@@ -1,25 +1,20 @@
 //! `pmdaemon reload <target> [--parallel K]`.
 
 use anyhow::Result;
-use pmdaemon_core::api::{ProcessInfo, ReloadRequest};
+use hyper::Method;
+use pmdaemon_core::api::ReloadRequest;
 use pmdaemon_daemon::Home;
 
-use super::{expand_target, report, target_path};
+use super::act_on_target;
 use crate::cli::ReloadArgs;
-use crate::client::Client;
 
 /// Replaces the target's instances a batch at a time, each only once the
 /// previous batch is ready; fails (and stops) at the first that is not.
 pub async fn run(args: ReloadArgs, home: Home) -> Result<()> {
-    let client = Client::connect(home).await?;
-    let request = ReloadRequest {
+    let body = ReloadRequest {
         parallel: args.parallel.max(1),
     };
-    let mut affected: Vec<ProcessInfo> = Vec::new();
-    for target in expand_target(&client, args.target.as_deref()).await? {
-        let path = format!("{}/reload", target_path(&target)?);
-        let done: Vec<ProcessInfo> = client.post(&path, &request).await?;
-        affected.extend(done);
-    }
-    report(&client, "reloaded", &affected, args.json).await
+    let request = (Method::POST, "/reload");
+    let target = args.target.as_deref();
+    act_on_target(home, target, request, Some(&body), "reloaded", args.json).await
 }
