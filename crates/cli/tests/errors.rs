@@ -126,3 +126,12 @@ fn a_malformed_api_request_is_refused_and_changes_nothing() {
     assert_eq!((after.pid, after.restarts), (before.pid, 0));
     assert_eq!(fx.list().len(), 1);
 }
+
+#[test]
+fn a_bad_flag_does_not_even_start_the_daemon() {
+    let fx = Fixture::new();
+    let err = fx.fails(&["start", "sleep 300", "--kill-timeout", "soon"]);
+    assert!(err.contains("invalid duration"), "{err}");
+    assert!(fx.daemon_pid().is_none());
+    assert!(!fx.home().join("pmdaemon.sock").exists());
+}

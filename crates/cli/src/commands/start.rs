@@ -44,6 +44,11 @@ pub async fn run(args: StartArgs, config_file: Option<PathBuf>, home: Home) -> R
         None => here,
     };
     let is_file = cwd.join(&script).exists();
+    // Checked before anything starts: a bad flag does not start a daemon.
+    let request = StartRequest {
+        config: config(&script, &args, cwd, is_file)?,
+        inherited_env: inherited_env(),
+    };
     let client = Client::connect(home).await?;
     if !is_file && looks_like_a_target(&script, &args) {
         let path = target_path(&script)?;
@@ -52,10 +57,6 @@ pub async fn run(args: StartArgs, config_file: Option<PathBuf>, home: Home) -> R
             return report(&client, "started", &started, args.json).await;
         }
     }
-    let request = StartRequest {
-        config: config(&script, &args, cwd, is_file)?,
-        inherited_env: inherited_env(),
-    };
     let started: Vec<ProcessInfo> = client.post("/api/processes", &request).await?;
     report(&client, "started", &started, args.json).await?;
     if args.wait_ready {
