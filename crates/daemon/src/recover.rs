@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use pmdaemon_core::config::signal_number;
+use pmdaemon_core::config::AppConfig;
 use tokio::time::{sleep, Instant};
 
 use crate::paths::Home;
@@ -32,11 +32,10 @@ pub async fn kill_leftovers(home: &Home, state: &State) -> usize {
             .iter()
             .find(|a| a.config.name == record.app)
             .map(|a| &a.config);
-        let signal = config
-            .and_then(|c| signal_number(&c.stop_signal).ok())
-            .and_then(|n| Signal::try_from(n).ok())
-            .unwrap_or(Signal::SIGTERM);
-        let grace = Duration::from_millis(config.map_or(1600, |c| c.kill_timeout));
+        let signal = config.map_or(Signal::SIGTERM, crate::spawn::stop_signal);
+        let grace = Duration::from_millis(
+            config.map_or(AppConfig::default().kill_timeout, |c| c.kill_timeout),
+        );
         let marks = [
             format!("PMDAEMON_HOME={}", home.root().display()),
             format!("PMDAEMON_INSTANCE_NAME={}", record.name),

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use pmdaemon_core::command::{invocation, Invocation};
 use pmdaemon_core::config::AppConfig;
 
-pub use unix::{group_alive, signal_group, spawn, Spawned};
+pub use unix::{group_alive, signal_group, spawn, stop_signal, Spawned};
 
 use crate::Error;
 

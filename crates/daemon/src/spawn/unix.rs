@@ -54,6 +54,15 @@ pub fn spawn(reaper: &Reaper, plan: &Plan) -> std::io::Result<Spawned> {
 }
 
 /// Sends `signal` to process group `pgid`; false when the group is empty.
+/// The signal that asks `config`'s app to stop (`stop_signal`, SIGTERM
+/// when it names none that exists here).
+pub fn stop_signal(config: &pmdaemon_core::config::AppConfig) -> Signal {
+    pmdaemon_core::config::signal_number(&config.stop_signal)
+        .ok()
+        .and_then(|number| Signal::try_from(number).ok())
+        .unwrap_or(Signal::SIGTERM)
+}
+
 pub fn signal_group(pgid: u32, signal: Signal) -> bool {
     match i32::try_from(pgid) {
         Ok(raw) if raw > 1 => !matches!(killpg(Pid::from_raw(raw), signal), Err(Errno::ESRCH)),

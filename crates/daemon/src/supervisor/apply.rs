@@ -11,7 +11,6 @@ use pmdaemon_core::config::AppConfig;
 
 use super::{add_instances, Action, Supervisor};
 use crate::ports;
-use crate::spawn::{self, InstanceEnv};
 use crate::Error;
 
 impl Supervisor {
@@ -23,12 +22,7 @@ impl Supervisor {
         }
         for config in &request.apps {
             config.validate()?;
-            let first = InstanceEnv {
-                index: 0,
-                name: &config.instance_name(0),
-                port: None,
-            };
-            spawn::plan(config, &request.inherited_env, &first)
+            super::plan_first(config, &request.inherited_env)
                 .map_err(|err| Error::BadCommand(format!("app '{}': {err}", config.name)))?;
         }
         let mut outcomes = Vec::new();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use pmdaemon_core::api::{ExitReason, Health, LogStream, Status};
-use pmdaemon_core::config::{signal_number, AppConfig};
+use pmdaemon_core::config::AppConfig;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, sleep_until, Instant};
 
@@ -391,10 +391,7 @@ impl Instance {
             return;
         };
         let config = self.config().unwrap_or_default();
-        let signal = signal_number(&config.stop_signal)
-            .ok()
-            .and_then(|number| Signal::try_from(number).ok())
-            .unwrap_or(Signal::SIGTERM);
+        let signal = spawn::stop_signal(&config);
         self.update(|record| record.status = Status::Stopping);
         let pgid = running.pid;
         spawn::signal_group(pgid, signal);

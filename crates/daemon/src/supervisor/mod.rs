@@ -225,9 +225,8 @@ impl Supervisor {
         let guards = self.lock_apps(&ids).await;
         let mut replaced = 0;
         for batch in ids.chunks(parallel.max(1) as usize) {
-            for id in batch {
-                self.update_instance(*id, |r| r.port_override = None);
-            }
+            // Reloads run on the saved ports.
+            self.override_ports(batch, None)?;
             let started = self.command_all(batch, Command::Restart).await;
             for id in batch {
                 let (name, wait) = {
@@ -509,12 +508,7 @@ impl Supervisor {
         }
         config.validate()?;
         // Fail fast, before registering anything, on a bad program or cwd.
-        let first = InstanceEnv {
-            index: 0,
-            name: &config.instance_name(0),
-            port: None,
-        };
-        spawn::plan(&config, &inherited_env, &first)?;
+        plan_first(&config, &inherited_env)?;
         let ids: Vec<u32> = {
             let mut table = self.lock();
             if table.name_taken(&config.name, config.instances) {
@@ -724,11 +718,7 @@ impl Supervisor {
             }
             return Ok(());
         };
-        let mut apps: Vec<String> = ids
-            .iter()
-            .filter_map(|id| table.instances.get(id).map(|i| i.app.clone()))
-            .collect();
-        apps.dedup();
+        let apps = table.apps_of(ids);
         if apps.len() != 1 {
             return Err(Error::BadCommand(
                 "--port applies to the instances of one app; name that app or one of its instances"
@@ -992,6 +982,20 @@ impl Supervisor {
         self.persist_now().await;
         stopped
     }
+}
+
+/// The launch plan of `config`'s first instance: whether its program and
+/// cwd can run, checked before anything is registered.
+pub(crate) fn plan_first(
+    config: &AppConfig,
+    inherited_env: &BTreeMap<String, String>,
+) -> Result<spawn::Plan, Error> {
+    let first = InstanceEnv {
+        index: 0,
+        name: &config.instance_name(0),
+        port: None,
+    };
+    spawn::plan(config, inherited_env, &first)
 }
 
 /// Adds records for new instances `indices` of `config`'s app with their
