@@ -124,6 +124,19 @@ fn a_watched_cluster_is_not_restarted_by_its_own_log_files() {
             .any(|p| p.restarts > 0)),
         "its own logs restarted it"
     );
+    // Nor do the log files of instances added later.
+    fx.ok(&["scale", "chatty", "3"]);
+    let added = fx.work().join("out-2.log");
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&added).is_ok_and(|s| s.lines().count() > 5)
+    }));
+    assert!(
+        !wait_until(Duration::from_secs(2), || fx
+            .list()
+            .iter()
+            .any(|p| p.restarts > 0)),
+        "a scaled-up instance's log restarted the app"
+    );
     // A real change still does.
     std::fs::write(fx.work().join("config.txt"), "changed").unwrap();
     fx.wait_for("chatty-0", "restarted by a change", |p| p.restarts >= 1);

@@ -20,7 +20,7 @@ use pmdaemon_core::api::{
     Health, LogStream, LogTail, LogsResponse, ProcessDetail, ProcessInfo, StartRequest, Status,
     SystemInfo,
 };
-use pmdaemon_core::config::{check_ports_fit, AppConfig, MAX_INSTANCES};
+use pmdaemon_core::config::{check_ports_fit, AppConfig};
 use pmdaemon_core::ports::PortSpec;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
@@ -605,11 +605,7 @@ impl Supervisor {
                 "scaling {app} to 0 would delete it; use `pmdaemon stop {app}` or `pmdaemon delete {app}`"
             )));
         }
-        if instances > MAX_INSTANCES {
-            return Err(Error::BadCommand(format!(
-                "{instances} instances is more than pmdaemon runs for one app ({MAX_INSTANCES})"
-            )));
-        }
+        pmdaemon_core::config::check_instances(instances)?;
         let (added, removed) =
             {
                 let mut table = self.lock();
@@ -646,6 +642,8 @@ impl Supervisor {
         }
         // At least one instance remains, so remove() keeps the app.
         self.remove(&removed).await;
+        // Watch ignores the log files of the instances there are now.
+        self.arm_triggers_and_wait(app).await;
         self.persist_now().await;
         let table = self.lock();
         Ok(table
