@@ -1040,23 +1040,30 @@ pub fn tail_of(file: &mut File, len: u64, lines: usize) -> std::io::Result<Vec<(
         return Ok(Vec::new());
     }
     let mut start = len;
-    let mut collected: Vec<u8> = Vec::new();
+    // Newest chunk first; each byte is read and counted once.
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    let mut breaks = 0;
     const STEP: u64 = 64 * 1024;
     // Read backwards until enough line breaks are seen (one more than the
-    // lines wanted, to find where the first of them begins).
+    // lines wanted, to find where the first of them begins; the file's
+    // final line break ends the last line and does not count).
     while start > 0 {
         let step = STEP.min(start);
         start -= step;
         file.seek(SeekFrom::Start(start))?;
         let mut chunk = vec![0; step as usize];
         file.read_exact(&mut chunk)?;
-        chunk.extend_from_slice(&collected);
-        collected = chunk;
-        let body = collected.strip_suffix(b"\n").unwrap_or(&collected);
-        if body.iter().filter(|b| **b == b'\n').count() >= lines {
+        breaks += memchr::memchr_iter(b'\n', &chunk).count();
+        if chunks.is_empty() && chunk.last() == Some(&b'\n') {
+            breaks -= 1;
+        }
+        chunks.push(chunk);
+        if breaks >= lines {
             break;
         }
     }
+    chunks.reverse();
+    let collected = chunks.concat();
     let body = collected.strip_suffix(b"\n").unwrap_or(&collected);
     let mut segments: Vec<(usize, usize)> = Vec::new();
     let mut begin = 0;
@@ -1152,6 +1159,11 @@ mod tests {
             ["line 99997", "line 99998", "line 99999"]
         );
         assert_eq!(tail(&path, 100_001).unwrap().len(), 100_000);
+        // Across several 64 KiB reads, starting exactly at a line.
+        let many = tail(&path, 50_000).unwrap();
+        assert_eq!(many.len(), 50_000);
+        assert_eq!(many[0], "line 50000");
+        assert_eq!(many[49_999], "line 99999");
         assert!(tail(&path, 0).unwrap().is_empty());
     }
 
