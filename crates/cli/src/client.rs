@@ -5,7 +5,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -165,51 +165,10 @@ impl Client {
         Ok((status, bytes))
     }
 
-    /// Spawns `pmdaemon daemon` detached (its own session, output into
-    /// daemon.log) and waits until it says it is ready.
+    /// Spawns the daemon detached and waits until it says it is ready.
     async fn start_daemon(&self) -> Result<()> {
-        let root = self.home.root();
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(root)
-            .with_context(|| format!("cannot create {}", root.display()))?;
+        let (_daemon, said_ready) = spawn_daemon(&self.home, false).await?;
         let log_path = self.home.daemon_log();
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&log_path)
-            .with_context(|| format!("cannot open {}", log_path.display()))?;
-        let exe = std::env::current_exe().context("cannot find the pmdaemon executable")?;
-        let mut command = Command::new(exe);
-        command
-            .arg("daemon")
-            .env("PMDAEMON_HOME", root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log);
-        // SAFETY: setsid is async-signal-safe and touches no memory of ours.
-        unsafe {
-            command.pre_exec(|| {
-                nix::unistd::setsid()
-                    .map(drop)
-                    .map_err(std::io::Error::from)
-            });
-        }
-        let mut child = command.spawn().context("cannot start the daemon")?;
-        let stdout = child.stdout.take().context("the daemon has no stdout")?;
-        let said_ready = tokio::task::spawn_blocking(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .any(|line| line.contains("ready"))
-        });
-        let said_ready = tokio::time::timeout(START_TIMEOUT, said_ready)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or(false);
         if said_ready {
             return Ok(());
         }
@@ -229,6 +188,61 @@ impl Client {
             log_path.display()
         )
     }
+}
+
+/// Starts `pmdaemon daemon` for `home` and waits until it says it is
+/// ready (false: it ended first, or START_TIMEOUT passed). Detached, it
+/// gets its own session and writes its log to daemon.log; in the
+/// foreground (`run`) it stays in our process group, logs to our stderr,
+/// and starts with an empty process table.
+pub async fn spawn_daemon(home: &Home, foreground: bool) -> Result<(Child, bool)> {
+    let root = home.root();
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+        .with_context(|| format!("cannot create {}", root.display()))?;
+    let exe = std::env::current_exe().context("cannot find the pmdaemon executable")?;
+    let mut command = Command::new(exe);
+    command
+        .arg("daemon")
+        .env("PMDAEMON_HOME", root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    if foreground {
+        command.arg("--fresh").stderr(Stdio::inherit());
+    } else {
+        let log_path = home.daemon_log();
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&log_path)
+            .with_context(|| format!("cannot open {}", log_path.display()))?;
+        command.stderr(log);
+        // SAFETY: setsid is async-signal-safe and touches no memory of ours.
+        unsafe {
+            command.pre_exec(|| {
+                nix::unistd::setsid()
+                    .map(drop)
+                    .map_err(std::io::Error::from)
+            });
+        }
+    }
+    let mut child = command.spawn().context("cannot start the daemon")?;
+    let stdout = child.stdout.take().context("the daemon has no stdout")?;
+    let said_ready = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains("ready"))
+    });
+    let said_ready = tokio::time::timeout(START_TIMEOUT, said_ready)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(false);
+    Ok((child, said_ready))
 }
 
 fn decode<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T> {

@@ -11,9 +11,7 @@
 //! for good): with an error if one ended `errored`. As PID 1 it reaps
 //! every orphan the kernel hands it.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -42,7 +40,14 @@ pub async fn run(args: StartArgs, config: Option<PathBuf>, home: Home) -> Result
     // simply dropped.
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut daemon = spawn_daemon(&home)?;
+    // Our child, in our process group: a container's signals reach it
+    // through us.
+    let (mut daemon, ready) = crate::client::spawn_daemon(&home, true).await?;
+    if !ready {
+        let _ = daemon.kill();
+        let status = daemon.wait().ok();
+        bail!("the daemon did not start ({status:?}); its messages are above");
+    }
     let daemon_pid = daemon.id();
     let stop_daemon = |why: &str| {
         eprintln!("[pmdaemon] {why}: stopping every app");
@@ -101,36 +106,6 @@ pub async fn run(args: StartArgs, config: Option<PathBuf>, home: Home) -> Result
         (None, Some(code)) => bail!("the daemon exited with status {code}"),
         (None, None) => bail!("lost track of the daemon"),
     }
-}
-
-/// The daemon as our child, in our process group (a container's signals
-/// reach it through us); its log goes to our stderr. Returns once it says
-/// it is ready.
-fn spawn_daemon(home: &Home) -> Result<std::process::Child> {
-    std::fs::create_dir_all(home.root())
-        .with_context(|| format!("cannot create {}", home.root().display()))?;
-    let exe = std::env::current_exe().context("cannot find the pmdaemon executable")?;
-    // A fresh table: the apps are the ones this command names (a container
-    // restarted with its volume would otherwise get the last run's apps
-    // back, and then refuse to start them again).
-    let mut daemon = Command::new(exe)
-        .args(["daemon", "--fresh"])
-        .env("PMDAEMON_HOME", home.root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("cannot start the daemon")?;
-    let stdout = daemon.stdout.take().context("the daemon has no stdout")?;
-    let ready = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .any(|line| line.contains("ready"));
-    if !ready {
-        let status = daemon.wait().ok();
-        bail!("the daemon did not start ({status:?}); its messages are above");
-    }
-    Ok(daemon)
 }
 
 /// Reaps children until the daemon is reaped; sends its exit status.
