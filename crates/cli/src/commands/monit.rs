@@ -99,14 +99,16 @@ async fn event_loop(
         let selected = screen.table.selected().unwrap_or(0);
         match key.code {
             KeyCode::Char('q') | KeyCode::Esc => return Ok(()),
+            // Another instance: its logs now; the sampled figures (and the
+            // sparklines' history) keep to the interval.
             KeyCode::Down | KeyCode::Char('j') => {
                 let last = screen.processes.len().saturating_sub(1);
                 screen.table.select(Some((selected + 1).min(last)));
-                refreshed = None;
+                refresh_logs(client, &mut screen).await;
             }
             KeyCode::Up | KeyCode::Char('k') => {
                 screen.table.select(Some(selected.saturating_sub(1)));
-                refreshed = None;
+                refresh_logs(client, &mut screen).await;
             }
             KeyCode::Char(c @ ('r' | 's' | 'l')) => {
                 if let Some(process) = screen.processes.get(selected) {
@@ -144,6 +146,12 @@ async fn refresh(client: &Client, screen: &mut Screen) {
         .unwrap_or(0)
         .min(screen.processes.len().saturating_sub(1));
     screen.table.select(Some(selected));
+    refresh_logs(client, screen).await;
+}
+
+/// The log tail of the selected instance.
+async fn refresh_logs(client: &Client, screen: &mut Screen) {
+    let selected = screen.table.selected().unwrap_or(0);
     screen.logs.clear();
     if let Some(process) = screen.processes.get(selected) {
         if let Ok(path) = target_path(&process.name) {
@@ -152,11 +160,7 @@ async fn refresh(client: &Client, screen: &mut Screen) {
                 .await
             {
                 for tail in logs.tails {
-                    let tag = if tail.stream.to_string() == "err" {
-                        "err"
-                    } else {
-                        "out"
-                    };
+                    let tag = tail.stream;
                     screen
                         .logs
                         .extend(tail.lines.into_iter().map(|l| format!("{tag} │ {l}")));
