@@ -239,6 +239,12 @@ async fn apply_file(
         prune: args.prune,
     };
     let response: ApplyResponse = client.post("/api/apply", &request).await?;
+    // One look at the table serves the report and the readiness wait.
+    let all: Vec<ProcessInfo> = if !args.json || args.wait_ready {
+        client.get("/api/processes").await?
+    } else {
+        Vec::new()
+    };
     if args.json {
         println!("{}", render::json(&response)?);
     } else {
@@ -255,12 +261,10 @@ async fn apply_file(
                 action.as_str().unwrap_or("?")
             );
         }
-        let all: Vec<ProcessInfo> = client.get("/api/processes").await?;
         println!("{}", render::process_table(&all));
     }
     if args.wait_ready {
         let names: Vec<String> = response.outcomes.iter().map(|o| o.app.clone()).collect();
-        let all: Vec<ProcessInfo> = client.get("/api/processes").await?;
         let ids: Vec<u32> = all
             .iter()
             .filter(|p| names.contains(&p.app))
