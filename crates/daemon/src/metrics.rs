@@ -69,9 +69,9 @@ pub(crate) async fn run(supervisor: Weak<Supervisor>, interval: Duration) {
         let elapsed = previous.at.map(|at| now.duration_since(at).as_secs_f64());
         let mut ticks = HashMap::new();
         let mut samples = Vec::new();
-        let children = children_of(&processes);
+        let index = Index::of(&processes);
         for (id, pid, limit) in targets {
-            let tree = tree(pid, &processes, &children);
+            let tree = tree(pid, &processes, &index);
             if tree.iter().all(|p| p.rss_pages == 0) {
                 // Not in this scan, or caught inside execve with no pages
                 // mapped yet: keep the last sample rather than report 0.
@@ -133,34 +133,47 @@ pub(crate) async fn run(supervisor: Weak<Supervisor>, interval: Duration) {
     }
 }
 
-fn children_of(processes: &[ProcStat]) -> HashMap<u32, Vec<usize>> {
-    let mut children: HashMap<u32, Vec<usize>> = HashMap::new();
-    for (index, process) in processes.iter().enumerate() {
-        children.entry(process.ppid).or_default().push(index);
+/// Positions in one scan by pid, by parent and by process group, so that
+/// each instance's tree costs its own size, not the whole scan's.
+struct Index {
+    by_pid: HashMap<u32, usize>,
+    children: HashMap<u32, Vec<usize>>,
+    groups: HashMap<u32, Vec<usize>>,
+}
+
+impl Index {
+    fn of(processes: &[ProcStat]) -> Self {
+        let mut index = Index {
+            by_pid: HashMap::new(),
+            children: HashMap::new(),
+            groups: HashMap::new(),
+        };
+        for (position, process) in processes.iter().enumerate() {
+            index.by_pid.insert(process.pid, position);
+            index
+                .children
+                .entry(process.ppid)
+                .or_default()
+                .push(position);
+            index.groups.entry(process.pgrp).or_default().push(position);
+        }
+        index
     }
-    children
 }
 
 /// The instance led by `pid`: its descendants, and its process group.
-fn tree<'a>(
-    pid: u32,
-    processes: &'a [ProcStat],
-    children: &HashMap<u32, Vec<usize>>,
-) -> Vec<&'a ProcStat> {
+fn tree<'a>(pid: u32, processes: &'a [ProcStat], index: &Index) -> Vec<&'a ProcStat> {
     let mut seen: HashSet<u32> = HashSet::new();
     let mut found = Vec::new();
-    let mut queue: Vec<&ProcStat> = processes
-        .iter()
-        .filter(|p| p.pid == pid || p.pgrp == pid)
-        .collect();
-    while let Some(process) = queue.pop() {
+    let mut queue: Vec<usize> = index.by_pid.get(&pid).copied().into_iter().collect();
+    queue.extend(index.groups.get(&pid).into_iter().flatten());
+    while let Some(position) = queue.pop() {
+        let process = &processes[position];
         if !seen.insert(process.pid) {
             continue;
         }
         found.push(process);
-        for index in children.get(&process.pid).into_iter().flatten() {
-            queue.push(&processes[*index]);
-        }
+        queue.extend(index.children.get(&process.pid).into_iter().flatten());
     }
     found
 }
@@ -229,11 +242,8 @@ mod tests {
             process(13, 1, 10),  // an orphan left in the group
             process(20, 1, 20),  // someone else
         ];
-        let children = children_of(&processes);
-        let mut pids: Vec<u32> = tree(10, &processes, &children)
-            .iter()
-            .map(|p| p.pid)
-            .collect();
+        let index = Index::of(&processes);
+        let mut pids: Vec<u32> = tree(10, &processes, &index).iter().map(|p| p.pid).collect();
         pids.sort();
         assert_eq!(pids, [10, 11, 12, 13]);
     }
