@@ -6,7 +6,7 @@ mod helper;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use helper::{free_ports, hello_server, http_get, kill, wait_until, Fixture, DEADLINE};
+use helper::{free_ports, hello_server, http_get, kill, wait_file, wait_until, Fixture, DEADLINE};
 use pmdaemon_core::api::Status;
 
 fn ports_of(fx: &Fixture, app: &str) -> Vec<Option<u16>> {
@@ -267,9 +267,7 @@ fn the_environment_a_child_really_sees() {
     ]);
     let read = |i: u32| {
         let path = fx.work().join(format!("env-{i}.txt"));
-        assert!(wait_until(DEADLINE, || std::fs::read_to_string(&path)
-            .is_ok_and(|s| s.contains("PORT"))));
-        std::fs::read_to_string(path).unwrap()
+        wait_file(&path, |s| s.contains("PORT"))
     };
     assert_eq!(
         read(1),
@@ -291,8 +289,7 @@ fn instance_var_renames_node_app_instance() {
         "MY_INDEX",
     ]);
     let path = fx.work().join("env.txt");
-    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&path)
-        .is_ok_and(|s| !s.is_empty())));
+    wait_file(&path, |s| !s.is_empty());
     assert_eq!(
         std::fs::read_to_string(path).unwrap(),
         "MY_INDEX=0\nPM2_INSTANCE_ID=0\n"

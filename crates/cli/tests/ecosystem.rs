@@ -3,7 +3,7 @@
 
 mod helper;
 
-use helper::{free_ports, http_get, wait_until, Fixture, DEADLINE};
+use helper::{free_ports, http_get, wait_file, wait_until, Fixture, DEADLINE};
 use pmdaemon_core::api::Status;
 
 fn have(program: &str) -> bool {
@@ -203,8 +203,7 @@ fn only_config_and_env_profiles_select_apps_and_variables() {
     let apps: Vec<String> = fx.list().into_iter().map(|p| p.app).collect();
     assert_eq!(apps, ["a", "b"]);
     let mode = fx.work().join("mode-a.txt");
-    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&mode)
-        .is_ok_and(|s| s == "MODE=prod\n")));
+    wait_file(&mode, |s| s == "MODE=prod\n");
     fx.ok(&["--config", "eco.json", "start", "--name", "c"]);
     assert_eq!(fx.list().len(), 3);
     let err = fx.fails(&["start", "eco.json", "--only", "zzz"]);

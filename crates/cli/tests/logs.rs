@@ -4,7 +4,7 @@
 
 mod helper;
 
-use helper::{wait_until, Fixture, DEADLINE};
+use helper::{wait_file, wait_until, Fixture, DEADLINE};
 use pmdaemon_core::api::Status;
 
 #[test]
@@ -23,15 +23,11 @@ fn stdout_and_stderr_are_appended_across_restarts_and_tailed() {
         ),
     );
     fx.ok(&["start", "./talk.sh", "--name", "talk"]);
-    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&out)
-        .is_ok_and(|s| s == "out 0\n")));
-    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&err)
-        .is_ok_and(|s| s == "err line\n")));
+    wait_file(&out, |s| s == "out 0\n");
+    wait_file(&err, |s| s == "err line\n");
     fx.ok(&["restart", "talk"]);
-    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&out)
-        .is_ok_and(|s| s == "out 0\nout 0\n")));
-    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&err)
-        .is_ok_and(|s| s == "err line\nerr line\n")));
+    wait_file(&out, |s| s == "out 0\nout 0\n");
+    wait_file(&err, |s| s == "err line\nerr line\n");
     let tail = fx.ok(&["logs", "talk", "--lines", "1", "--out"]);
     assert_eq!(tail, "talk-0 | out 0\n");
     assert_eq!(
@@ -271,8 +267,7 @@ fn a_log_file_deleted_by_hand_is_recreated() {
         "ticker",
     ]);
     let out = fx.home().join("logs/ticker-0-out.log");
-    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&out)
-        .is_ok_and(|s| s.contains("tick"))));
+    wait_file(&out, |s| s.contains("tick"));
     std::fs::remove_file(&out).unwrap();
     assert!(
         wait_until(DEADLINE, || std::fs::read_to_string(&out)
@@ -315,8 +310,7 @@ fn an_unwritable_log_file_never_blocks_the_child_and_writing_resumes_when_it_can
     std::fs::remove_file(fx.work().join("not-a-dir")).unwrap();
     std::fs::create_dir(fx.work().join("not-a-dir")).unwrap();
     let out = fx.work().join("not-a-dir/out.log");
-    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&out)
-        .is_ok_and(|s| s.contains("tick\n"))));
+    wait_file(&out, |s| s.contains("tick\n"));
     assert!(wait_until(DEADLINE, || {
         std::fs::read_to_string(&daemon_log).is_ok_and(|log| {
             log.lines().any(|l| {
@@ -503,9 +497,7 @@ fn timestamps_prefix_every_line_and_partial_lines_wait_for_their_end() {
     ]);
     let out = fx.home().join("logs/parts-0-out.log");
     // The unterminated last line is written after a short wait.
-    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&out)
-        .is_ok_and(|s| s.lines().count() == 3)));
-    let text = std::fs::read_to_string(&out).unwrap();
+    let text = wait_file(&out, |s| s.lines().count() == 3);
     let lines: Vec<(&str, &str)> = text.lines().map(|l| l.split_once(": ").unwrap()).collect();
     assert!(lines.iter().all(|(time, _)| is_timestamp(time)), "{text}");
     let messages: Vec<&str> = lines.iter().map(|(_, m)| *m).collect();
@@ -537,10 +529,8 @@ fn log_type_json_writes_one_object_per_line() {
     ]);
     let out = fx.home().join("logs/js-0-out.log");
     let err = fx.home().join("logs/js-0-err.log");
-    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&err)
-        .is_ok_and(|s| s.ends_with('\n'))));
-    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&out)
-        .is_ok_and(|s| s.ends_with('\n'))));
+    wait_file(&err, |s| s.ends_with('\n'));
+    wait_file(&out, |s| s.ends_with('\n'));
     let record: serde_json::Value =
         serde_json::from_str(std::fs::read_to_string(&out).unwrap().trim()).unwrap();
     assert_eq!(record["message"], "hello");
@@ -739,8 +729,7 @@ fn logs_of_all_apps_are_interleaved_in_the_order_they_were_written() {
     );
     fx.ok(&["start", "./a.sh", "--name", "a"]);
     fx.ok(&["start", "./b.sh", "--name", "b"]);
-    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&a_out)
-        .is_ok_and(|s| s.contains("a3"))));
+    wait_file(&a_out, |s| s.contains("a3"));
     assert_eq!(
         fx.ok(&["logs", "--out"]),
         "a-0 | a1\nb-0 | b1\na-0 | a2\nb-0 | b2\na-0 | a3\n"
@@ -800,9 +789,7 @@ fn stdout_and_stderr_sharing_one_file_never_split_each_others_lines() {
     .unwrap();
     fx.start_json(r#"{"name": "mix", "script": "mix.py", "log_file": "both.log"}"#);
     let both = fx.work().join("both.log");
-    assert!(wait_until(DEADLINE, || std::fs::read_to_string(&both)
-        .is_ok_and(|s| s.contains("done\n"))));
-    let text = std::fs::read_to_string(&both).unwrap();
+    let text = wait_file(&both, |s| s.contains("done\n"));
     for line in text.lines() {
         assert!(
             !(line.contains("out-") && line.contains("err-")),

@@ -204,6 +204,22 @@ impl Drop for Fixture {
     }
 }
 
+/// Polls the text of `path` until `check` holds for it (a missing file is
+/// not yet); returns it, or fails showing what the file last held.
+pub fn wait_file(path: &Path, check: impl Fn(&str) -> bool) -> String {
+    let mut last = None;
+    let found = wait_until(DEADLINE, || {
+        last = std::fs::read_to_string(path).ok();
+        last.as_deref().is_some_and(&check)
+    });
+    assert!(
+        found,
+        "{} never got there; it holds {last:?}",
+        path.display()
+    );
+    last.unwrap_or_default()
+}
+
 /// Polls `check` until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
