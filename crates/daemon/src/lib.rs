@@ -14,7 +14,6 @@
 
 pub mod api;
 mod error;
-pub mod follow;
 mod health;
 pub mod logs;
 pub mod metrics;

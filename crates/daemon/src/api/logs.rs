@@ -46,7 +46,7 @@ async fn answer(
     let sources = state
         .supervisor
         .log_sources(target.as_deref(), query.stream)?;
-    let receiver = crate::follow::follow(sources, lines);
+    let receiver = crate::logs::follow::follow(sources, lines);
     // The stream ends when the daemon has stopped the apps: the client sees
     // a clean end, not a broken connection.
     let stopped = Box::pin(state.supervisor.stopped());

@@ -824,7 +824,7 @@ impl Supervisor {
         &self,
         target: Option<&str>,
         stream: Option<LogStream>,
-    ) -> Result<Vec<crate::follow::Source>, Error> {
+    ) -> Result<Vec<logs::follow::Source>, Error> {
         let table = self.lock();
         let ids = match target {
             Some(target) => table.resolve(target)?,
@@ -835,7 +835,7 @@ impl Supervisor {
             Some(LogStream::Err) => &[LogStream::Err],
             None => &[LogStream::Out, LogStream::Err],
         };
-        let mut files: Vec<crate::follow::Source> = Vec::new();
+        let mut files: Vec<logs::follow::Source> = Vec::new();
         for id in &ids {
             let Some(record) = table.instances.get(id) else {
                 continue;

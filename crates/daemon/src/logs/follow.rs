@@ -17,7 +17,7 @@ use notify::{RecursiveMode, Watcher};
 use pmdaemon_core::api::{LogLine, LogStream};
 use tokio::sync::mpsc;
 
-use crate::logs;
+use super::tail::{last_line_end, tail_of};
 
 /// A file to follow: instance, stream and path.
 pub type Source = (String, LogStream, PathBuf);
@@ -121,8 +121,8 @@ impl Reader {
             return (reader, Vec::new());
         };
         let len = file.metadata().map_or(0, |m| m.len());
-        let start = logs::last_line_end(file, len).unwrap_or(len);
-        let tail = logs::tail_of(file, start, lines)
+        let start = last_line_end(file, len).unwrap_or(len);
+        let tail = tail_of(file, start, lines)
             .unwrap_or_default()
             .into_iter()
             .map(|(line, _)| line)
