@@ -84,10 +84,16 @@ pub struct StartArgs {
     /// Number of instances: a number, `max` (usable CPUs) or `-1` (all but one).
     #[arg(long, short = 'i', allow_hyphen_values = true)]
     pub instances: Option<String>,
-    /// Ports: `3000` (one instance), `3000-3003` (instance i gets the i-th),
-    /// or `auto:3000-3100` (the first free ones).
+    /// Ports: `3000` (all instances share it), `3000-3003` (instance i gets
+    /// the i-th), or `auto:3000-3100` (the first free ones).
     #[arg(long, short = 'p', value_name = "SPEC")]
     pub port: Option<PortSpec>,
+    /// How the instances share a single port: `socket` (each inherits the
+    /// listening socket as fd 3, LISTEN_FDS), `proxy` (each listens on a
+    /// private PORT; the daemon forwards), or `auto` (socket for node apps,
+    /// proxy otherwise). Also makes one instance a shared-port cluster.
+    #[arg(long, value_name = "MODE")]
+    pub shared_port: Option<pmdaemon_core::config::SharedPort>,
     /// The variable carrying the instance index besides PM2_INSTANCE_ID.
     #[arg(long, default_value = "NODE_APP_INSTANCE", value_name = "NAME")]
     pub instance_var: String,

@@ -38,7 +38,7 @@ pub fn process_table(processes: &[ProcessInfo]) -> String {
             Cell::new(&process.name),
             Cell::new(process.status),
             Cell::new(dash(process.pid)),
-            Cell::new(dash(process.port)),
+            Cell::new(port_cell(process)),
             Cell::new(dash(process.cpu_percent.map(|c| format!("{c:.1}")))),
             Cell::new(dash(process.memory_bytes.map(format_bytes))),
             Cell::new(dash(process.uptime_ms.map(format_uptime))),
@@ -50,6 +50,15 @@ pub fn process_table(processes: &[ProcessInfo]) -> String {
         table.add_row(row);
     }
     table.to_string()
+}
+
+/// The Port column: the port, and in proxy mode the private port the
+/// daemon forwards it to (`3000→41234`).
+fn port_cell(process: &ProcessInfo) -> String {
+    match (process.port, process.private_port) {
+        (Some(port), Some(private)) => format!("{port}→{private}"),
+        (port, _) => dash(port),
+    }
 }
 
 /// One instance in full, as a two-column table.
@@ -65,7 +74,14 @@ pub fn detail(detail: &ProcessDetail) -> String {
     row("id", info.id.to_string());
     row("status", info.status.to_string());
     row("pid", dash(info.pid));
-    row("port", dash(info.port));
+    row("port", port_cell(info));
+    if let Some(mode) = info.shared_port {
+        let mut shared = format!("{mode} mode");
+        if let Some(open) = info.connections {
+            shared.push_str(&format!(", {open} open connections"));
+        }
+        row("shared port", shared);
+    }
     row("uptime", dash(info.uptime_ms.map(format_uptime)));
     row(
         "restarts",
@@ -248,7 +264,16 @@ mod tests {
             health: Default::default(),
             health_error: None,
             ready: true,
+            shared_port: None,
+            private_port: None,
+            connections: None,
         };
+        let proxied = ProcessInfo {
+            shared_port: Some(pmdaemon_core::config::SharedPort::Proxy),
+            private_port: Some(41234),
+            ..row.clone()
+        };
+        assert!(process_table(&[proxied]).contains("│ 3000→41234 │"));
         let text = process_table(&[row]);
         let lines: Vec<&str> = text.lines().collect();
         assert!(

@@ -220,6 +220,17 @@ pub struct ProcessInfo {
     /// it sent `READY=1`, or, with neither configured, it is online).
     #[serde(default)]
     pub ready: bool,
+    /// How its app shares `port` between instances (`socket` or `proxy`),
+    /// when it is a shared-port cluster.
+    #[serde(default)]
+    pub shared_port: Option<crate::config::SharedPort>,
+    /// In proxy mode, the private port the running process listens on (its
+    /// `PORT`); the daemon forwards `port` to it.
+    #[serde(default)]
+    pub private_port: Option<u16>,
+    /// In proxy mode, the connections forwarded to it that are open now.
+    #[serde(default)]
+    pub connections: Option<u64>,
 }
 
 /// An instance's health.

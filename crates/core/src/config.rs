@@ -3,6 +3,7 @@
 //! Every field has PM2's meaning and default. Durations are milliseconds.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -63,8 +64,11 @@ pub struct AppConfig {
     /// Exit codes that mean "done": no restart follows them.
     pub stop_exit_codes: Vec<i32>,
     /// `fork` or `cluster` (PM2's `exec_mode`; every instance is its own
-    /// process either way).
+    /// process either way). `cluster` with a single port makes a shared-port
+    /// cluster even with one instance, so that it can be scaled.
     pub exec_mode: ExecMode,
+    /// How the instances of a shared-port cluster share their port.
+    pub shared_port: SharedPort,
     /// Restart an instance whose process tree uses more memory (bytes).
     pub max_memory_restart: Option<u64>,
     /// Health check run against every instance.
@@ -124,6 +128,48 @@ pub enum ExecMode {
     Fork,
     /// Also one process per instance; accepted for PM2 compatibility.
     Cluster,
+}
+
+/// How the instances of a shared-port cluster (one port, several
+/// instances) share it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SharedPort {
+    /// `socket` for apps run by node (a preload maps their `listen(port)`
+    /// to the inherited socket), `proxy` for everything else.
+    #[default]
+    Auto,
+    /// The daemon binds the port once and every instance inherits the
+    /// listening socket as fd 3 (systemd's `LISTEN_FDS` protocol); the
+    /// kernel spreads connections.
+    Socket,
+    /// Each instance listens on a private port (its `PORT`); the daemon
+    /// accepts on the public port and forwards to ready instances.
+    Proxy,
+}
+
+impl fmt::Display for SharedPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SharedPort::Auto => "auto",
+            SharedPort::Socket => "socket",
+            SharedPort::Proxy => "proxy",
+        })
+    }
+}
+
+impl std::str::FromStr for SharedPort {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "auto" => Ok(SharedPort::Auto),
+            "socket" => Ok(SharedPort::Socket),
+            "proxy" => Ok(SharedPort::Proxy),
+            other => Err(format!(
+                "unknown shared-port mode '{other}': use auto, socket or proxy"
+            )),
+        }
+    }
 }
 
 /// How an instance's health is checked.
@@ -216,6 +262,7 @@ impl Default for AppConfig {
             stop_signal: "SIGTERM".to_string(),
             stop_exit_codes: Vec::new(),
             exec_mode: ExecMode::Fork,
+            shared_port: SharedPort::Auto,
             max_memory_restart: None,
             health_check: None,
             wait_ready: false,
@@ -242,6 +289,39 @@ impl AppConfig {
     /// The name of instance `index` of this app.
     pub fn instance_name(&self, index: u32) -> String {
         format!("{}-{index}", self.name)
+    }
+
+    /// The port all instances share and how (`socket` or `proxy`, never
+    /// `auto`), when this app is a shared-port cluster: a single port with
+    /// several instances, `exec_mode: cluster`, or an explicit mode.
+    pub fn sharing(&self) -> Option<(u16, SharedPort)> {
+        let Some(PortSpec::Single(port)) = self.port else {
+            return None;
+        };
+        let shared = self.instances > 1
+            || self.exec_mode == ExecMode::Cluster
+            || self.shared_port != SharedPort::Auto;
+        if !shared {
+            return None;
+        }
+        let mode = match self.shared_port {
+            SharedPort::Auto => {
+                let program = crate::command::invocation(
+                    &self.script,
+                    &self.args,
+                    self.interpreter.as_deref(),
+                )
+                .program;
+                let base = program.rsplit('/').next().unwrap_or(&program);
+                if base == "node" || base == "nodejs" {
+                    SharedPort::Socket
+                } else {
+                    SharedPort::Proxy
+                }
+            }
+            explicit => explicit,
+        };
+        Some((port, mode))
     }
 
     /// Checks what can be checked without touching the system.
@@ -330,16 +410,10 @@ pub fn parse_cron(expression: &str) -> Result<croner::Cron, Error> {
         })
 }
 
-/// Refuses a port spec that cannot give `instances` instances a port each.
+/// Refuses a port range that cannot give `instances` instances a port each
+/// (a single port is shared by all instances).
 pub fn check_ports_fit(spec: &PortSpec, instances: u32) -> Result<(), Error> {
     match spec {
-        PortSpec::Single(port) if instances > 1 => Err(Error::InvalidInstances {
-            reason: format!(
-                "port {port} cannot serve {instances} instances: shared-port clusters are not supported yet; give each instance its own port with a range ({port}-{}) or auto:{port}-{}",
-                u32::from(*port) + instances - 1,
-                (u32::from(*port) + 100).min(65535)
-            ),
-        }),
         PortSpec::Range { start, end } if spec.capacity() < instances => Err(Error::InvalidInstances {
             reason: format!(
                 "port range {start}-{end} has {} ports for {instances} instances; widen it or use auto:{start}-{}",
@@ -467,17 +541,56 @@ mod tests {
         assert!(fits("3000", 1).is_ok());
         assert!(fits("3000-3003", 4).is_ok());
         assert!(fits("auto:3000-3003", 4).is_ok());
-        let single = fits("3000", 4).unwrap_err().to_string();
-        assert!(
-            single.contains("3000-3003") && single.contains("auto:3000-3100"),
-            "{single}"
-        );
+        // One port with several instances is a shared-port cluster.
+        assert!(fits("3000", 4).is_ok());
         let small = fits("3000-3002", 4).unwrap_err().to_string();
         assert!(
             small.contains("3000-3002 has 3 ports for 4 instances"),
             "{small}"
         );
         assert!(fits("auto:1-2", 3).is_err());
+    }
+
+    #[test]
+    fn a_single_port_is_shared_by_clusters_and_the_mode_follows_the_program() {
+        let app = |script: &str, instances, exec_mode, shared_port| AppConfig {
+            script: script.into(),
+            instances,
+            exec_mode,
+            shared_port,
+            port: Some("3000".parse().unwrap()),
+            ..AppConfig::default()
+        };
+        use ExecMode::{Cluster, Fork};
+        use SharedPort::{Auto, Proxy, Socket};
+        assert_eq!(app("server.js", 1, Fork, Auto).sharing(), None);
+        assert_eq!(
+            app("server.js", 4, Fork, Auto).sharing(),
+            Some((3000, Socket))
+        );
+        assert_eq!(app("node", 2, Fork, Auto).sharing(), Some((3000, Socket)));
+        assert_eq!(
+            app("server.js", 1, Cluster, Auto).sharing(),
+            Some((3000, Socket))
+        );
+        assert_eq!(app("app.py", 4, Fork, Auto).sharing(), Some((3000, Proxy)));
+        assert_eq!(
+            app("./api", 1, Fork, Socket).sharing(),
+            Some((3000, Socket))
+        );
+        assert_eq!(
+            app("server.js", 3, Fork, Proxy).sharing(),
+            Some((3000, Proxy))
+        );
+        let ranged = AppConfig {
+            port: Some("3000-3003".parse().unwrap()),
+            ..app("server.js", 4, Cluster, Auto)
+        };
+        assert_eq!(ranged.sharing(), None);
+        assert!("sockets"
+            .parse::<SharedPort>()
+            .unwrap_err()
+            .contains("auto, socket or proxy"));
     }
 
     #[test]

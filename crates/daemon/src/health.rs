@@ -249,3 +249,68 @@ pub(crate) fn listen_for_ready(
         }
     })
 }
+
+/// How a process of a shared-port cluster without a health check or
+/// sd_notify proves that it serves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Serving {
+    pub id: u32,
+    pub pid: u32,
+    /// Proxy mode: it serves once its private port accepts connections.
+    pub private_port: Option<u16>,
+    /// Socket mode (the daemon's socket always accepts): it serves once it
+    /// has stayed up this long.
+    pub settle: Duration,
+    /// How long it may take.
+    pub listen_timeout: Duration,
+}
+
+/// Marks a shared-port process ready once it serves (see [`Serving`]); a
+/// proxy-mode process that never listens on its `PORT` gets an error that
+/// `list`, `info` and a failing reload show.
+pub(crate) fn await_serving(supervisor: &Arc<Supervisor>, serving: Serving) -> JoinHandle<()> {
+    let supervisor = Arc::downgrade(supervisor);
+    tokio::spawn(async move {
+        let Serving {
+            id,
+            pid,
+            private_port,
+            settle,
+            listen_timeout,
+        } = serving;
+        let Some(port) = private_port else {
+            sleep(settle).await;
+            if let Some(supervisor) = supervisor.upgrade() {
+                supervisor.set_ready(id, pid);
+            }
+            return;
+        };
+        let started = Instant::now();
+        loop {
+            let connected = timeout(
+                Duration::from_millis(500),
+                TcpStream::connect((std::net::Ipv4Addr::LOCALHOST, port)),
+            )
+            .await;
+            let Some(supervisor) = supervisor.upgrade() else {
+                return;
+            };
+            if matches!(connected, Ok(Ok(_))) {
+                supervisor.set_ready(id, pid);
+                return;
+            }
+            if started.elapsed() >= listen_timeout {
+                let error = format!(
+                    "not listening on its PORT {port} after {} ms (in proxy mode the app must listen on PORT)",
+                    listen_timeout.as_millis()
+                );
+                supervisor.set_health(id, pid, Health::Unknown, Some(error), false);
+                return;
+            }
+            drop(supervisor);
+            // Nothing announces that a port starts listening: a short tick,
+            // only until the first success.
+            sleep(Duration::from_millis(25)).await;
+        }
+    })
+}

@@ -13,6 +13,7 @@
 //! answers the CLI on the 0600 Unix socket and, later, browsers on TCP.
 
 pub mod api;
+pub mod balancer;
 mod error;
 mod health;
 pub mod logs;

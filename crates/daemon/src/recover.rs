@@ -25,8 +25,20 @@ use crate::store::State;
 pub async fn kill_leftovers(home: &Home, state: &State) -> usize {
     let processes = procinfo::all();
     let mut victims: Vec<(u32, Signal, Duration)> = Vec::new();
-    for record in &state.instances {
-        let Some(leader) = record.pid else { continue };
+    // During a reload an instance has two processes: the recorded one and
+    // the one it replaces.
+    let leaders = state.instances.iter().flat_map(|record| {
+        [
+            record.pid.map(|pid| (pid, record.pid_start_time)),
+            record
+                .previous_pid
+                .map(|pid| (pid, record.previous_pid_start_time)),
+        ]
+        .into_iter()
+        .flatten()
+        .map(move |(pid, start)| (record, pid, start))
+    });
+    for (record, leader, leader_start) in leaders {
         let config = state
             .apps
             .iter()
@@ -41,8 +53,7 @@ pub async fn kill_leftovers(home: &Home, state: &State) -> usize {
             format!("PMDAEMON_INSTANCE_NAME={}", record.name),
         ];
         for process in processes.iter().filter(|p| p.pgrp == leader && !p.zombie) {
-            let is_leader =
-                process.pid == leader && Some(process.start_time) == record.pid_start_time;
+            let is_leader = process.pid == leader && Some(process.start_time) == leader_start;
             if is_leader || procinfo::environ_has(process.pid, &marks) {
                 tracing::warn!(
                     "pid {} of {} was left running by the previous daemon; stopping it",

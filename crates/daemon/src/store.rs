@@ -88,6 +88,16 @@ pub struct InstanceRecord {
     /// apart from a later process that reuses the pid.
     #[serde(default)]
     pub pid_start_time: Option<u64>,
+    /// During a reload, the process being replaced (it still serves until
+    /// its successor is ready), so that a new daemon can clean it up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_pid: Option<u32>,
+    /// That process's start time in clock ticks after boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_pid_start_time: Option<u64>,
+    /// In proxy mode, the private port the running process listens on.
+    #[serde(skip)]
+    pub private_port: Option<u16>,
     /// When the process started, Unix milliseconds.
     #[serde(default)]
     pub started_at_ms: Option<u64>,
@@ -133,6 +143,9 @@ impl InstanceRecord {
             unstable_restarts: 0,
             pid: None,
             pid_start_time: None,
+            previous_pid: None,
+            previous_pid_start_time: None,
+            private_port: None,
             started_at_ms: None,
             last_exit: None,
             history: VecDeque::new(),

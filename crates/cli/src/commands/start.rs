@@ -103,6 +103,7 @@ fn config(script: &str, args: &StartArgs, cwd: PathBuf, is_file: bool) -> Result
             .unwrap_or_else(|| default_name_for(&script, &script_args, &cwd)),
         instances: instances(args.instances.as_deref())?,
         port: args.port,
+        shared_port: args.shared_port.unwrap_or_default(),
         instance_var: args.instance_var.clone(),
         args: script_args,
         interpreter: args.interpreter.clone(),

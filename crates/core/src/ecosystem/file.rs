@@ -47,8 +47,14 @@ pub struct AppFile {
     pub instances: Option<Instances>,
     /// `fork` or `cluster`.
     pub exec_mode: Option<ExecModeName>,
-    /// `3000`, `"3000-3003"` or `"auto:3000-3100"`.
+    /// `3000`, `"3000-3003"` or `"auto:3000-3100"`. A single port with
+    /// several instances (or `exec_mode: cluster`) is shared by them all.
     pub port: Option<PortSpec>,
+    /// How a shared port is shared: `auto` (socket for node apps, else
+    /// proxy), `socket` (every instance inherits the listening socket as fd
+    /// 3, `LISTEN_FDS`), or `proxy` (the daemon forwards to each instance's
+    /// private `PORT`).
+    pub shared_port: Option<SharedPortName>,
     /// Interpreter (`none` executes the script directly).
     pub interpreter: Option<String>,
     /// Restart when the process exits.
@@ -139,6 +145,18 @@ pub enum ExecModeName {
     /// One process per instance, for PM2 compatibility.
     #[serde(rename = "cluster", alias = "cluster_mode")]
     Cluster,
+}
+
+/// How a shared port is shared.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SharedPortName {
+    /// Socket for node apps, proxy otherwise.
+    Auto,
+    /// Every instance inherits the listening socket.
+    Socket,
+    /// The daemon forwards connections to each instance's private port.
+    Proxy,
 }
 
 /// Log line formats.

@@ -20,6 +20,7 @@ use self::file::{AppFile, Args, CheckTypeName, ExecModeName, ExitCodes, Instance
 use crate::command::{default_name_for, split_command_line};
 use crate::config::{
     check_ports_fit, signal_number, validate_name, AppConfig, CheckType, ExecMode, HealthCheck,
+    SharedPort,
 };
 
 /// The syntax of a config file.
@@ -72,6 +73,7 @@ pub const FIELDS: &[&str] = &[
     "instances",
     "exec_mode",
     "port",
+    "shared_port",
     "interpreter",
     "autorestart",
     "max_restarts",
@@ -635,6 +637,11 @@ fn convert(
         exec_mode: match app.exec_mode {
             Some(ExecModeName::Cluster) => ExecMode::Cluster,
             _ => ExecMode::Fork,
+        },
+        shared_port: match app.shared_port {
+            Some(file::SharedPortName::Socket) => SharedPort::Socket,
+            Some(file::SharedPortName::Proxy) => SharedPort::Proxy,
+            _ => SharedPort::Auto,
         },
         max_memory_restart: app.max_memory_restart.map(|s| s.0),
         health_check,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use pmdaemon_core::command::{invocation, Invocation};
 use pmdaemon_core::config::AppConfig;
 
-pub use unix::{group_alive, signal_group, spawn, stop_signal, Spawned};
+pub use unix::{group_alive, listen_dual_stack, signal_group, spawn, stop_signal, Spawned};
 
 use crate::Error;
 
@@ -27,6 +27,12 @@ pub struct Plan {
     pub cwd: PathBuf,
     /// The complete environment.
     pub env: BTreeMap<String, String>,
+    /// A listening socket the process inherits as fd 3, with `LISTEN_PID`
+    /// set to its own pid (systemd socket activation).
+    pub listen_socket: Option<std::sync::Arc<std::net::TcpListener>>,
+    /// In proxy mode, the loopback port the process listens on (its
+    /// `PORT`); the daemon forwards the shared port to it.
+    pub private_port: Option<u16>,
 }
 
 /// What sets one instance apart from its siblings.
@@ -125,6 +131,8 @@ pub fn plan(
         args,
         cwd,
         env,
+        listen_socket: None,
+        private_port: None,
     })
 }
 

@@ -1,7 +1,10 @@
 //! The Unix calls behind spawning and signalling: every instance leads its
 //! own process group, so one `kill(-pgid)` reaches everything it forked.
 
-use std::os::fd::OwnedFd;
+use std::ffi::CString;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
@@ -38,6 +41,15 @@ pub fn spawn(reaper: &Reaper, plan: &Plan) -> std::io::Result<Spawned> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    if let Some(listener) = &plan.listen_socket {
+        let mut exec = SocketExec::new(plan, listener.as_raw_fd())?;
+        // SAFETY: the closure runs in the forked child and only makes
+        // async-signal-safe calls (fcntl, dup2, getpid, execve) on memory
+        // that was allocated before the fork.
+        unsafe {
+            command.pre_exec(move || exec.run());
+        }
+    }
     let (mut child, exit) = reaper.spawn(&mut command)?;
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         // Unreachable with Stdio::piped(); the child is reaped by the reaper.
@@ -79,4 +91,115 @@ pub fn group_alive(pgid: u32) -> bool {
         ),
         _ => false,
     }
+}
+
+/// Execs a plan with a listening socket as fd 3 and `LISTEN_PID` set to the
+/// child's own pid, which is known only after the fork: std cannot set it,
+/// so the child execs by itself from buffers prepared before the fork.
+struct SocketExec {
+    socket: RawFd,
+    program: CString,
+    _argv: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    _env: Vec<CString>,
+    /// `LISTEN_PID=` followed by room for the digits and the NUL.
+    listen_pid: Vec<u8>,
+    envp: Vec<*const libc::c_char>,
+}
+
+// SAFETY: the raw pointers point into buffers this struct owns and never
+// reallocates; they are only read in the forked child.
+unsafe impl Send for SocketExec {}
+unsafe impl Sync for SocketExec {}
+
+const LISTEN_PID_PREFIX: &[u8] = b"LISTEN_PID=";
+
+impl SocketExec {
+    fn new(plan: &Plan, socket: RawFd) -> std::io::Result<Self> {
+        let cstring = |bytes: &[u8]| {
+            CString::new(bytes).map_err(|_| std::io::Error::other("a NUL byte in the command"))
+        };
+        let program = cstring(plan.program.as_os_str().as_bytes())?;
+        let mut argv_strings = vec![program.clone()];
+        for arg in &plan.args {
+            argv_strings.push(cstring(arg.as_bytes())?);
+        }
+        let mut env_strings = Vec::new();
+        for (key, value) in plan.env.iter().filter(|(k, _)| *k != "LISTEN_PID") {
+            env_strings.push(cstring(format!("{key}={value}").as_bytes())?);
+        }
+        let mut listen_pid = LISTEN_PID_PREFIX.to_vec();
+        listen_pid.resize(LISTEN_PID_PREFIX.len() + 24, 0);
+        let mut argv: Vec<*const libc::c_char> = argv_strings.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut envp: Vec<*const libc::c_char> = env_strings.iter().map(|e| e.as_ptr()).collect();
+        envp.push(listen_pid.as_ptr().cast());
+        envp.push(std::ptr::null());
+        Ok(Self {
+            socket,
+            program,
+            _argv: argv_strings,
+            argv,
+            _env: env_strings,
+            listen_pid,
+            envp,
+        })
+    }
+
+    /// In the child: fd 3, `LISTEN_PID`, exec. Returns only on failure.
+    fn run(&mut self) -> std::io::Result<()> {
+        // SAFETY: plain system calls on fds and on buffers owned by self.
+        unsafe {
+            if self.socket == 3 {
+                if libc::fcntl(3, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(self.socket, 3) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut pid = libc::getpid() as u32;
+            let mut digits = [0u8; 10];
+            let mut len = 0;
+            loop {
+                digits[len] = b'0' + (pid % 10) as u8;
+                len += 1;
+                pid /= 10;
+                if pid == 0 {
+                    break;
+                }
+            }
+            let start = LISTEN_PID_PREFIX.len();
+            for i in 0..len {
+                self.listen_pid[start + i] = digits[len - 1 - i];
+            }
+            self.listen_pid[start + len] = 0;
+            libc::execve(
+                self.program.as_ptr(),
+                self.argv.as_ptr(),
+                self.envp.as_ptr(),
+            );
+        }
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// A listening TCP socket on `address` with a long backlog; for an IPv6
+/// address it also accepts IPv4 (dual stack).
+pub fn listen_dual_stack(address: SocketAddr) -> std::io::Result<TcpListener> {
+    use nix::sys::socket::{
+        bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
+        SockaddrStorage,
+    };
+    let family = match address {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    if family == AddressFamily::Inet6 {
+        setsockopt(&fd, sockopt::Ipv6V6Only, &false)?;
+    }
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(address))?;
+    listen(&fd, Backlog::MAXCONN)?;
+    Ok(TcpListener::from(fd))
 }

@@ -123,6 +123,13 @@ impl Supervisor {
     ) -> Result<(), Error> {
         let app = config.name.clone();
         let old_logs = self.app_log_paths(&app);
+        // A shared port that changes (or stops being shared) is held by the
+        // running instances: they stop before it is bound anew.
+        let old_sharing = self.lock().app(&app).and_then(|a| a.config.sharing());
+        if old_sharing.is_some() && old_sharing != config.sharing() {
+            let _ = self.control(&app, Action::Stop, None).await;
+            self.balancer.close(&app);
+        }
         let (surplus, added) = {
             let mut table = self.lock();
             let current = table.instances_of(&app);

@@ -51,6 +51,8 @@ pub struct Supervisor {
     pub(crate) home: Home,
     pub(crate) reaper: Arc<Reaper>,
     pub(crate) log_files: logs::LogFiles,
+    /// The shared ports of shared-port clusters.
+    pub(crate) balancer: crate::balancer::Balancer,
     table: Mutex<Table>,
     persist_requested: AtomicU64,
     persist_written: watch::Sender<u64>,
@@ -81,6 +83,7 @@ impl Supervisor {
             home,
             reaper,
             log_files: logs::LogFiles::default(),
+            balancer: crate::balancer::Balancer::default(),
             table: Mutex::new(Table::from_state(state)),
             persist_requested: AtomicU64::new(0),
             persist_written: watch::Sender::new(0),
@@ -143,24 +146,40 @@ impl Supervisor {
         error: Option<String>,
         ready: bool,
     ) {
-        self.update_instance(id, |record| {
+        let app = self.update_instance(id, |record| {
             if record.pid == Some(pid) {
                 record.health = health;
                 if error.is_some() || health == Health::Healthy {
                     record.health_error = error;
                 }
                 record.ready |= ready;
+                Some((record.app.clone(), record.ready))
+            } else {
+                None
             }
         });
+        if let Some((app, ready)) = app.flatten() {
+            self.balancer
+                .set_healthy(&app, pid, health != Health::Unhealthy);
+            if ready {
+                self.balancer.set_ready(&app, pid);
+            }
+        }
     }
 
     /// Marks `id` ready, if `pid` still runs as `id`.
     pub(crate) fn set_ready(&self, id: u32, pid: u32) {
-        self.update_instance(id, |record| {
+        let app = self.update_instance(id, |record| {
             if record.pid == Some(pid) {
                 record.ready = true;
+                Some(record.app.clone())
+            } else {
+                None
             }
         });
+        if let Some(app) = app.flatten() {
+            self.balancer.set_ready(&app, pid);
+        }
     }
 
     /// Takes the locks of the apps of `ids` (in name order, so that two
@@ -227,7 +246,7 @@ impl Supervisor {
         for batch in ids.chunks(parallel.max(1) as usize) {
             // Reloads run on the saved ports.
             self.override_ports(batch, None)?;
-            let started = self.command_all(batch, Command::Restart).await;
+            let started = self.command_all(batch, Command::Reload).await;
             for id in batch {
                 let (name, wait) = {
                     let table = self.lock();
@@ -256,7 +275,10 @@ impl Supervisor {
                 };
                 if let Err(why) = outcome {
                     self.persist_now().await;
-                    let left = ids.len() - replaced - 1;
+                    // A shared-port instance keeps its old process.
+                    let kept = started.is_some()
+                        && self.app_config(*id).and_then(|c| c.sharing()).is_some();
+                    let left = ids.len() - replaced - usize::from(!kept);
                     return Err(Error::BadCommand(format!(
                         "reload stopped: {name} did not become ready within {} ms ({why}); {replaced} of {} instances were replaced, {left} still run the previous version",
                         wait.as_millis(),
@@ -312,7 +334,42 @@ impl Supervisor {
             "PMDAEMON_HOME".into(),
             self.home.root().display().to_string(),
         );
+        self.share_port(&config, &mut plan)?;
         Ok((plan, name))
+    }
+
+    /// Gives a process of a shared-port cluster its part of the port: the
+    /// listening socket as fd 3 (socket mode) or a private `PORT` (proxy
+    /// mode), and, for Node, the preload that maps `listen(port)` to it.
+    /// The port is bound here if it is not yet (a new daemon).
+    fn share_port(&self, config: &AppConfig, plan: &mut Plan) -> Result<(), Error> {
+        let Some((port, mode)) = config.sharing() else {
+            return Ok(());
+        };
+        let shared = self.balancer.open(&config.name, port, mode)?;
+        let env = &mut plan.env;
+        env.insert("PMDAEMON_SHARED_PORT".into(), port.to_string());
+        env.insert("PMDAEMON_SHARED_MODE".into(), mode.to_string());
+        match mode {
+            pmdaemon_core::config::SharedPort::Proxy => {
+                let private = crate::balancer::private_port()?;
+                env.insert("PORT".into(), private.to_string());
+                plan.private_port = Some(private);
+            }
+            _ => {
+                env.insert("LISTEN_FDS".into(), "1".into());
+                env.insert("LISTEN_FDNAMES".into(), config.name.clone());
+                plan.listen_socket = Some(Arc::clone(&shared.listener));
+            }
+        }
+        let preload = crate::balancer::node_preload(&self.home.root().join("node"))?;
+        let require = format!("--require \"{}\"", preload.display());
+        let options = match env.get("NODE_OPTIONS") {
+            Some(existing) if !existing.trim().is_empty() => format!("{existing} {require}"),
+            _ => require,
+        };
+        env.insert("NODE_OPTIONS".into(), options);
+        Ok(())
     }
 
     /// (Re)starts the watch and cron tasks of `app` from its configuration,
@@ -423,6 +480,8 @@ impl Supervisor {
             let mut ids = Vec::new();
             for record in table.instances.values_mut() {
                 record.pid = None;
+                record.previous_pid = None;
+                record.previous_pid_start_time = None;
                 let start = record.desired == Desired::Running && record.status != Status::Errored;
                 if start {
                     record.status = Status::Launching;
@@ -518,6 +577,9 @@ impl Supervisor {
             }
             let indices: Vec<u32> = (0..config.instances).collect();
             let ports = self.allocate_ports(&table, &config, &indices)?;
+            if let Some((port, mode)) = config.sharing() {
+                self.balancer.open(&config.name, port, mode)?;
+            }
             table.apps.push(AppRecord {
                 config: config.clone(),
                 inherited_env,
@@ -606,35 +668,47 @@ impl Supervisor {
             )));
         }
         pmdaemon_core::config::check_instances(instances)?;
-        let (added, removed) =
-            {
-                let mut table = self.lock();
-                let config = table.app(app).map(|a| a.config.clone()).ok_or_else(|| {
-                    Error::UnknownTarget {
+        let (added, removed) = {
+            let mut table = self.lock();
+            let config =
+                table
+                    .app(app)
+                    .map(|a| a.config.clone())
+                    .ok_or_else(|| Error::UnknownTarget {
                         target: app.to_string(),
-                    }
-                })?;
-                let current = table.instances_of(app);
-                if let Some(spec) = &config.port {
-                    check_ports_fit(spec, instances)?;
+                    })?;
+            let current = table.instances_of(app);
+            if let Some(spec) = &config.port {
+                check_ports_fit(spec, instances)?;
+            }
+            if let (Some(PortSpec::Single(port)), None) = (&config.port, config.sharing()) {
+                if instances > 1 {
+                    return Err(Error::BadCommand(format!(
+                            "{app} serves port {port} alone; to share it among {instances} instances, start it as a cluster (--instances {instances}, or exec_mode \"cluster\" in its file)"
+                        )));
                 }
-                let have = current.len() as u32;
-                let next_index = current.last().map_or(0, |(index, _)| index + 1);
-                let (added, removed) = if instances > have {
-                    let indices: Vec<u32> = (next_index..next_index + instances - have).collect();
-                    let ports = self.allocate_ports(&table, &config, &indices)?;
-                    let reason = format!("pmdaemon scale {app} {instances}");
-                    let added = add_instances(&mut table, &config, &indices, ports, &reason);
-                    (added, Vec::new())
-                } else {
-                    let surplus = current[instances as usize..].iter().map(|(_, id)| *id);
-                    (Vec::new(), surplus.collect())
-                };
-                if let Some(record) = table.apps.iter_mut().find(|a| a.config.name == app) {
-                    record.config.instances = instances;
-                }
-                (added, removed)
+            }
+            let have = current.len() as u32;
+            let next_index = current.last().map_or(0, |(index, _)| index + 1);
+            let (added, removed) = if instances > have {
+                let indices: Vec<u32> = (next_index..next_index + instances - have).collect();
+                let ports = self.allocate_ports(&table, &config, &indices)?;
+                let reason = format!("pmdaemon scale {app} {instances}");
+                let added = add_instances(&mut table, &config, &indices, ports, &reason);
+                (added, Vec::new())
+            } else {
+                let surplus = current[instances as usize..].iter().map(|(_, id)| *id);
+                (Vec::new(), surplus.collect())
             };
+            if let Some(record) = table.apps.iter_mut().find(|a| a.config.name == app) {
+                // A shared-port cluster stays one when scaled down to 1.
+                if record.config.sharing().is_some() {
+                    record.config.exec_mode = pmdaemon_core::config::ExecMode::Cluster;
+                }
+                record.config.instances = instances;
+            }
+            (added, removed)
+        };
         if let Err(err) = self.start_new(&added).await {
             self.set_instance_count(app);
             self.persist_now().await;
@@ -723,6 +797,12 @@ impl Supervisor {
                     .into(),
             ));
         }
+        if let Some((port, _)) = table.app(&apps[0]).and_then(|a| a.config.sharing()) {
+            return Err(Error::BadCommand(format!(
+                "{} is a shared-port cluster: all its instances serve port {port}, which --port cannot change for one run; delete it and start it on the new port",
+                apps[0]
+            )));
+        }
         check_ports_fit(&spec, ids.len() as u32)?;
         let indices: Vec<u32> = (0..ids.len() as u32).collect();
         let held = table.holders(&apps[0]);
@@ -781,28 +861,49 @@ impl Supervisor {
             for task in triggers.remove(&app).unwrap_or_default() {
                 task.abort();
             }
+            self.balancer.close(&app);
         }
         infos
     }
 
     /// Every instance, in id order.
     pub fn list(&self) -> Vec<ProcessInfo> {
-        let table = self.lock();
-        table
-            .instances
-            .keys()
-            .filter_map(|id| table.info(*id))
-            .collect()
+        let mut infos: Vec<ProcessInfo> = {
+            let table = self.lock();
+            table
+                .instances
+                .keys()
+                .filter_map(|id| table.info(*id))
+                .collect()
+        };
+        for info in &mut infos {
+            self.count_connections(info);
+        }
+        infos
     }
 
     /// Everything about the instances `target` names.
     pub fn detail(&self, target: &str) -> Result<Vec<ProcessDetail>, Error> {
-        let table = self.lock();
-        let ids = table.resolve(target)?;
-        Ok(ids
-            .iter()
-            .filter_map(|id| table.detail(*id, &self.home))
-            .collect())
+        let mut details: Vec<ProcessDetail> = {
+            let table = self.lock();
+            let ids = table.resolve(target)?;
+            ids.iter()
+                .filter_map(|id| table.detail(*id, &self.home))
+                .collect()
+        };
+        for detail in &mut details {
+            self.count_connections(&mut detail.info);
+        }
+        Ok(details)
+    }
+
+    /// Fills in the connections the proxy has open to a proxy-mode process.
+    fn count_connections(&self, info: &mut ProcessInfo) {
+        if info.shared_port == Some(pmdaemon_core::config::SharedPort::Proxy) {
+            if let Some(pid) = info.pid {
+                info.connections = self.balancer.connections(&info.app, pid).or(Some(0));
+            }
+        }
     }
 
     /// Every app log file the daemon manages (stdout and stderr of every
@@ -977,6 +1078,7 @@ impl Supervisor {
                 stopped.push(record.name.clone());
             }
         }
+        self.balancer.close_all();
         self.persist_now().await;
         stopped
     }

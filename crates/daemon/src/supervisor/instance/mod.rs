@@ -11,6 +11,8 @@ use pmdaemon_core::config::AppConfig;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, sleep_until, Instant};
 
+mod reload;
+
 use super::Supervisor;
 use crate::reaper::ExitReceiver;
 use crate::store::{now_ms, Desired};
@@ -33,6 +35,10 @@ pub(crate) enum Command {
     Stop(Reply),
     /// Stop it if running, then start it.
     Restart(Reply),
+    /// Replace it without downtime: in a shared-port cluster a new process
+    /// starts beside the old one, which is drained and stopped once the new
+    /// one is ready; elsewhere the same as `Restart`.
+    Reload(Reply),
     /// Restart it only if the user wants it running (watch, cron and memory
     /// restarts must not start an instance the user stopped).
     RestartIfWanted(Reply),
@@ -111,6 +117,10 @@ pub(crate) async fn run(
                 }
                 Some(Command::Restart(reply)) => {
                     let result = instance.restart().await;
+                    let _ = reply.send(result);
+                }
+                Some(Command::Reload(reply)) => {
+                    let result = instance.reload().await;
                     let _ = reply.send(result);
                 }
                 Some(Command::RestartIfWanted(reply)) => {
@@ -204,19 +214,31 @@ impl Instance {
         let pid = spawned.pid;
         let start_time = procinfo::stat(pid).map(|stat| stat.start_time);
         let check = config.health_check.clone().filter(|c| c.enabled);
-        // Ready at once unless a signal or a first passing check is awaited.
-        let ready_now = notify.is_none() && check.is_none();
+        let shared = config.sharing().is_some();
+        let private_port = plan.private_port;
+        // Ready at once unless a signal, a first passing check, or (in a
+        // shared-port cluster) proof that it serves is awaited.
+        let ready_now = notify.is_none() && check.is_none() && !shared;
         let port = self.update(|record| {
             record.status = Status::Online;
             record.pid = Some(pid);
             record.pid_start_time = start_time;
             record.started_at_ms = Some(now_ms());
+            record.private_port = private_port;
             record.health = Health::Unknown;
             record.health_error = None;
             record.ready = ready_now;
             record.record("started", format!("pid {pid}"));
             record.effective_port()
         });
+        if let Some(private) = private_port {
+            self.supervisor
+                .balancer
+                .add_backend(&config.name, pid, private);
+        }
+        let listen_timeout = config
+            .listen_timeout
+            .map_or(health::DEFAULT_LISTEN_TIMEOUT, Duration::from_millis);
         let mut watchers = Vec::new();
         if let Some(socket) = notify {
             watchers.push(health::listen_for_ready(
@@ -225,18 +247,29 @@ impl Instance {
                 self.id,
                 pid,
             ));
+        } else if shared && check.is_none() {
+            watchers.push(health::await_serving(
+                &self.supervisor,
+                health::Serving {
+                    id: self.id,
+                    pid,
+                    private_port,
+                    settle: Duration::from_millis(config.min_uptime.min(1000)),
+                    listen_timeout,
+                },
+            ));
         }
         if let Some(check) = check {
             let subject = health::Subject {
                 id: self.id,
                 pid,
-                port: port.flatten(),
+                // In proxy mode the check reaches this process, not the
+                // public port.
+                port: private_port.or(port.flatten()),
                 env: plan.env.clone(),
                 cwd: plan.cwd.clone(),
                 sets_ready: !config.wait_ready,
-                listen_timeout: config
-                    .listen_timeout
-                    .map_or(health::DEFAULT_LISTEN_TIMEOUT, Duration::from_millis),
+                listen_timeout,
             };
             watchers.push(health::spawn(&self.supervisor, check, subject));
         }
@@ -272,9 +305,14 @@ impl Instance {
         let Some(config) = self.config() else {
             return;
         };
+        self.supervisor
+            .balancer
+            .remove_backend(&config.name, running.pid);
+        self.explain_unready_exit(&config);
         let decision = self.update(|record| {
             record.last_exit = Some(reason);
             record.pid = None;
+            record.private_port = None;
             record.record("exited", format!("{reason} after {} ms", uptime.as_millis()));
             if record.desired == Desired::Stopped {
                 record.status = Status::Stopped;
@@ -391,8 +429,22 @@ impl Instance {
             return;
         };
         let config = self.config().unwrap_or_default();
-        let signal = spawn::stop_signal(&config);
         self.update(|record| record.status = Status::Stopping);
+        let reason = self.stop_process(&mut running, &config).await;
+        self.update(|record| {
+            record.last_exit = Some(reason);
+            record.pid = None;
+            record.private_port = None;
+            record.record("exited", format!("{reason} on stop"));
+        });
+    }
+
+    /// Stops one process and its group: the stop signal, SIGKILL after
+    /// `kill_timeout`; returns how it ended once no process of the group is
+    /// left. Its proxy backend is forgotten.
+    async fn stop_process(&self, running: &mut Running, config: &AppConfig) -> ExitReason {
+        self.supervisor.balancer.drain(&config.name, running.pid);
+        let signal = spawn::stop_signal(config);
         let pgid = running.pid;
         spawn::signal_group(pgid, signal);
         let deadline = Instant::now() + Duration::from_millis(config.kill_timeout);
@@ -422,11 +474,8 @@ impl Instance {
                 tracing::warn!("process group {pgid} survived SIGKILL");
             }
         }
-        self.update(|record| {
-            record.last_exit = Some(reason);
-            record.pid = None;
-            record.record("exited", format!("{reason} on stop"));
-        });
+        self.supervisor.balancer.remove_backend(&config.name, pgid);
+        reason
     }
 
     /// Waits until process group `pgid` is empty or `deadline` passes. Its
