@@ -40,6 +40,8 @@ const NODE_PRELOAD: &str = include_str!("preload.js");
 #[derive(Debug, Default)]
 pub struct Balancer {
     apps: Mutex<HashMap<String, Arc<Shared>>>,
+    /// The Node preload, once written.
+    preload: Mutex<Option<PathBuf>>,
 }
 
 /// One app's shared port.
@@ -239,9 +241,9 @@ fn bind_shared(port: u16) -> Result<TcpListener, Error> {
         // No IPv6 here.
         Err(_) => TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).map_err(in_use)?,
     };
-    listener
-        .set_nonblocking(true)
-        .map_err(|err| Error::io("configure", format!("port {port}"), err))?;
+    // Blocking, as systemd passes sockets: an app that accepts in a blocking
+    // loop works (the proxy, which shares it with no app, makes it
+    // non-blocking).
     Ok(listener)
 }
 
@@ -253,15 +255,22 @@ pub fn private_port() -> Result<u16, Error> {
         .map_err(|err| Error::io("find", "a free private port", err))
 }
 
-/// Writes the Node preload under `dir` (when it is missing or stale) and
-/// returns its path.
-pub fn node_preload(dir: &Path) -> Result<PathBuf, Error> {
-    let path = dir.join("pmdaemon-preload.js");
-    if std::fs::read_to_string(&path).ok().as_deref() != Some(NODE_PRELOAD) {
-        std::fs::create_dir_all(dir).map_err(|err| Error::io("create", dir, err))?;
-        let temp = dir.join(format!(".pmdaemon-preload.js.{}", std::process::id()));
-        std::fs::write(&temp, NODE_PRELOAD).map_err(|err| Error::io("write", &temp, err))?;
-        std::fs::rename(&temp, &path).map_err(|err| Error::io("write", &path, err))?;
+impl Balancer {
+    /// Writes the Node preload under `dir` (once per daemon, when it is
+    /// missing or stale) and returns its path.
+    pub fn node_preload(&self, dir: &Path) -> Result<PathBuf, Error> {
+        let mut written = lock(&self.preload);
+        if let Some(path) = written.as_ref() {
+            return Ok(path.clone());
+        }
+        let path = dir.join("pmdaemon-preload.js");
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(NODE_PRELOAD) {
+            std::fs::create_dir_all(dir).map_err(|err| Error::io("create", dir, err))?;
+            let temp = dir.join(format!(".pmdaemon-preload.js.{}", std::process::id()));
+            std::fs::write(&temp, NODE_PRELOAD).map_err(|err| Error::io("write", &temp, err))?;
+            std::fs::rename(&temp, &path).map_err(|err| Error::io("write", &path, err))?;
+        }
+        *written = Some(path.clone());
+        Ok(path)
     }
-    Ok(path)
 }

@@ -29,6 +29,9 @@ pub(super) fn spawn(shared: Arc<Shared>, app: String) -> Result<JoinHandle<()>, 
         .listener
         .try_clone()
         .map_err(|err| Error::io("share", format!("port {}", shared.port), err))?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(|err| Error::io("configure", format!("port {}", shared.port), err))?;
     let listener = TcpListener::from_std(std_listener)
         .map_err(|err| Error::io("listen on", format!("port {}", shared.port), err))?;
     // The task holds a weak reference: closing the app drops the socket.

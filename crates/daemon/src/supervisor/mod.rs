@@ -362,7 +362,7 @@ impl Supervisor {
                 plan.listen_socket = Some(Arc::clone(&shared.listener));
             }
         }
-        let preload = crate::balancer::node_preload(&self.home.root().join("node"))?;
+        let preload = self.balancer.node_preload(&self.home.root().join("node"))?;
         let require = format!("--require \"{}\"", preload.display());
         let options = match env.get("NODE_OPTIONS") {
             Some(existing) if !existing.trim().is_empty() => format!("{existing} {require}"),
