@@ -2,12 +2,15 @@
 //!
 //! ```sh
 //! cargo build --release -p pmdaemon -p pmdaemon-bench
-//! ./target/release/pmdaemon-bench [--pmdaemon PATH] [--rounds N] [--only restart|list|sampler|logs]
+//! ./target/release/pmdaemon-bench [--pmdaemon PATH] [--rounds N] [--seconds S]
+//!     [--only restart|list|sampler|logs|cluster]
 //! ```
 //!
 //! Each figure is reported with a baseline measured in the same run, since
 //! the machine is shared and noisy: what the same work costs without
 //! pmdaemon in the way.
+
+mod cluster;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
@@ -35,15 +38,17 @@ fn main() -> Result<()> {
     let mut pmdaemon = std::env::current_exe()?.with_file_name("pmdaemon");
     let mut rounds = 50usize;
     let mut only: Option<String> = None;
+    let mut seconds = 20u64;
     let mut iter = args.iter().skip(1);
     while let Some(arg) = iter.next() {
         match arg.as_str() {
             "--pmdaemon" => pmdaemon = PathBuf::from(iter.next().ok_or("--pmdaemon needs a path")?),
             "--rounds" => rounds = iter.next().ok_or("--rounds needs a number")?.parse()?,
+            "--seconds" => seconds = iter.next().ok_or("--seconds needs a number")?.parse()?,
             "--only" => {
                 only = Some(
                     iter.next()
-                        .ok_or("--only needs restart|list|sampler|logs")?
+                        .ok_or("--only needs restart|list|sampler|logs|cluster")?
                         .clone(),
                 )
             }
@@ -71,6 +76,9 @@ fn main() -> Result<()> {
     }
     if run("logs") {
         log_throughput(&pmdaemon)?;
+    }
+    if run("cluster") {
+        cluster::shared_port(&pmdaemon, seconds)?;
     }
     Ok(())
 }

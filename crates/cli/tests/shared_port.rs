@@ -160,7 +160,10 @@ impl Load {
         for thread in self.threads {
             thread.join().unwrap();
         }
-        (self.ok.load(Ordering::SeqCst), self.failed.load(Ordering::SeqCst))
+        (
+            self.ok.load(Ordering::SeqCst),
+            self.failed.load(Ordering::SeqCst),
+        )
     }
 }
 
@@ -177,7 +180,12 @@ fn reload_under_load_drops_nothing(mode: &str) {
     let last = load.answered();
     assert!(wait_until(DEADLINE, || load.answered() > last + 20));
     let (answered, failed) = load.finish();
-    assert_eq!(failed, 0, "{failed} of {} requests failed", answered + failed);
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} requests failed",
+        answered + failed
+    );
     let after = pids(&wait_all_ready(&fx, "web", 4), "web");
     assert!(before.is_disjoint(&after), "{before:?} {after:?}");
     for pid in &before {
@@ -281,7 +289,10 @@ fn a_shared_port_in_use_is_refused_before_anything_starts() {
         "--port",
         &port.to_string(),
     ]);
-    assert!(err.contains(&format!("port {port} is already used")), "{err}");
+    assert!(
+        err.contains(&format!("port {port} is already used")),
+        "{err}"
+    );
     assert!(fx.list().is_empty());
 }
 
