@@ -3,13 +3,14 @@
 
 mod control;
 mod daemon;
+mod errors;
 mod logs;
 mod metrics;
 mod processes;
 
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +23,10 @@ use tokio::sync::Notify;
 use crate::supervisor::Supervisor;
 use crate::Error;
 
+/// The largest request body accepted (an ecosystem file's apps fit many
+/// times over).
+pub const MAX_BODY: usize = 1024 * 1024;
+
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -31,7 +36,8 @@ pub struct AppState {
     pub shutdown: Arc<Notify>,
 }
 
-/// The router shared by every transport.
+/// The router shared by every transport. Errors are JSON, the framework's
+/// own too; bodies are limited to [`MAX_BODY`].
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/version", get(daemon::version))
@@ -56,7 +62,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/logs", get(logs::all))
         .route("/api/flush", post(logs::flush_all))
         .route("/api/processes/{target}/flush", post(logs::flush_target))
+        .fallback(errors::not_found)
         .layer(middleware::from_fn(check_version))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(errors::as_json))
         .with_state(state)
 }
 
