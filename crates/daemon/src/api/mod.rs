@@ -1,5 +1,6 @@
-//! The HTTP/JSON API: one axum router, served on the Unix socket (and on TCP
-//! once the web API is enabled). One file per verb.
+//! The HTTP/JSON API: one axum router, served on the Unix socket and, once
+//! `pmdaemon web` enables it, on TCP behind [`crate::web::auth`]. One file
+//! per verb.
 
 mod control;
 mod daemon;
@@ -7,6 +8,7 @@ mod errors;
 mod logs;
 mod metrics;
 mod processes;
+mod web;
 
 use std::sync::Arc;
 
@@ -17,10 +19,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pmdaemon_core::api::{ErrorBody, VERSION_HEADER};
+use pmdaemon_core::web::{HEALTH_ROUTE, WEB_ROUTE};
 use pmdaemon_core::VERSION;
 use tokio::sync::Notify;
 
 use crate::supervisor::Supervisor;
+use crate::web::{auth, Door};
 use crate::Error;
 
 /// The largest request body accepted (an ecosystem file's apps fit many
@@ -34,11 +38,45 @@ pub struct AppState {
     pub supervisor: Arc<Supervisor>,
     /// Notified when the daemon should exit.
     pub shutdown: Arc<Notify>,
+    /// The TCP door.
+    pub web: Arc<Door>,
 }
 
-/// The router shared by every transport. Errors are JSON, the framework's
-/// own too; bodies are limited to [`MAX_BODY`].
-pub fn router(state: AppState) -> Router {
+/// Marks a request that came over TCP without the key (allowed because
+/// reads are open): details leave out the whole environment.
+#[derive(Debug, Clone, Copy)]
+pub struct HideEnv;
+
+/// The router of the Unix socket: every route, and the web setting.
+pub fn socket_router(state: AppState) -> Router {
+    finish(
+        routes().route(
+            WEB_ROUTE,
+            get(web::status).post(web::set).delete(web::unset),
+        ),
+        state,
+    )
+}
+
+/// The router of the TCP door: every route, `/health`, and the key check.
+pub fn tcp_router(state: AppState, guard: Arc<auth::Guard>) -> Router {
+    finish(routes().route(HEALTH_ROUTE, get(daemon::health)), state)
+        .layer(middleware::from_fn_with_state(guard, auth::check))
+}
+
+/// What both doors serve: errors as JSON (also the framework's own), the
+/// body limit, the version check.
+fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    routes
+        .fallback(errors::not_found)
+        .layer(middleware::from_fn(check_version))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(errors::as_json))
+        .with_state(state)
+}
+
+/// The routes shared by every transport.
+fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/version", get(daemon::version))
         .route("/api/daemon/kill", post(daemon::kill))
@@ -62,11 +100,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/logs", get(logs::all))
         .route("/api/flush", post(logs::flush_all))
         .route("/api/processes/{target}/flush", post(logs::flush_target))
-        .fallback(errors::not_found)
-        .layer(middleware::from_fn(check_version))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn(errors::as_json))
-        .with_state(state)
 }
 
 /// A CLI from another version is told so instead of being misunderstood.
