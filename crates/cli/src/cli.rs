@@ -295,10 +295,10 @@ pub struct WebArgs {
     #[arg(long, value_name = "PATH")]
     pub api_key_file: Option<PathBuf>,
     /// Show where the API is served.
-    #[arg(long, conflicts_with_all = ["stop", "api_key", "api_key_file"])]
+    #[arg(long, conflicts_with_all = ["stop", "host", "port", "api_key", "api_key_file"])]
     pub status: bool,
     /// Stop serving the API on TCP (the Unix socket stays).
-    #[arg(long, conflicts_with_all = ["api_key", "api_key_file"])]
+    #[arg(long, conflicts_with_all = ["host", "port", "api_key", "api_key_file"])]
     pub stop: bool,
     /// With --status: as JSON.
     #[arg(long, requires = "status")]
