@@ -379,3 +379,23 @@ fn the_setting_survives_the_daemon() {
     let list: Vec<ProcessInfo> = serde_json::from_str(&get(port, "/api/processes").body).unwrap();
     assert_eq!(list.len(), 2);
 }
+
+#[test]
+fn a_port_in_use_is_refused_and_the_previous_setting_kept() {
+    let fx = Fixture::new();
+    let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let busy = taken.local_addr().unwrap().port();
+    let err = fx.fails(&["web", "--port", &busy.to_string()]);
+    assert!(err.contains(&format!("port {busy}")), "{err}");
+    assert!(!fx.home().join("web.json").exists());
+    assert!(
+        !fx.home().join("api-key").exists(),
+        "a generated key nobody saw is not kept"
+    );
+
+    let (port, _) = serving(&fx);
+    fx.fails(&["web", "--port", &busy.to_string()]);
+    let status = web_status(&fx);
+    assert_eq!(status.settings.map(|s| s.port), Some(port));
+    assert_eq!(get(port, "/api/processes").status, 200);
+}
