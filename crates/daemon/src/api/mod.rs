@@ -150,7 +150,7 @@ impl From<Error> for ApiError {
         let status = match &error {
             Error::UnknownTarget { .. } => StatusCode::NOT_FOUND,
             Error::DuplicateName { .. } => StatusCode::CONFLICT,
-            Error::BadCommand(_) | Error::Invalid(_) | Error::NoPorts(_) => {
+            Error::BadCommand(_) | Error::Invalid(_) | Error::NoPorts(_) | Error::Web(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Error::PortInUse { .. } => StatusCode::CONFLICT,
