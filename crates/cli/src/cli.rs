@@ -55,6 +55,9 @@ pub enum Command {
     Monit(MonitArgs),
     /// Check an ecosystem file without starting anything.
     Validate(ValidateArgs),
+    /// Serve the API over HTTP on TCP (kept across daemon restarts), show
+    /// where it is served, or stop serving it.
+    Web(WebArgs),
     /// Stop every app gracefully, then the daemon (the next command starts a
     /// new daemon, which brings the apps back).
     Kill,
@@ -277,6 +280,35 @@ pub struct MonitArgs {
 pub struct ValidateArgs {
     /// The ecosystem file.
     pub file: std::path::PathBuf,
+}
+
+/// `web`.
+#[derive(Debug, Args)]
+pub struct WebArgs {
+    /// The address to listen on (an IP address, or localhost). Any but a
+    /// loopback address needs --api-key or --api-key-file.
+    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1")]
+    pub host: String,
+    /// The port.
+    #[arg(long, default_value_t = pmdaemon_core::web::DEFAULT_PORT)]
+    pub port: u16,
+    /// The key every client must send (`Authorization: Bearer KEY` or
+    /// `X-API-Key: KEY`); kept in $PMDAEMON_HOME/api-key. Without a key,
+    /// one is generated and printed once.
+    #[arg(long, value_name = "KEY", conflicts_with = "api_key_file")]
+    pub api_key: Option<String>,
+    /// A file holding the key (read whenever the daemon starts serving).
+    #[arg(long, value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+    /// Show where the API is served.
+    #[arg(long, conflicts_with_all = ["stop", "host", "port", "api_key", "api_key_file"])]
+    pub status: bool,
+    /// Stop serving the API on TCP (the Unix socket stays).
+    #[arg(long, conflicts_with_all = ["host", "port", "api_key", "api_key_file"])]
+    pub stop: bool,
+    /// With --status: as JSON.
+    #[arg(long, requires = "status")]
+    pub json: bool,
 }
 
 /// `list`.

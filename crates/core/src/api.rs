@@ -16,6 +16,8 @@
 //! - `GET /api/system` → [`SystemInfo`]
 //! - `GET /metrics` → Prometheus text format
 //! - `POST /api/daemon/kill` → [`KillResponse`]
+//! - `GET|POST|DELETE /api/web` (Unix socket only) and `GET /health` (TCP
+//!   only): see [`crate::web`]
 //!
 //! Errors come back with a 4xx/5xx status and an [`ErrorBody`].
 

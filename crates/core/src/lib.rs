@@ -14,6 +14,7 @@ pub mod ecosystem;
 pub mod error;
 pub mod ports;
 pub mod units;
+pub mod web;
 
 pub use error::Error;
 

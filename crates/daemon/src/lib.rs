@@ -10,7 +10,8 @@
 //! to `state.json` ([`store`]); when a daemon starts it reads that table,
 //! kills what a dead predecessor left running ([`recover`]) and brings every
 //! app back to the state the user asked for. The same axum router ([`api`])
-//! answers the CLI on the 0600 Unix socket and, later, browsers on TCP.
+//! answers the CLI on the 0600 Unix socket and, when `pmdaemon web` enabled
+//! it, other clients on TCP behind an API key ([`web`]).
 
 pub mod api;
 pub mod balancer;
@@ -27,6 +28,7 @@ pub mod spawn;
 pub mod store;
 pub mod supervisor;
 mod triggers;
+pub mod web;
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -155,10 +157,13 @@ async fn serve(options: Options) -> Result<(), Error> {
         .map_err(|err| Error::io("restrict", &socket, err))?;
 
     let shutdown = Arc::new(Notify::new());
+    let web = Arc::new(web::Door::new(home.clone()));
     let state = api::AppState {
         supervisor: Arc::clone(&supervisor),
         shutdown: Arc::clone(&shutdown),
+        web: Arc::clone(&web),
     };
+    web.resume(state.clone()).await;
     tracing::info!(
         "pmdaemon {} ready on {} (pid {})",
         pmdaemon_core::VERSION,
@@ -192,7 +197,7 @@ async fn serve(options: Options) -> Result<(), Error> {
         }
     };
     let serve = std::future::IntoFuture::into_future(
-        axum::serve(listener, api::router(state)).with_graceful_shutdown(stop_signal),
+        axum::serve(listener, api::socket_router(state)).with_graceful_shutdown(stop_signal),
     );
     // Requests in flight get a moment to finish; endless ones (`logs
     // --follow`) must not keep the daemon alive.
@@ -203,6 +208,7 @@ async fn serve(options: Options) -> Result<(), Error> {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         } => Ok(()),
     };
+    web.shutdown().await;
     let _ = fs::remove_file(&socket);
     let _ = fs::remove_file(home.pid_file());
     tracing::info!("daemon stopped");

@@ -49,6 +49,14 @@ impl Home {
     pub fn state_file(&self) -> PathBuf {
         self.root.join("state.json")
     }
+    /// The web API's setting (`pmdaemon web`), absent when it is off.
+    pub fn web_file(&self) -> PathBuf {
+        self.root.join("web.json")
+    }
+    /// The API key pmdaemon generated or was given (mode 0600).
+    pub fn api_key_file(&self) -> PathBuf {
+        self.root.join("api-key")
+    }
     /// Directory of the apps' log files.
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")

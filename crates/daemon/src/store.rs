@@ -242,7 +242,15 @@ fn move_aside(path: &Path) -> Result<PathBuf, Error> {
 pub fn save(path: &Path, state: &State) -> Result<(), Error> {
     let bytes = serde_json::to_vec(state)
         .map_err(|err| Error::io("serialize", path, std::io::Error::other(err)))?;
-    let tmp = path.with_extension("json.tmp");
+    write_atomic(path, &bytes)
+}
+
+/// Replaces `path` with `bytes` (mode 0600) so that a crash at any moment
+/// leaves the old content or the new, never a torn file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
@@ -250,7 +258,7 @@ pub fn save(path: &Path, state: &State) -> Result<(), Error> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|err| Error::io("create", &tmp, err))?;
-    file.write_all(&bytes)
+    file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(|err| Error::io("write", &tmp, err))?;
     fs::rename(&tmp, path).map_err(|err| Error::io("replace", path, err))?;

@@ -16,6 +16,7 @@ pub mod scale;
 pub mod start;
 pub mod stop;
 pub mod validate;
+pub mod web;
 
 use std::path::PathBuf;
 
@@ -56,6 +57,7 @@ pub async fn run(command: Command, config: Option<PathBuf>, home: Home) -> Resul
         Command::Logs(args) => logs::run(args, home).await,
         Command::Monit(args) => monit::run(args, home).await,
         Command::Flush(args) => flush::run(args, home).await,
+        Command::Web(args) => web::run(args, home).await,
         Command::Kill => kill::run(home).await,
         Command::Daemon(args) => daemon::run(home, args.fresh),
     }

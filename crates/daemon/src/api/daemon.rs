@@ -1,4 +1,4 @@
-//! `GET /api/version` and `POST /api/daemon/kill`.
+//! `GET /api/version`, `POST /api/daemon/kill` and, on TCP, `GET /health`.
 
 use axum::extract::State;
 use axum::Json;
@@ -13,6 +13,12 @@ pub async fn version() -> Json<VersionInfo> {
         version: VERSION.to_string(),
         pid: std::process::id(),
     })
+}
+
+/// `GET /health`: the daemon answers (for load balancers and probes; open
+/// without the key, so it tells nothing else).
+pub async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
 }
 
 /// Stops every app, answers, then lets the daemon exit.

@@ -1,26 +1,35 @@
-//! The HTTP/JSON API: one axum router, served on the Unix socket (and on TCP
-//! once the web API is enabled). One file per verb.
+//! The HTTP/JSON API: one axum router, served on the Unix socket and, once
+//! `pmdaemon web` enables it, on TCP behind [`crate::web::auth`]. One file
+//! per verb.
 
 mod control;
 mod daemon;
+mod errors;
 mod logs;
 mod metrics;
 mod processes;
+mod web;
 
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pmdaemon_core::api::{ErrorBody, VERSION_HEADER};
+use pmdaemon_core::web::{HEALTH_ROUTE, WEB_ROUTE};
 use pmdaemon_core::VERSION;
 use tokio::sync::Notify;
 
 use crate::supervisor::Supervisor;
+use crate::web::{auth, Door};
 use crate::Error;
+
+/// The largest request body accepted (an ecosystem file's apps fit many
+/// times over).
+pub const MAX_BODY: usize = 1024 * 1024;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -29,10 +38,45 @@ pub struct AppState {
     pub supervisor: Arc<Supervisor>,
     /// Notified when the daemon should exit.
     pub shutdown: Arc<Notify>,
+    /// The TCP door.
+    pub web: Arc<Door>,
 }
 
-/// The router shared by every transport.
-pub fn router(state: AppState) -> Router {
+/// Marks a request that came over TCP without the key (allowed because
+/// reads are open): details leave out the whole environment.
+#[derive(Debug, Clone, Copy)]
+pub struct HideEnv;
+
+/// The router of the Unix socket: every route, and the web setting.
+pub fn socket_router(state: AppState) -> Router {
+    finish(
+        routes().route(
+            WEB_ROUTE,
+            get(web::status).post(web::set).delete(web::unset),
+        ),
+        state,
+    )
+}
+
+/// The router of the TCP door: every route, `/health`, and the key check.
+pub fn tcp_router(state: AppState, guard: Arc<auth::Guard>) -> Router {
+    finish(routes().route(HEALTH_ROUTE, get(daemon::health)), state)
+        .layer(middleware::from_fn_with_state(guard, auth::check))
+}
+
+/// What both doors serve: errors as JSON (also the framework's own), the
+/// body limit, the version check.
+fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    routes
+        .fallback(errors::not_found)
+        .layer(middleware::from_fn(check_version))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(errors::as_json))
+        .with_state(state)
+}
+
+/// The routes shared by every transport.
+fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/version", get(daemon::version))
         .route("/api/daemon/kill", post(daemon::kill))
@@ -56,8 +100,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/logs", get(logs::all))
         .route("/api/flush", post(logs::flush_all))
         .route("/api/processes/{target}/flush", post(logs::flush_target))
-        .layer(middleware::from_fn(check_version))
-        .with_state(state)
 }
 
 /// A CLI from another version is told so instead of being misunderstood.
@@ -108,7 +150,7 @@ impl From<Error> for ApiError {
         let status = match &error {
             Error::UnknownTarget { .. } => StatusCode::NOT_FOUND,
             Error::DuplicateName { .. } => StatusCode::CONFLICT,
-            Error::BadCommand(_) | Error::Invalid(_) | Error::NoPorts(_) => {
+            Error::BadCommand(_) | Error::Invalid(_) | Error::NoPorts(_) | Error::Web(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Error::PortInUse { .. } => StatusCode::CONFLICT,

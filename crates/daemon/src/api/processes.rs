@@ -1,10 +1,10 @@
 //! `GET /api/processes`, `POST /api/processes`, `GET /api/processes/{target}`.
 
 use axum::extract::{Path, State};
-use axum::Json;
+use axum::{Extension, Json};
 use pmdaemon_core::api::{ApplyRequest, ApplyResponse, ProcessDetail, ProcessInfo, StartRequest};
 
-use super::{ApiResult, AppState};
+use super::{ApiResult, AppState, HideEnv};
 
 /// Every instance.
 pub async fn list(State(state): State<AppState>) -> Json<Vec<ProcessInfo>> {
@@ -19,12 +19,24 @@ pub async fn start(
     Ok(Json(state.supervisor.start_app(request).await?))
 }
 
-/// The instances a target names, in full.
+/// The instances a target names, in full (secret-looking env values
+/// redacted; over TCP without the key, every env value).
 pub async fn info(
     State(state): State<AppState>,
     Path(target): Path<String>,
+    hide_env: Option<Extension<HideEnv>>,
 ) -> ApiResult<Vec<ProcessDetail>> {
-    Ok(Json(state.supervisor.detail(&target)?))
+    let mut details = state.supervisor.detail(&target)?;
+    if hide_env.is_some() {
+        for detail in &mut details {
+            detail
+                .config
+                .env
+                .values_mut()
+                .for_each(|value| *value = "[redacted]".to_string());
+        }
+    }
+    Ok(Json(details))
 }
 
 /// Brings the apps of an ecosystem file to their configuration.
