@@ -133,8 +133,7 @@ pub fn shared_port(pmdaemon: &Path, seconds: u64) -> Result<()> {
             .env("BENCH_PORT", port.to_string())
             .stdout(Stdio::null())
             .spawn()?;
-        wait_http(port)?;
-        let result = wrk(port, 16, seconds);
+        let result = wait_http(port).and_then(|()| wrk(port, 16, seconds));
         let _ = child.kill();
         let _ = child.wait();
         result?
@@ -151,6 +150,7 @@ pub fn shared_port(pmdaemon: &Path, seconds: u64) -> Result<()> {
             &port_arg,
             "--shared-port",
             "proxy",
+            "--wait-ready",
         ])?;
         wait_http(port)?;
         wrk(port, 16, seconds)?
@@ -285,8 +285,8 @@ fn pm2_cluster(app: &str, port: u16, seconds: u64) -> Result<Option<(Wrk, Wrk)>>
             Err(format!("pm2 {args:?} failed").into())
         }
     };
-    pm2(&["start", app, "--name", "web", "-i", "4"])?;
-    let result = wait_http(port).and_then(|()| {
+    let started = pm2(&["start", app, "--name", "web", "-i", "4"]);
+    let result = started.and_then(|()| wait_http(port)).and_then(|()| {
         let plain = wrk(port, 16, seconds)?;
         let reloaded = wrk_with_reloads(port, seconds, &|| pm2(&["reload", "web"]))?;
         Ok((plain, reloaded))

@@ -286,6 +286,7 @@ pub(crate) fn await_serving(supervisor: &Arc<Supervisor>, serving: Serving) -> J
             return;
         };
         let started = Instant::now();
+        let mut reported = false;
         loop {
             let connected = timeout(
                 Duration::from_millis(500),
@@ -299,18 +300,19 @@ pub(crate) fn await_serving(supervisor: &Arc<Supervisor>, serving: Serving) -> J
                 supervisor.set_ready(id, pid);
                 return;
             }
-            if started.elapsed() >= listen_timeout {
+            let late = started.elapsed() >= listen_timeout;
+            if late && !reported {
                 let error = format!(
                     "not listening on its PORT {port} after {} ms (in proxy mode the app must listen on PORT)",
                     listen_timeout.as_millis()
                 );
                 supervisor.set_health(id, pid, Health::Unknown, Some(error), false);
-                return;
+                reported = true;
             }
             drop(supervisor);
-            // Nothing announces that a port starts listening: a short tick,
-            // only until the first success.
-            sleep(Duration::from_millis(25)).await;
+            // Nothing announces that a port starts listening: a short tick
+            // until the first success, a slow one once it is late.
+            sleep(Duration::from_millis(if late { 1000 } else { 25 })).await;
         }
     })
 }

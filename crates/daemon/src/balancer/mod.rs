@@ -51,8 +51,9 @@ pub struct Shared {
     pub port: u16,
     /// `Socket` or `Proxy`.
     pub mode: SharedPort,
-    /// The listening socket (kept open while the app exists).
-    pub listener: Arc<TcpListener>,
+    /// The listening socket (kept open while the app exists; taken out
+    /// when it is closed, so that nothing holds it after).
+    listener: Mutex<Option<Arc<TcpListener>>>,
     backends: Mutex<Vec<Backend>>,
     /// Woken when a backend starts or stops serving.
     changed: Notify,
@@ -95,17 +96,22 @@ impl Balancer {
     /// IPv6 and IPv4 are both served (one dual-stack socket, or IPv4 alone
     /// on a host without IPv6). A port someone else listens on is refused.
     pub fn open(&self, app: &str, port: u16, mode: SharedPort) -> Result<Arc<Shared>, Error> {
-        if let Some(shared) = self.get(app) {
+        // One lock from the look-up to the insert: instances launched at
+        // once (a new daemon resuming a cluster) bind the port once.
+        let mut apps = lock(&self.apps);
+        if let Some(shared) = apps.get(app) {
             if shared.port == port && shared.mode == mode {
-                return Ok(shared);
+                return Ok(Arc::clone(shared));
             }
-            self.close(app);
+        }
+        if let Some(old) = apps.remove(app) {
+            old.close();
         }
         let listener = bind_shared(port)?;
         let shared = Arc::new(Shared {
             port,
             mode,
-            listener: Arc::new(listener),
+            listener: Mutex::new(Some(Arc::new(listener))),
             backends: Mutex::new(Vec::new()),
             changed: Notify::new(),
             next: AtomicUsize::new(0),
@@ -115,7 +121,7 @@ impl Balancer {
             let task = proxy::spawn(Arc::clone(&shared), app.to_string())?;
             *lock(&shared.proxy) = Some(task);
         }
-        lock(&self.apps).insert(app.to_string(), Arc::clone(&shared));
+        apps.insert(app.to_string(), Arc::clone(&shared));
         tracing::info!("{app}: listening on shared port {port} ({mode} mode)");
         Ok(shared)
     }
@@ -127,10 +133,9 @@ impl Balancer {
 
     /// Closes `app`'s shared port (the app is gone).
     pub fn close(&self, app: &str) {
-        if let Some(shared) = lock(&self.apps).remove(app) {
-            if let Some(task) = lock(&shared.proxy).take() {
-                task.abort();
-            }
+        let shared = lock(&self.apps).remove(app);
+        if let Some(shared) = shared {
+            shared.close();
         }
     }
 
@@ -202,8 +207,31 @@ impl Balancer {
 }
 
 impl Shared {
+    /// The listening socket, until the port is closed.
+    pub fn listener(&self) -> Option<Arc<TcpListener>> {
+        lock(&self.listener).clone()
+    }
+
+    /// Stops accepting and lets go of the socket; connections being
+    /// forwarded finish on their own.
+    fn close(&self) {
+        if let Some(task) = lock(&self.proxy).take() {
+            task.abort();
+        }
+        if let Some(listener) = lock(&self.listener).take() {
+            // Other handles of the socket (the proxy's, a process's fd 3)
+            // must stop accepting too.
+            let _ = nix::sys::socket::shutdown(
+                std::os::fd::AsRawFd::as_raw_fd(&*listener),
+                nix::sys::socket::Shutdown::Read,
+            );
+        }
+        self.changed.notify_waiters();
+    }
+
     /// The serving backend with the fewest open connections (round robin
-    /// among equals), skipping `tried`; its address and connection counter.
+    /// among equals), skipping `tried`; its address and its connection
+    /// counter, already counting the caller.
     fn pick(&self, tried: &[u16]) -> Option<(u16, Arc<AtomicU64>)> {
         let backends = lock(&self.backends);
         let serving: Vec<&Backend> = backends
@@ -217,6 +245,9 @@ impl Shared {
         let chosen = (0..serving.len())
             .map(|offset| serving[(start + offset) % serving.len()])
             .min_by_key(|b| b.connections.load(Ordering::Relaxed))?;
+        // Counted from the pick, under the lock: a drain that reads 0 never
+        // races a connection being made.
+        chosen.connections.fetch_add(1, Ordering::Relaxed);
         Some((chosen.port, Arc::clone(&chosen.connections)))
     }
 }

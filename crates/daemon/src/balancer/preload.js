@@ -30,20 +30,28 @@ if (shared > 0 && (ownsSocket || (mode === 'proxy' && privatePort > 0))) {
     return Number(first);
   };
 
-  net.Server.prototype.listen = function pmdaemonListen(...args) {
-    const port = portOf(args);
-    const mapped = port === shared && !(mode === 'proxy' && port === privatePort);
-    if (!mapped || servers.has(this)) return listen.apply(this, args);
-    servers.add(this);
-    this.on('connection', (socket) => {
+  const track = (server) => {
+    servers.add(server);
+    server.on('connection', (socket) => {
       open.add(socket);
       socket.on('close', () => open.delete(socket));
     });
-    if (typeof this.prependListener === 'function') {
-      this.prependListener('request', (req, res) => {
+    if (typeof server.prependListener === 'function') {
+      server.prependListener('request', (req, res) => {
         if (stopping) res.setHeader('Connection', 'close');
       });
     }
+  };
+
+  net.Server.prototype.listen = function pmdaemonListen(...args) {
+    const first = args[0];
+    const port = portOf(args);
+    const mapped = port === shared && !(mode === 'proxy' && port === privatePort);
+    // Servers on the shared port, however they ask for it, stop gracefully.
+    const serving = mapped || port === privatePort
+      || (ownsSocket && first !== null && typeof first === 'object' && first.fd === 3);
+    if (serving && !servers.has(this)) track(this);
+    if (!mapped) return listen.apply(this, args);
     const callback = args.find((a) => typeof a === 'function');
     const target = ownsSocket ? { fd: 3 } : { port: privatePort, host: '127.0.0.1' };
     return callback ? listen.call(this, target, callback) : listen.call(this, target);
@@ -51,10 +59,9 @@ if (shared > 0 && (ownsSocket || (mode === 'proxy' && privatePort > 0))) {
 
   const stop = (signal) => {
     // An app with its own handler decides how to stop.
-    if (process.listenerCount(signal) > 1 || servers.size === 0) {
-      if (servers.size === 0) process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
-      return;
-    }
+    if (process.listenerCount(signal) > 1) return;
+    // Nothing to drain: end as the signal would have.
+    if (servers.size === 0) process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
     if (stopping) return;
     stopping = true;
     for (const server of servers) close.call(server);

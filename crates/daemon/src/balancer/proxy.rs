@@ -26,7 +26,14 @@ const BUFFER: usize = 64 * 1024;
 /// Starts accepting on `shared`'s socket.
 pub(super) fn spawn(shared: Arc<Shared>, app: String) -> Result<JoinHandle<()>, Error> {
     let std_listener = shared
-        .listener
+        .listener()
+        .ok_or_else(|| {
+            Error::io(
+                "listen on",
+                format!("port {}", shared.port),
+                std::io::Error::other("the port was closed"),
+            )
+        })?
         .try_clone()
         .map_err(|err| Error::io("share", format!("port {}", shared.port), err))?;
     std_listener
@@ -62,8 +69,9 @@ async fn forward(shared: Arc<Shared>, mut client: TcpStream) {
         let changed = shared.changed.notified();
         match shared.pick(&tried) {
             Some((port, connections)) => {
+                let open = Open(connections);
                 match TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await {
-                    Ok(stream) => break (stream, connections),
+                    Ok(stream) => break (stream, open),
                     Err(_) => tried.push(port),
                 }
             }
@@ -82,20 +90,13 @@ async fn forward(shared: Arc<Shared>, mut client: TcpStream) {
         }
     };
     let _ = backend.set_nodelay(true);
-    let _open = Open::count(connections);
+    let _open = connections;
     let _ =
         tokio::io::copy_bidirectional_with_sizes(&mut client, &mut backend, BUFFER, BUFFER).await;
 }
 
-/// Counts an open connection for as long as it lives.
+/// A connection counted by `pick`, uncounted when it ends.
 struct Open(Arc<AtomicU64>);
-
-impl Open {
-    fn count(counter: Arc<AtomicU64>) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Self(counter)
-    }
-}
 
 impl Drop for Open {
     fn drop(&mut self) {

@@ -126,7 +126,19 @@ impl Supervisor {
         // A shared port that changes (or stops being shared) is held by the
         // running instances: they stop before it is bound anew.
         let old_sharing = self.lock().app(&app).and_then(|a| a.config.sharing());
-        if old_sharing.is_some() && old_sharing != config.sharing() {
+        if old_sharing != config.sharing() {
+            // Checked first, so that a refused port leaves the app running.
+            if let Some(spec) = &config.port {
+                let table = self.lock();
+                let wanted: Vec<u32> = (0..config.instances).collect();
+                ports::allocate(
+                    spec,
+                    &wanted,
+                    &table.holders(&app),
+                    &Default::default(),
+                    false,
+                )?;
+            }
             let _ = self.control(&app, Action::Stop, None).await;
             self.balancer.close(&app);
         }

@@ -359,7 +359,7 @@ impl Supervisor {
             _ => {
                 env.insert("LISTEN_FDS".into(), "1".into());
                 env.insert("LISTEN_FDNAMES".into(), config.name.clone());
-                plan.listen_socket = Some(Arc::clone(&shared.listener));
+                plan.listen_socket = shared.listener();
             }
         }
         let preload = self.balancer.node_preload(&self.home.root().join("node"))?;

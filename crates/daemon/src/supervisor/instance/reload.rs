@@ -65,6 +65,8 @@ impl Instance {
             self.restore(old, previous, None, &err);
             return Err(err);
         }
+        // ... and so is the new one, before it can serve.
+        self.supervisor.persist_now().await;
         let wait = config
             .listen_timeout
             .map_or(health::DEFAULT_LISTEN_TIMEOUT, Duration::from_millis);
@@ -131,6 +133,10 @@ impl Instance {
                     let why = format!("the new process exited ({reason}) before it was ready");
                     if let Some(new) = self.running.take() {
                         crate::spawn::signal_group(new.pid, nix::sys::signal::Signal::SIGKILL);
+                        if let Some(config) = self.config() {
+                            self.supervisor.balancer.remove_backend(&config.name, new.pid);
+                            self.explain_unready_exit(&config);
+                        }
                     }
                     self.update(|r| r.last_exit = Some(reason));
                     return (Err(why), old_exit);
