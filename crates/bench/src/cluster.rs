@@ -238,6 +238,8 @@ fn nginx_in_front(app: &str, port: u16, seconds: u64) -> Result<Option<Wrk>> {
                 .spawn()?,
         );
         servers.push_str(&format!("server 127.0.0.1:{backend};\n"));
+        // nginx marks an upstream that refuses as down for 10 s.
+        wait_http(backend)?;
     }
     let root = dir.path().display();
     let config = format!(
@@ -253,7 +255,12 @@ fn nginx_in_front(app: &str, port: u16, seconds: u64) -> Result<Option<Wrk>> {
         .stderr(Stdio::null())
         .spawn()?;
     let result = wait_http(port).and_then(|()| wrk(port, 16, seconds));
-    let _ = server.kill();
+    // SIGTERM, so that the master stops its workers (SIGKILL would leave
+    // them holding the port).
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
     let _ = server.wait();
     for mut child in children {
         let _ = child.kill();
