@@ -272,13 +272,19 @@ fn nginx_in_front(app: &str, port: u16, seconds: u64) -> Result<Option<Wrk>> {
 /// PM2's cluster mode with 4 instances, plain and with 3 reloads, or None
 /// without pm2 (npm install -g pm2).
 fn pm2_cluster(app: &str, port: u16, seconds: u64) -> Result<Option<(Wrk, Wrk)>> {
-    if Command::new("pm2").arg("--version").output().is_err() {
-        println!("  (pm2 not installed: npm install -g pm2)");
-        return Ok(None);
-    }
     let home = tempfile::Builder::new()
         .prefix("pmd-bench-pm2-")
         .tempdir()?;
+    // Even `pm2 --version` starts a daemon: in the bench's own PM2_HOME.
+    let installed = Command::new("pm2")
+        .arg("--version")
+        .env("PM2_HOME", home.path())
+        .output()
+        .is_ok();
+    if !installed {
+        println!("  (pm2 not installed: npm install -g pm2)");
+        return Ok(None);
+    }
     let pm2 = |args: &[&str]| -> Result<()> {
         let status = Command::new("pm2")
             .args(args)
