@@ -114,20 +114,17 @@ fn bad_port_specs_are_clear_errors_and_change_nothing() {
             "{spec}: {stderr}"
         );
     }
-    let err = fx.fails(&[
-        "start",
-        "sleep 300",
-        "--name",
-        "x",
-        "--port",
-        "3000",
-        "--instances",
-        "4",
-    ]);
+    // One port with several instances is a shared-port cluster now; what
+    // cannot share is an app started alone on its port and scaled later.
+    let alone = free_ports(1).to_string();
+    fx.ok(&["start", "sleep 300", "--name", "x", "--port", &alone]);
+    let err = fx.fails(&["scale", "x", "4"]);
     assert!(
-        err.contains("use a range") || err.contains("with a range (3000-3003) or auto:3000-3100"),
+        err.contains(&format!("x serves port {alone} alone")) && err.contains("--instances 4"),
         "{err}"
     );
+    assert_eq!(fx.names(), ["x-0"]);
+    fx.ok(&["delete", "x"]);
     let err = fx.fails(&[
         "start",
         "sleep 300",
