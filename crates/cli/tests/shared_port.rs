@@ -120,6 +120,15 @@ fn four_instances_share_one_port_in_proxy_mode_each_on_its_private_port() {
         info.contains("proxy mode, 0 open connections")
     });
     assert!(idle, "{info}");
+    let metrics = helper::api_get(&fx, "/metrics");
+    let line = format!(
+        "pmdaemon_instance_shared_port{{app=\"prox\",instance=\"prox-0\",mode=\"proxy\",port=\"{port}\",private_port=\"{first}\"}} 1"
+    );
+    assert!(metrics.contains(&line), "{metrics}");
+    assert!(
+        metrics.contains("pmdaemon_instance_proxy_connections{app=\"prox\",instance=\"prox-0\"} 0"),
+        "{metrics}"
+    );
 }
 
 /// Requests `port` on `threads` threads, each on a fresh connection, until

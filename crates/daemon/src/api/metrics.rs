@@ -20,6 +20,15 @@ struct InstanceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SharedLabels {
+    app: String,
+    instance: String,
+    mode: String,
+    port: String,
+    private_port: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     app: String,
     instance: String,
@@ -44,6 +53,8 @@ pub fn render(processes: &[ProcessInfo], system: &SystemInfo) -> Result<String, 
     let uptime = Family::<InstanceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
     let status = Family::<StateLabels, Gauge>::default();
     let health = Family::<StateLabels, Gauge>::default();
+    let shared = Family::<SharedLabels, Gauge>::default();
+    let connections = Family::<InstanceLabels, Gauge>::default();
     for process in processes {
         let labels = InstanceLabels {
             app: process.app.clone(),
@@ -69,6 +80,25 @@ pub fn render(processes: &[ProcessInfo], system: &SystemInfo) -> Result<String, 
             status
                 .get_or_create(&labels)
                 .set(i64::from(process.status == state));
+        }
+        if let (Some(mode), Some(port)) = (process.shared_port, process.port) {
+            shared
+                .get_or_create(&SharedLabels {
+                    app: process.app.clone(),
+                    instance: process.name.clone(),
+                    mode: mode.to_string(),
+                    port: port.to_string(),
+                    private_port: process
+                        .private_port
+                        .map(|p| p.to_string())
+                        .unwrap_or_default(),
+                })
+                .set(1);
+        }
+        if let Some(open) = process.connections {
+            connections
+                .get_or_create(&labels)
+                .set(i64::try_from(open).unwrap_or(i64::MAX));
         }
         let current = process.health.to_string();
         for state in ["healthy", "unhealthy", "unknown"] {
@@ -111,6 +141,16 @@ pub fn render(processes: &[ProcessInfo], system: &SystemInfo) -> Result<String, 
         "instance_health",
         "1 for the instance's current health",
         health,
+    );
+    registry.register(
+        "instance_shared_port",
+        "1 for an instance of a shared-port cluster, with its mode, shared port and private port (proxy mode)",
+        shared,
+    );
+    registry.register(
+        "instance_proxy_connections",
+        "Connections the proxy has open to the instance (proxy mode)",
+        connections,
     );
     let host_memory = Gauge::<i64>::default();
     host_memory.set(system.memory_available as i64);
