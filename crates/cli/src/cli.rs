@@ -243,7 +243,8 @@ pub struct ReloadArgs {
     /// Instances replaced at a time.
     #[arg(long, default_value_t = 1)]
     pub parallel: u32,
-    /// Print the reloaded instances as JSON.
+    /// Print each instance's outcome as JSON (`replaced`, `failed`,
+    /// `not_reached`, with its pid and error).
     #[arg(long)]
     pub json: bool,
 }

@@ -89,9 +89,26 @@ impl Client {
     pub async fn stream_lines(
         &self,
         path: &str,
+        each: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.send_stream_lines(Method::GET, path, None::<&()>, each)
+            .await
+    }
+
+    /// `method path` (with an optional JSON body) whose answer is a stream
+    /// of lines, as [`stream_lines`](Self::stream_lines).
+    pub async fn send_stream_lines<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
         mut each: impl FnMut(&[u8]) -> Result<()>,
     ) -> Result<()> {
-        let response = self.request(Method::GET, path, None).await?;
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .context("could not encode the request")?;
+        let response = self.request(method, path, body).await?;
         let status = response.status();
         let mut body = response.into_body();
         if !status.is_success() {

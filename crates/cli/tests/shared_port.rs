@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use helper::{free_ports, http_get, kill, wait_until, Fixture, DEADLINE};
-use pmdaemon_core::api::{ProcessInfo, Status};
+use pmdaemon_core::api::{ProcessInfo, ReloadOutcome, ReloadResult, Status};
 use pmdaemon_core::config::SharedPort;
 
 /// The demo of `examples/`: it serves fd 3 when it inherits it, else $PORT,
@@ -203,7 +203,13 @@ fn reload_under_load_drops_nothing(mode: &str) {
     let before = pids(&start_cluster(&fx, "web", port, mode), "web");
     let load = Load::start(port, 4);
     assert!(wait_until(DEADLINE, || load.answered() > 20));
-    fx.ok(&["reload", "web"]);
+    let first = fx.output(&["reload", "web"]);
+    let progress = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{progress}");
+    for step in 1..=4 {
+        let line = format!("[pmdaemon] reloading web-{} ({step} of 4)…", step - 1);
+        assert!(progress.contains(&line), "{progress}");
+    }
     let middle = load.answered();
     assert!(wait_until(DEADLINE, || load.answered() > middle + 20));
     fx.ok(&["reload", "web"]);
@@ -264,6 +270,24 @@ fn a_reload_whose_new_version_never_becomes_ready_keeps_the_old_one_serving() {
     let before = pids(&wait_all_ready(&fx, "web", 2), "web");
     std::fs::write(fx.work().join("broken"), "").unwrap();
     let load = Load::start(port, 2);
+    let json = fx.output(&["reload", "web", "--json"]);
+    assert!(!json.status.success());
+    let outcomes: Vec<ReloadOutcome> = serde_json::from_slice(&json.stdout).unwrap();
+    let summary: Vec<(&str, ReloadResult)> = outcomes
+        .iter()
+        .map(|o| (o.instance.as_str(), o.outcome))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("web-0", ReloadResult::Failed),
+            ("web-1", ReloadResult::NotReached)
+        ]
+    );
+    assert!(outcomes[0]
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains("not ready")));
     let err = fx.fails(&["reload", "web"]);
     assert!(
         err.contains("web-0") && err.contains("not ready") && err.contains("0 of 2"),

@@ -264,12 +264,88 @@ impl fmt::Display for Health {
 pub struct ReloadRequest {
     /// Instances replaced at a time.
     pub parallel: u32,
+    /// Answer with a stream of [`ReloadEvent`]s, one JSON object per line,
+    /// instead of the affected instances at the end.
+    pub progress: bool,
 }
 
 impl Default for ReloadRequest {
     fn default() -> Self {
-        Self { parallel: 1 }
+        Self {
+            parallel: 1,
+            progress: false,
+        }
     }
+}
+
+/// One line of a reload's progress stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ReloadEvent {
+    /// The instances to replace, in order.
+    Planned {
+        /// Their names.
+        instances: Vec<String>,
+    },
+    /// An instance is being replaced.
+    Reloading {
+        /// Its name.
+        instance: String,
+        /// Its place in the rollout, from 1.
+        step: usize,
+        /// How many instances the rollout replaces.
+        total: usize,
+    },
+    /// An instance was replaced and is ready.
+    Replaced {
+        /// Its name.
+        instance: String,
+        /// Its new process.
+        pid: Option<u32>,
+    },
+    /// An instance was not replaced; the rollout stops.
+    Failed {
+        /// Its name.
+        instance: String,
+        /// Why.
+        error: String,
+    },
+    /// The rollout is over: each instance's outcome, and the error if it
+    /// stopped early.
+    Finished {
+        /// One per planned instance.
+        outcomes: Vec<ReloadOutcome>,
+        /// Why the rollout stopped, if it did.
+        error: Option<String>,
+    },
+}
+
+/// What a reload did to one instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReloadOutcome {
+    /// The instance.
+    pub instance: String,
+    /// `replaced`, `failed` or `not_reached`.
+    pub outcome: ReloadResult,
+    /// Its process now.
+    pub pid: Option<u32>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The outcome of one instance's reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReloadResult {
+    /// A new process serves.
+    Replaced,
+    /// The new process was not ready; the previous one (if it could keep
+    /// running) serves on.
+    Failed,
+    /// The rollout stopped before this instance; it runs the previous
+    /// version.
+    NotReached,
 }
 
 /// `info`: one instance in full.

@@ -129,7 +129,7 @@ pub async fn act_on_target<B: serde::Serialize>(
 
 /// The API paths a target names: the target itself, or, for an ecosystem
 /// file, the apps of that file that pmdaemon knows.
-async fn expand_target(client: &Client, target: &str) -> Result<Vec<String>> {
+pub(crate) async fn expand_target(client: &Client, target: &str) -> Result<Vec<String>> {
     if !ecosystem::is_file(target) {
         return Ok(vec![target_path(target)?]);
     }

@@ -1,20 +1,82 @@
-//! `pmdaemon reload <target> [--parallel K]`.
+//! `pmdaemon reload <target> [--parallel K] [--json]`.
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use hyper::Method;
-use pmdaemon_core::api::ReloadRequest;
+use pmdaemon_core::api::{ReloadEvent, ReloadOutcome, ReloadRequest};
 use pmdaemon_daemon::Home;
 
-use super::act_on_target;
+use super::{expand_target, report};
 use crate::cli::ReloadArgs;
+use crate::client::Client;
 
 /// Replaces the target's instances a batch at a time, each only once the
 /// previous batch is ready; fails (and stops) at the first that is not.
+/// Shows each step as it happens (`reloading web-2 (3 of 4)…`) on stderr;
+/// with `--json`, prints every instance's outcome.
 pub async fn run(args: ReloadArgs, home: Home) -> Result<()> {
+    let target = args
+        .target
+        .as_deref()
+        .context("give a target (see `pmdaemon help`)")?;
+    let client = Client::connect(home).await?;
     let body = ReloadRequest {
         parallel: args.parallel.max(1),
+        progress: true,
     };
-    let request = (Method::POST, "/reload");
-    let target = args.target.as_deref();
-    act_on_target(home, target, request, Some(&body), "reloaded", args.json).await
+    let mut outcomes: Vec<ReloadOutcome> = Vec::new();
+    let mut failure = None;
+    for path in expand_target(&client, target).await? {
+        let mut finished = false;
+        client
+            .send_stream_lines(
+                Method::POST,
+                &format!("{path}/reload"),
+                Some(&body),
+                |line| {
+                    match serde_json::from_slice::<ReloadEvent>(line)? {
+                        ReloadEvent::Reloading {
+                            instance,
+                            step,
+                            total,
+                        } if !args.json => {
+                            eprintln!("[pmdaemon] reloading {instance} ({step} of {total})…");
+                        }
+                        ReloadEvent::Finished {
+                            outcomes: these,
+                            error,
+                        } => {
+                            outcomes.extend(these);
+                            failure = failure.take().or(error);
+                            finished = true;
+                        }
+                        _ => {}
+                    }
+                    Ok(())
+                },
+            )
+            .await?;
+        if !finished {
+            bail!("the daemon ended the reload without saying how it went (see `pmdaemon list`)");
+        }
+        if failure.is_some() {
+            break;
+        }
+    }
+    if args.json {
+        println!("{}", crate::render::json(&outcomes)?);
+    }
+    if let Some(error) = failure {
+        bail!(error);
+    }
+    if !args.json {
+        let affected: Vec<_> = client.get("/api/processes").await?;
+        let affected: Vec<_> = affected
+            .into_iter()
+            .filter(|p: &pmdaemon_core::api::ProcessInfo| {
+                outcomes.iter().any(|o| o.instance == p.name)
+            })
+            .collect();
+        report(&client, "reloaded", &affected, false).await?;
+    }
+    Ok(())
 }

@@ -10,6 +10,7 @@
 
 mod apply;
 pub(crate) mod instance;
+mod reload;
 mod table;
 
 use std::collections::BTreeMap;
@@ -226,72 +227,6 @@ impl Supervisor {
                 () = tokio::time::sleep_until(deadline) => {}
             }
         }
-    }
-
-    /// Replaces the instances `target` names one batch of `parallel` at a
-    /// time: each is stopped gracefully, started again on its port, and the
-    /// next batch waits until it is ready. An instance not ready within
-    /// `listen_timeout` stops the rollout; the rest keep running.
-    pub async fn reload(
-        self: &Arc<Self>,
-        target: &str,
-        parallel: u32,
-    ) -> Result<Vec<ProcessInfo>, Error> {
-        if self.shutting_down.load(Ordering::SeqCst) {
-            return Err(Error::ShuttingDown);
-        }
-        let ids = self.lock().resolve(target)?;
-        let guards = self.lock_apps(&ids).await;
-        let mut replaced = 0;
-        for batch in ids.chunks(parallel.max(1) as usize) {
-            // Reloads run on the saved ports.
-            self.override_ports(batch, None)?;
-            let started = self.command_all(batch, Command::Reload).await;
-            for id in batch {
-                let (name, wait) = {
-                    let table = self.lock();
-                    let name = table
-                        .instances
-                        .get(id)
-                        .map(|i| i.name.clone())
-                        .unwrap_or_default();
-                    let wait = table
-                        .instances
-                        .get(id)
-                        .and_then(|i| table.app(&i.app))
-                        .and_then(|a| a.config.listen_timeout)
-                        .map_or(
-                            crate::health::DEFAULT_LISTEN_TIMEOUT,
-                            std::time::Duration::from_millis,
-                        );
-                    (name, wait)
-                };
-                let outcome = match &started {
-                    Some(err) => Err(err.clone()),
-                    None => {
-                        self.wait_ready(*id, tokio::time::Instant::now() + wait)
-                            .await
-                    }
-                };
-                if let Err(why) = outcome {
-                    self.persist_now().await;
-                    // A shared-port instance keeps its old process.
-                    let kept = started.is_some()
-                        && self.app_config(*id).and_then(|c| c.sharing()).is_some();
-                    let left = ids.len() - replaced - usize::from(!kept);
-                    return Err(Error::BadCommand(format!(
-                        "reload stopped: {name} did not become ready within {} ms ({why}); {replaced} of {} instances were replaced, {left} still run the previous version",
-                        wait.as_millis(),
-                        ids.len()
-                    )));
-                }
-                replaced += 1;
-            }
-        }
-        drop(guards);
-        self.persist_now().await;
-        let table = self.lock();
-        Ok(ids.iter().filter_map(|id| table.info(*id)).collect())
     }
 
     /// The stdout and stderr files of instance `id`.
