@@ -473,3 +473,52 @@ fn restart_with_other_ports_is_refused_for_a_shared_port_cluster() {
     let err = fx.fails(&["restart", "web", "--port", "4000-4003"]);
     assert!(err.contains("shared-port cluster"), "{err}");
 }
+
+#[test]
+fn a_stop_during_a_reload_does_not_wait_for_the_new_process() {
+    let fx = Fixture::new();
+    let port = free_ports(1);
+    let script = fx.script(
+        "app.sh",
+        &format!(
+            "#!/bin/sh\n[ -e broken ] && exec sleep 1000\nexec python3 {}\n",
+            shared_server().display()
+        ),
+    );
+    fx.ok(&[
+        "start",
+        script.to_str().unwrap(),
+        "--name",
+        "web",
+        "-i",
+        "2",
+        "--port",
+        &port.to_string(),
+        "--shared-port",
+        "proxy",
+        "--listen-timeout",
+        "60s",
+    ]);
+    wait_all_ready(&fx, "web", 2);
+    std::fs::write(fx.work().join("broken"), "").unwrap();
+    let reload = fx
+        .process()
+        .args(["reload", "web"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reload = helper::Guarded::new(reload, DEADLINE);
+    // The new process of web-0 runs beside the old one.
+    assert!(wait_until(DEADLINE, || fx.info("web-0")[0]
+        .history
+        .iter()
+        .any(|e| e.event == "reloading")));
+    fx.ok(&["stop", "web"]);
+    assert!(!reload.wait().success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(reload.child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(err.contains("interrupted by a stop"), "{err}");
+    assert!(fx.list().iter().all(|p| p.status == Status::Stopped));
+    assert!(fx.processes().is_empty(), "{:?}", fx.processes());
+}

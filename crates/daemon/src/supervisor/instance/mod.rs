@@ -74,13 +74,17 @@ pub(crate) struct Instance {
     running: Option<Running>,
     restart_at: Option<Instant>,
     backoff_step: u32,
+    commands: mpsc::Receiver<Command>,
+    /// Commands that arrived while a reload waited, handled after it (None:
+    /// the channel closed).
+    deferred: std::collections::VecDeque<Option<Command>>,
 }
 
 /// Runs the instance until it is deleted or the daemon shuts down.
 pub(crate) async fn run(
     supervisor: Arc<Supervisor>,
     id: u32,
-    mut commands: mpsc::Receiver<Command>,
+    commands: mpsc::Receiver<Command>,
     start: bool,
 ) {
     let mut instance = Instance {
@@ -89,6 +93,8 @@ pub(crate) async fn run(
         running: None,
         restart_at: None,
         backoff_step: 0,
+        commands,
+        deferred: std::collections::VecDeque::new(),
     };
     if start {
         if let Err(err) = instance.launch() {
@@ -96,52 +102,73 @@ pub(crate) async fn run(
         }
     }
     loop {
+        if let Some(command) = instance.deferred.pop_front() {
+            if instance.obey(command).await {
+                break;
+            }
+            continue;
+        }
         tokio::select! {
             reason = wait_exit(&mut instance.running) => instance.on_exit(reason),
             () = wait_until(instance.restart_at) => {
                 instance.restart_at = None;
                 instance.relaunch_after_exit();
             }
-            command = commands.recv() => match command {
-                None => {
-                    instance.terminate().await;
-                    break;
-                }
-                Some(Command::Start(reply)) => {
-                    let result = instance.start();
-                    let _ = reply.send(result);
-                }
-                Some(Command::Stop(reply)) => {
-                    instance.stop().await;
-                    let _ = reply.send(Ok(()));
-                }
-                Some(Command::Restart(reply)) => {
-                    let result = instance.restart().await;
-                    let _ = reply.send(result);
-                }
-                Some(Command::Reload(reply)) => {
-                    let result = instance.reload().await;
-                    let _ = reply.send(result);
-                }
-                Some(Command::RestartIfWanted(reply)) => {
-                    let wanted = instance.update(|r| r.desired == Desired::Running).unwrap_or(false);
-                    let result = if wanted { instance.restart().await } else { Ok(()) };
-                    let _ = reply.send(result);
-                }
-                Some(Command::Delete(reply)) => {
-                    instance.stop().await;
-                    let _ = reply.send(Ok(()));
-                    break;
-                }
-                Some(Command::Shutdown(reply)) => {
-                    instance.restart_at = None;
-                    instance.terminate().await;
-                    instance.update(|record| record.status = Status::Stopped);
-                    let _ = reply.send(Ok(()));
+            command = instance.commands.recv() => {
+                if instance.obey(command).await {
                     break;
                 }
             }
         }
+    }
+}
+
+impl Instance {
+    /// Carries out one command (None: the channel closed); true when the
+    /// task must end.
+    async fn obey(&mut self, command: Option<Command>) -> bool {
+        match command {
+            None => {
+                self.terminate().await;
+                return true;
+            }
+            Some(Command::Start(reply)) => {
+                let result = self.start();
+                let _ = reply.send(result);
+            }
+            Some(Command::Stop(reply)) => {
+                self.stop().await;
+                let _ = reply.send(Ok(()));
+            }
+            Some(Command::Restart(reply)) => {
+                let result = self.restart().await;
+                let _ = reply.send(result);
+            }
+            Some(Command::Reload(reply)) => {
+                let result = self.reload().await;
+                let _ = reply.send(result);
+            }
+            Some(Command::RestartIfWanted(reply)) => {
+                let wanted = self
+                    .update(|r| r.desired == Desired::Running)
+                    .unwrap_or(false);
+                let result = if wanted { self.restart().await } else { Ok(()) };
+                let _ = reply.send(result);
+            }
+            Some(Command::Delete(reply)) => {
+                self.stop().await;
+                let _ = reply.send(Ok(()));
+                return true;
+            }
+            Some(Command::Shutdown(reply)) => {
+                self.restart_at = None;
+                self.terminate().await;
+                self.update(|record| record.status = Status::Stopped);
+                let _ = reply.send(Ok(()));
+                return true;
+            }
+        }
+        false
     }
 }
 

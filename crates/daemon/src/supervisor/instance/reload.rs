@@ -17,7 +17,7 @@ use pmdaemon_core::config::{AppConfig, SharedPort};
 use tokio::sync::oneshot;
 use tokio::time::{sleep, sleep_until, Instant};
 
-use super::{wait_exit, Instance, Running};
+use super::{wait_exit, Command, Instance, Running};
 use crate::health;
 use crate::store::Desired;
 
@@ -144,6 +144,18 @@ impl Instance {
                 reason = &mut old.exit, if old_exit.is_none() => {
                     tracing::warn!("instance {id}: pid {} exited during its reload", old.pid);
                     old_exit = Some(reason.unwrap_or(ExitReason::Signal(libc::SIGKILL)));
+                }
+                command = self.commands.recv() => {
+                    // Stop, delete and shutdown do not wait for the new
+                    // process: the reload gives up; anything else waits.
+                    let interrupts = matches!(
+                        command,
+                        None | Some(Command::Stop(_) | Command::Delete(_) | Command::Shutdown(_))
+                    );
+                    self.deferred.push_back(command);
+                    if interrupts {
+                        return (Err("interrupted by a stop".to_string()), old_exit);
+                    }
                 }
                 () = changed => {}
                 () = sleep_until(deadline) => {
