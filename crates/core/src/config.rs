@@ -46,6 +46,9 @@ pub struct AppConfig {
     /// The variable that carries the instance index besides
     /// `PM2_INSTANCE_ID` (PM2's `instance_var`).
     pub instance_var: String,
+    /// An environment variable (PM2's `increment_var`, e.g. `PORT`) that
+    /// instance i gets as its value plus i.
+    pub increment_var: Option<String>,
     /// Restart the process when it exits.
     pub autorestart: bool,
     /// Unstable restarts in a row before the instance is marked errored.
@@ -253,6 +256,7 @@ impl Default for AppConfig {
             instances: 1,
             port: None,
             instance_var: "NODE_APP_INSTANCE".to_string(),
+            increment_var: None,
             autorestart: true,
             max_restarts: DEFAULT_MAX_RESTARTS,
             min_uptime: DEFAULT_MIN_UPTIME_MS,

@@ -113,6 +113,9 @@ pub struct AppFile {
     pub namespace: Option<String>,
     /// Variable carrying the instance index (default `NODE_APP_INSTANCE`).
     pub instance_var: Option<String>,
+    /// An environment variable (e.g. `PORT`) that instance i gets as its
+    /// value in `env` plus i (PM2's `increment_var`).
+    pub increment_var: Option<String>,
 }
 
 /// The `health_check` block. A number for `timeout` or `interval` is

@@ -103,6 +103,7 @@ pub const FIELDS: &[&str] = &[
     "log_type",
     "namespace",
     "instance_var",
+    "increment_var",
 ];
 
 /// Every field of a `health_check` block.
@@ -139,7 +140,6 @@ const PM2_ONLY: &[&str] = &[
     "filter_env",
     "append_env_to_name",
     "post_update",
-    "increment_var",
     "autostart",
     "shutdown_with_message",
     "disable_trace",
@@ -622,6 +622,7 @@ fn convert(
         instances,
         port: app.port,
         instance_var: app.instance_var.unwrap_or(defaults.instance_var.clone()),
+        increment_var: app.increment_var,
         autorestart: app.autorestart.unwrap_or(true),
         max_restarts: app.max_restarts.unwrap_or(defaults.max_restarts),
         min_uptime: app.min_uptime.map_or(defaults.min_uptime, |d| d.0),

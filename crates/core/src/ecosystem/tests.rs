@@ -168,3 +168,25 @@ fn the_schema_lists_exactly_the_fields_the_loader_knows() {
     known.sort();
     assert_eq!(health, known);
 }
+
+#[test]
+fn a_cluster_on_one_port_shares_it_and_increment_var_is_read() {
+    let loaded = load(
+        r#"{"name": "api", "script": "server.js", "instances": 4, "port": 3000, "shared_port": "proxy", "increment_var": "WS_PORT", "env": {"WS_PORT": 4000}}"#,
+        Format::Json,
+    )
+    .unwrap();
+    let app = &loaded.apps[0];
+    assert_eq!(app.increment_var.as_deref(), Some("WS_PORT"));
+    assert_eq!(
+        app.sharing(),
+        Some((3000, crate::config::SharedPort::Proxy))
+    );
+    let bad = load(
+        r#"{"name": "api", "script": "server.js", "port": 3000, "shared_port": "sockets"}"#,
+        Format::Json,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(bad.contains("shared_port"), "{bad}");
+}

@@ -60,6 +60,12 @@ pub fn environment(
     } = *instance;
     let mut env = inherited.clone();
     env.extend(config.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if let Some(var) = &config.increment_var {
+        // PM2: each instance gets the variable's value plus its index.
+        if let Some(base) = env.get(var).and_then(|v| v.trim().parse::<i64>().ok()) {
+            env.insert(var.clone(), (base + i64::from(index)).to_string());
+        }
+    }
     if let Some(port) = port {
         env.insert("PORT".into(), port.to_string());
     }
@@ -257,6 +263,24 @@ mod tests {
             },
         );
         assert_eq!(env["INSTANCE"], "1");
+        let incremented = AppConfig {
+            increment_var: Some("WS_PORT".into()),
+            env: [("WS_PORT".to_string(), "4000".to_string())].into(),
+            ..renamed.clone()
+        };
+        let instance = |index| InstanceEnv {
+            index,
+            name: "web-x",
+            port: None,
+        };
+        assert_eq!(
+            environment(&incremented, &inherited, &instance(0))["WS_PORT"],
+            "4000"
+        );
+        assert_eq!(
+            environment(&incremented, &inherited, &instance(3))["WS_PORT"],
+            "4003"
+        );
         assert_eq!(env["PM2_INSTANCE_ID"], "1");
         assert!(!env.contains_key("NODE_APP_INSTANCE"));
         assert!(!env.contains_key("PORT"));
