@@ -48,11 +48,19 @@ fn an_unknown_target_is_one_line_exit_1_and_changes_nothing() {
     fx.ok(&["start", "sleep 300", "--name", "web"]);
     let pid = fx.get("web-0").pid;
     for verb in ["stop", "restart", "delete", "info", "logs"] {
-        for target in ["nope", "99", "web-7", "we b"] {
+        for target in ["nope", "99", "we b"] {
             let err = fx.fails(&[verb, target]);
             assert_eq!(
                 err.trim(),
                 format!("error: no process or app named '{target}' (see `pmdaemon list`)")
+            );
+        }
+        // A near miss names what was probably meant.
+        for (target, meant) in [("web-7", "web-0"), ("wbe", "web"), ("we", "web")] {
+            let err = fx.fails(&[verb, target]);
+            assert_eq!(
+                err.trim(),
+                format!("error: no process or app named '{target}' (did you mean '{meant}'?)")
             );
         }
     }

@@ -435,6 +435,20 @@ pub fn check_ports_fit(spec: &PortSpec, instances: u32) -> Result<(), Error> {
     }
 }
 
+/// The candidate most like `typed` (a misspelt field, app or instance),
+/// if one is close enough to be what was meant.
+pub fn nearest<'a>(typed: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|candidate| (strsim::jaro_winkler(typed, candidate), candidate))
+        // Alike, or one slip away (`wbe` for `web`).
+        .filter(|(score, candidate)| {
+            *score > 0.8 || (typed.len() > 2 && strsim::damerau_levenshtein(typed, candidate) == 1)
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate)
+}
+
 /// Names end up in file names and targets, so they are kept plain.
 /// The characters an app or instance name may have (URL-safe, so that a
 /// name is a path segment of the API as it is).

@@ -27,10 +27,15 @@ pub enum Error {
         pid: String,
     },
     /// No instance, app or id matches.
-    #[error("no process or app named '{target}' (see `pmdaemon list`)")]
+    #[error("no process or app named '{target}' ({})", match nearest {
+        Some(name) => format!("did you mean '{name}'?"),
+        None => "see `pmdaemon list`".to_string(),
+    })]
     UnknownTarget {
         /// What was asked for.
         target: String,
+        /// The known name most like it.
+        nearest: Option<String>,
     },
     /// An app with that name exists.
     #[error("an app named '{name}' already exists: choose another --name, or use `pmdaemon restart {name}`")]

@@ -262,12 +262,8 @@ impl Checker<'_> {
 }
 
 fn suggestion(key: &str, known: &[&str]) -> String {
-    known
-        .iter()
-        .map(|candidate| (strsim::jaro_winkler(key, candidate), candidate))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, candidate)| format!(" (did you mean '{candidate}'?)"))
+    crate::config::nearest(key, known.iter().copied())
+        .map(|candidate| format!(" (did you mean '{candidate}'?)"))
         .unwrap_or_default()
 }
 

@@ -245,12 +245,13 @@ impl Supervisor {
     pub(crate) fn plan_for(&self, id: u32) -> Result<(Plan, String), Error> {
         let (config, inherited, index, name, port) = {
             let table = self.lock();
-            let record = table.instances.get(&id).ok_or(Error::UnknownTarget {
-                target: id.to_string(),
-            })?;
-            let app = table.app(&record.app).ok_or(Error::UnknownTarget {
-                target: record.app.clone(),
-            })?;
+            let record = table
+                .instances
+                .get(&id)
+                .ok_or_else(|| table.unknown(&id.to_string()))?;
+            let app = table
+                .app(&record.app)
+                .ok_or_else(|| table.unknown(&record.app))?;
             (
                 app.config.clone(),
                 app.inherited_env.clone(),
@@ -605,13 +606,10 @@ impl Supervisor {
         pmdaemon_core::config::check_instances(instances)?;
         let (added, removed) = {
             let mut table = self.lock();
-            let config =
-                table
-                    .app(app)
-                    .map(|a| a.config.clone())
-                    .ok_or_else(|| Error::UnknownTarget {
-                        target: app.to_string(),
-                    })?;
+            let config = table
+                .app(app)
+                .map(|a| a.config.clone())
+                .ok_or_else(|| table.unknown(app))?;
             let current = table.instances_of(app);
             if let Some(spec) = &config.port {
                 check_ports_fit(spec, instances)?;

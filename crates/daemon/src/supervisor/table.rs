@@ -53,9 +53,7 @@ impl Table {
     /// The ids a target names: `all`, a numeric id, an instance name or an
     /// app name (all its instances), in id order.
     pub fn resolve(&self, target: &str) -> Result<Vec<u32>, Error> {
-        let unknown = || Error::UnknownTarget {
-            target: target.to_string(),
-        };
+        let unknown = || self.unknown(target);
         if target == "all" {
             return Ok(self.instances.keys().copied().collect());
         }
@@ -79,6 +77,20 @@ impl Table {
             Err(unknown())
         } else {
             Ok(ids)
+        }
+    }
+
+    /// The error for a target nothing matches, with the known app or
+    /// instance name most like it.
+    pub fn unknown(&self, target: &str) -> Error {
+        let names = self
+            .apps
+            .iter()
+            .map(|a| a.config.name.as_str())
+            .chain(self.instances.values().map(|i| i.name.as_str()));
+        Error::UnknownTarget {
+            target: target.to_string(),
+            nearest: pmdaemon_core::config::nearest(target, names).map(str::to_string),
         }
     }
 
