@@ -45,7 +45,12 @@ pub fn process_table(processes: &[ProcessInfo]) -> String {
             Cell::new(process.restarts),
         ];
         if checked {
-            row.push(Cell::new(process.health));
+            // Only apps with a check have a health to show.
+            row.push(Cell::new(if process.health_checked {
+                process.health.to_string()
+            } else {
+                "-".to_string()
+            }));
         }
         table.add_row(row);
     }
@@ -274,6 +279,20 @@ mod tests {
             ..row.clone()
         };
         assert!(process_table(&[proxied]).contains("│ 3000→41234 │"));
+        // Apps without a check show no health beside one that has one.
+        let checked = ProcessInfo {
+            id: 2,
+            health_checked: true,
+            health: pmdaemon_core::api::Health::Healthy,
+            ..row.clone()
+        };
+        let mixed = process_table(&[row.clone(), checked]);
+        let health: Vec<&str> = mixed
+            .lines()
+            .filter(|l| l.contains("web-app-0"))
+            .map(|l| l.trim_end_matches('│').rsplit('│').next().unwrap_or("").trim())
+            .collect();
+        assert_eq!(health, ["-", "healthy"], "{mixed}");
         let text = process_table(&[row]);
         let lines: Vec<&str> = text.lines().collect();
         assert!(

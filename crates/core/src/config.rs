@@ -499,36 +499,29 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// The number of a signal given by name (`SIGTERM`, `TERM`) or number (`15`).
+/// The number of a signal given by name (`SIGTERM`, `TERM`, `sigterm`) or
+/// number (`15`), as this system numbers them (nix knows every signal of
+/// every architecture).
 pub fn signal_number(name: &str) -> Result<i32, Error> {
-    const SIGNALS: [(&str, i32); 12] = [
-        ("HUP", 1),
-        ("INT", 2),
-        ("QUIT", 3),
-        ("ABRT", 6),
-        ("KILL", 9),
-        ("USR1", 10),
-        ("USR2", 12),
-        ("ALRM", 14),
-        ("TERM", 15),
-        ("CONT", 18),
-        ("STOP", 19),
-        ("WINCH", 28),
-    ];
-    if let Ok(number) = name.parse::<i32>() {
-        if SIGNALS.iter().any(|(_, n)| *n == number) {
-            return Ok(number);
-        }
+    use nix::sys::signal::Signal;
+    use std::str::FromStr;
+    let unknown = || Error::UnknownSignal {
+        name: name.to_string(),
+    };
+    if let Ok(number) = name.trim().parse::<i32>() {
+        return Signal::try_from(number)
+            .map(|signal| signal as i32)
+            .map_err(|_| unknown());
     }
-    let upper = name.to_ascii_uppercase();
-    let short = upper.strip_prefix("SIG").unwrap_or(&upper);
-    SIGNALS
-        .iter()
-        .find(|(n, _)| *n == short)
-        .map(|(_, number)| *number)
-        .ok_or_else(|| Error::UnknownSignal {
-            name: name.to_string(),
-        })
+    let upper = name.trim().to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    Signal::from_str(&full)
+        .map(|signal| signal as i32)
+        .map_err(|_| unknown())
 }
 
 #[cfg(test)]
@@ -551,6 +544,20 @@ mod tests {
         assert_eq!(signal_number("9"), Ok(9));
         assert!(signal_number("SIGFOO").is_err());
         assert!(signal_number("99").is_err());
+        // Beyond the few a hand-written table would hold, numbered as this
+        // system numbers them.
+        assert_eq!(
+            signal_number("SIGPWR"),
+            Ok(nix::sys::signal::Signal::SIGPWR as i32)
+        );
+        assert_eq!(
+            signal_number("sigtstp"),
+            Ok(nix::sys::signal::Signal::SIGTSTP as i32)
+        );
+        assert_eq!(
+            signal_number("SIGXCPU"),
+            Ok(nix::sys::signal::Signal::SIGXCPU as i32)
+        );
     }
 
     #[test]
