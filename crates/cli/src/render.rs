@@ -290,7 +290,13 @@ mod tests {
         let health: Vec<&str> = mixed
             .lines()
             .filter(|l| l.contains("web-app-0"))
-            .map(|l| l.trim_end_matches('│').rsplit('│').next().unwrap_or("").trim())
+            .map(|l| {
+                l.trim_end_matches('│')
+                    .rsplit('│')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+            })
             .collect();
         assert_eq!(health, ["-", "healthy"], "{mixed}");
         let text = process_table(&[row]);

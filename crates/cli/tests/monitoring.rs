@@ -275,3 +275,22 @@ fn monit_shows_the_table_restarts_on_confirmation_and_quits() {
         "monit did not quit"
     );
 }
+
+#[test]
+fn monit_without_a_terminal_says_it_needs_one() {
+    let fx = Fixture::new();
+    let output = fx
+        .process()
+        .arg("monit")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        err.trim(),
+        "error: monit needs a terminal (stdin and stdout); for scripts, use `pmdaemon list --json` or `pmdaemon logs --follow`"
+    );
+    // Nothing was started for it.
+    assert!(fx.daemon_pid().is_none());
+}

@@ -56,9 +56,15 @@ struct Screen {
 
 /// Runs the UI until `q`.
 pub async fn run(args: MonitArgs, home: Home) -> Result<()> {
+    use std::io::IsTerminal;
+    const NEEDS_TERMINAL: &str = "monit needs a terminal (stdin and stdout); for scripts, use `pmdaemon list --json` or `pmdaemon logs --follow`";
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        anyhow::bail!(NEEDS_TERMINAL);
+    }
     let client = Client::connect(home).await?;
     let interval = Duration::from_secs_f64(args.interval.max(0.2));
-    let mut terminal = ratatui::try_init()?;
+    let mut terminal =
+        ratatui::try_init().map_err(|err| anyhow::anyhow!("{NEEDS_TERMINAL} ({err})"))?;
     let result = event_loop(&mut terminal, &client, interval).await;
     ratatui::restore();
     result
