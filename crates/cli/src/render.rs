@@ -2,7 +2,7 @@
 
 use comfy_table::{Cell, ContentArrangement, Table};
 use pmdaemon_core::api::{ProcessDetail, ProcessInfo};
-use pmdaemon_core::units::{format_bytes, format_uptime};
+use pmdaemon_core::units::{format_bytes, format_duration, format_uptime};
 use serde::Serialize;
 
 /// Light box drawing, as in the seed's table (no lines between rows).
@@ -102,14 +102,18 @@ pub fn detail(detail: &ProcessDetail) -> String {
             .clone()
             .or(check.script.clone())
             .unwrap_or_default();
+        let kind = match check.check_type {
+            pmdaemon_core::config::CheckType::Http => "http",
+            pmdaemon_core::config::CheckType::Tcp => "tcp",
+            pmdaemon_core::config::CheckType::Script => "script",
+        };
         row(
             "health",
             format!(
-                "{} ({:?} {target}, every {} ms, timeout {} ms, {} retries){}",
+                "{} ({kind} {target}, every {}, timeout {}, {} retries){}",
                 info.health,
-                check.check_type,
-                check.interval,
-                check.timeout,
+                format_duration(check.interval),
+                format_duration(check.timeout),
                 check.retries,
                 info.health_error
                     .as_ref()
@@ -125,42 +129,43 @@ pub fn detail(detail: &ProcessDetail) -> String {
     row("err log", detail.err_log.display().to_string());
     row(
         "log rotation",
-        format!(
-            "at {}, keep {}{}",
-            match config.log_max_size {
-                Some(0) => "never".to_string(),
-                Some(size) => format_bytes(size),
-                None => "the daemon's default size".to_string(),
-            },
-            config
-                .log_max_files
-                .map_or("the daemon's default count".to_string(), |n| n.to_string()),
-            match config.log_compress {
-                Some(true) => ", gzipped",
-                Some(false) => "",
-                None => " (gzip: the daemon's default)",
-            }
-        ),
+        match config.log_max_size {
+            Some(0) => "never".to_string(),
+            size => format!(
+                "{}, {} files{}",
+                size.map_or("the daemon's default size".to_string(), format_bytes),
+                config
+                    .log_max_files
+                    .map_or("the daemon's default count of".to_string(), |n| n
+                        .to_string()),
+                if config.log_compress == Some(true) {
+                    ", gzipped"
+                } else {
+                    ""
+                }
+            ),
+        },
     );
     row(
         "autorestart",
         format!(
-            "{} (max_restarts {}, min_uptime {} ms, restart_delay {} ms{})",
+            "{} (max_restarts {}, min_uptime {}, restart_delay {}{})",
             config.autorestart,
             config.max_restarts,
-            config.min_uptime,
-            config.restart_delay,
+            format_duration(config.min_uptime),
+            format_duration(config.restart_delay),
             config
                 .exp_backoff_restart_delay
-                .map(|d| format!(", exp_backoff_restart_delay {d} ms"))
+                .map(|d| format!(", exp_backoff_restart_delay {}", format_duration(d)))
                 .unwrap_or_default()
         ),
     );
     row(
         "stop",
         format!(
-            "{} then SIGKILL after {} ms",
-            config.stop_signal, config.kill_timeout
+            "{} then SIGKILL after {}",
+            config.stop_signal,
+            format_duration(config.kill_timeout)
         ),
     );
     if !config.watch.is_empty() {
@@ -183,7 +188,13 @@ pub fn detail(detail: &ProcessDetail) -> String {
     if !config.stop_exit_codes.is_empty() {
         row("stop_exit_codes", format!("{:?}", config.stop_exit_codes));
     }
-    for (key, value) in &config.env {
+    // What the process really gets; an older daemon sends only the app's.
+    let environment = if detail.environment.is_empty() {
+        &config.env
+    } else {
+        &detail.environment
+    };
+    for (key, value) in environment {
         row("env", format!("{key}={value}"));
     }
     let mut out = table.to_string();

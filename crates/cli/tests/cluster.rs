@@ -513,3 +513,45 @@ fn nginx_in_front_of_a_four_instance_cluster_reaches_all_and_survives_a_restart(
         "instance 1 never came back behind nginx"
     );
 }
+
+#[test]
+fn info_shows_the_environment_the_process_gets_and_settings_as_written() {
+    let fx = Fixture::new();
+    let base = free_ports(2);
+    fx.command()
+        .args([
+            "start",
+            "sleep 300",
+            "--name",
+            "api",
+            "-i",
+            "2",
+            "--port",
+            &format!("{base}-{}", base + 1),
+            "--env",
+            "DATABASE_URL=postgres://app:s3cret@db/app",
+            "--health-check-url",
+            "http://u:pw@127.0.0.1:{PORT}/health",
+            "--kill-timeout",
+            "5s",
+        ])
+        .env("FROM_SHELL", "yes")
+        .env("MY_TOKEN", "hidden")
+        .assert()
+        .success();
+    let info = fx.ok(&["info", "api-1"]);
+    for expected in [
+        "FROM_SHELL=yes".to_string(),
+        format!("PORT={}", base + 1),
+        "PM2_INSTANCE_ID=1".to_string(),
+        "MY_TOKEN=[redacted]".to_string(),
+        "DATABASE_URL=postgres://app:[redacted]@db/app".to_string(),
+        "(http http://u:[redacted]@127.0.0.1:{PORT}/health, every 30s, timeout 5s, 3 retries)"
+            .to_string(),
+        "SIGTERM then SIGKILL after 5s".to_string(),
+        "10.0MB, 10 files".to_string(),
+    ] {
+        assert!(info.contains(&expected), "{expected} not in\n{info}");
+    }
+    assert!(!info.contains("s3cret") && !info.contains(":pw@") && !info.contains("hidden"));
+}

@@ -366,6 +366,10 @@ pub struct ProcessDetail {
     pub err_log: PathBuf,
     /// Recent events, oldest first.
     pub history: Vec<HistoryEvent>,
+    /// The environment the process gets (inherited, the app's `env`,
+    /// pmdaemon's variables), secret-looking values redacted.
+    #[serde(default)]
+    pub environment: std::collections::BTreeMap<String, String>,
 }
 
 /// Which log stream.

@@ -81,6 +81,18 @@ pub fn format_bytes(bytes: u64) -> String {
     }
 }
 
+/// Formats milliseconds as a user would write them: `30s`, `2m`, `1h`,
+/// `1600ms` (every form parses back with [`parse_duration_ms`]).
+pub fn format_duration(millis: u64) -> String {
+    match millis {
+        0 => "0ms".to_string(),
+        m if m % 3_600_000 == 0 => format!("{}h", m / 3_600_000),
+        m if m % 60_000 == 0 => format!("{}m", m / 60_000),
+        m if m % 1000 == 0 => format!("{}s", m / 1000),
+        m => format!("{m}ms"),
+    }
+}
+
 /// Formats an uptime as the list shows it: `45s`, `12m`, `2h 15m`, `3d 4h`.
 pub fn format_uptime(millis: u64) -> String {
     let secs = millis / 1000;
@@ -98,6 +110,20 @@ pub fn format_uptime(millis: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn durations_are_printed_as_users_write_them_and_parse_back() {
+        for (millis, text) in [
+            (0, "0ms"),
+            (1600, "1600ms"),
+            (30_000, "30s"),
+            (120_000, "2m"),
+            (3_600_000, "1h"),
+        ] {
+            assert_eq!(super::format_duration(millis), text);
+            assert_eq!(super::parse_duration_ms(text).ok(), Some(millis));
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -33,6 +33,7 @@ pub async fn info(
                 .config
                 .env
                 .values_mut()
+                .chain(detail.environment.values_mut())
                 .for_each(|value| *value = "[redacted]".to_string());
         }
     }

@@ -230,8 +230,32 @@ impl Table {
         let app = self.app(&record.app)?;
         let mut config = app.config.clone();
         redact(&mut config.env);
+        if let Some(url) = config.health_check.as_mut().and_then(|c| c.url.as_mut()) {
+            *url = redact_url_password(url);
+        }
+        // What the log files really rotate at (the daemon's defaults filled
+        // in).
+        let rotation = logs::Rotation::of(&app.config);
+        config.log_max_size = Some(rotation.max_size);
+        config.log_max_files = Some(rotation.max_files);
+        config.log_compress = Some(rotation.compress);
         let invocation = invocation(&config.script, &config.args, config.interpreter.as_deref());
+        let mut environment = crate::spawn::environment(
+            &app.config,
+            &app.inherited_env,
+            &crate::spawn::InstanceEnv {
+                index: record.index,
+                name: &record.name,
+                port: record.effective_port(),
+            },
+        );
+        environment.insert("PMDAEMON_HOME".into(), home.root().display().to_string());
+        if let Some(private) = record.private_port {
+            environment.insert("PORT".into(), private.to_string());
+        }
+        redact(&mut environment);
         Some(ProcessDetail {
+            environment,
             config,
             command: std::iter::once(invocation.program)
                 .chain(invocation.args)
@@ -261,13 +285,48 @@ impl Table {
 pub fn redact(env: &mut BTreeMap<String, String>) {
     for (key, value) in env.iter_mut() {
         let upper = key.to_ascii_uppercase();
-        if ["KEY", "SECRET", "TOKEN", "PASSWORD", "PASSWD", "CREDENTIAL"]
-            .iter()
-            .any(|word| upper.contains(word))
+        if [
+            "KEY",
+            "SECRET",
+            "TOKEN",
+            "PASS",
+            "CREDENTIAL",
+            "AUTH",
+            "PRIVATE",
+            "COOKIE",
+            "SESSION",
+        ]
+        .iter()
+        .any(|word| upper.contains(word))
         {
             *value = "[redacted]".to_string();
+        } else {
+            *value = redact_url_password(value);
         }
     }
+}
+
+/// `scheme://user:secret@host/...` with the secret hidden (a database URL
+/// or a health-check URL carries its password in plain sight).
+pub fn redact_url_password(value: &str) -> String {
+    let Some(scheme_end) = value.find("://") else {
+        return value.to_string();
+    };
+    let rest = &value[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return value.to_string();
+    };
+    let Some(colon) = authority[..at].find(':') else {
+        return value.to_string();
+    };
+    format!(
+        "{}{}:[redacted]{}",
+        &value[..scheme_end + 3],
+        &authority[..colon],
+        &rest[at..]
+    )
 }
 
 #[cfg(test)]
@@ -338,5 +397,24 @@ mod tests {
         assert_eq!(env["db_password"], "[redacted]");
         assert_eq!(env["GITHUB_TOKEN"], "[redacted]");
         assert_eq!(env["NODE_ENV"], "production");
+        let mut more: BTreeMap<String, String> = [
+            ("DB_PASS", "p"),
+            ("PASSPHRASE", "p"),
+            ("AUTH_HEADER", "Bearer x"),
+            ("DATABASE_URL", "postgres://app:s3cret@db:5432/app"),
+            ("HOME_PAGE", "https://example.com/a@b"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        redact(&mut more);
+        assert_eq!(more["DB_PASS"], "[redacted]");
+        assert_eq!(more["PASSPHRASE"], "[redacted]");
+        assert_eq!(more["AUTH_HEADER"], "[redacted]");
+        assert_eq!(
+            more["DATABASE_URL"],
+            "postgres://app:[redacted]@db:5432/app"
+        );
+        assert_eq!(more["HOME_PAGE"], "https://example.com/a@b");
     }
 }
