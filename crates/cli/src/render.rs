@@ -231,22 +231,20 @@ fn shell_join(words: &[String]) -> String {
         .join(" ")
 }
 
-/// `HH:MM:SS` (UTC) of a Unix time in milliseconds, with the date when it is
-/// not today.
+/// `HH:MM:SS` in local time (as log timestamps are) of a Unix time in
+/// milliseconds, with the date when it is not today.
 fn format_time(at_ms: u64) -> String {
-    let secs = at_ms / 1000;
-    let day = secs / 86_400;
-    let today = pmdaemon_daemon::store::now_ms() / 1000 / 86_400;
-    let clock = format!(
-        "{:02}:{:02}:{:02}",
-        (secs / 3600) % 24,
-        (secs / 60) % 60,
-        secs % 60
-    );
-    if day == today {
-        clock
+    use chrono::TimeZone;
+    let Some(at) = chrono::Local
+        .timestamp_millis_opt(i64::try_from(at_ms).unwrap_or(i64::MAX))
+        .single()
+    else {
+        return "-".to_string();
+    };
+    if at.date_naive() == chrono::Local::now().date_naive() {
+        at.format("%H:%M:%S").to_string()
     } else {
-        format!("{} days ago {clock}", today.saturating_sub(day))
+        at.format("%Y-%m-%d %H:%M:%S").to_string()
     }
 }
 

@@ -555,3 +555,27 @@ fn info_shows_the_environment_the_process_gets_and_settings_as_written() {
     }
     assert!(!info.contains("s3cret") && !info.contains(":pw@") && !info.contains("hidden"));
 }
+
+#[test]
+fn history_times_are_local_like_log_timestamps() {
+    let fx = Fixture::new();
+    fx.ok(&["start", "sleep 300", "--name", "t"]);
+    let created = fx.info("t-0")[0].history[0].at_ms;
+    // Three hours east of UTC, in POSIX TZ notation.
+    let output = fx
+        .command()
+        .args(["info", "t-0"])
+        .env("TZ", "XYZ-3")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let secs = created / 1000 + 3 * 3600;
+    let clock = format!(
+        "{:02}:{:02}:{:02}",
+        (secs / 3600) % 24,
+        (secs / 60) % 60,
+        secs % 60
+    );
+    let row = text.lines().find(|l| l.contains("created")).unwrap_or("");
+    assert!(row.contains(&clock), "{clock} not in {row}");
+}

@@ -25,6 +25,13 @@ fn a_bad_command_is_refused_and_nothing_is_registered() {
         assert_eq!(err.trim().lines().count(), 1, "one line, not a dump: {err}");
         assert!(err.starts_with("error: "), "{err}");
     }
+    // Paths in errors are shown as a user reads them.
+    let err = fx.fails(&["start", "./sub/../nosuch.py"]);
+    let expected = format!(
+        "script {} does not exist",
+        fx.work().join("nosuch.py").display()
+    );
+    assert!(err.contains(&expected), "{err}");
     let shape = |list: Vec<pmdaemon_core::api::ProcessInfo>| {
         list.into_iter()
             .map(|p| (p.id, p.name, p.status, p.pid, p.restarts))

@@ -82,7 +82,29 @@ fn a_bad_cron_expression_is_refused() {
         "every day",
     ]);
     assert!(err.contains("invalid cron_restart 'every day'"), "{err}");
+    // One truth with the help: 5 fields, or 6 with seconds, and an example.
+    assert!(
+        err.contains("use 5 fields")
+            && err.contains("or 6 with seconds")
+            && err.contains("\"0 3 * * *\""),
+        "{err}"
+    );
     assert!(fx.list().is_empty());
+}
+
+#[test]
+fn the_word_after_a_bare_watch_is_the_script() {
+    let fx = Fixture::new();
+    fx.script(
+        "w.sh",
+        "#!/bin/sh
+exec sleep 300
+",
+    );
+    fx.ok(&["start", "--watch", "w.sh"]);
+    let detail = &fx.info("w")[0];
+    assert_eq!(detail.config.watch, ["."]);
+    assert_eq!(detail.info.status, Status::Online);
 }
 
 #[test]

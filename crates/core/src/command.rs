@@ -1,6 +1,6 @@
 //! Turning what a user typed after `start` into a program and its arguments.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::Error;
 
@@ -199,5 +199,50 @@ mod tests {
         assert_eq!(default_name("python3"), "python3");
         assert_eq!(default_name("./worker.bin"), "worker.bin");
         assert_eq!(default_name("123"), "app-123");
+    }
+}
+
+/// `path` without `.` components and with `..` applied to what precedes it
+/// (lexically, as a user reads a path: `/tmp/app/./x` is `/tmp/app/x`).
+pub fn clean_path(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut clean = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                let popped = matches!(clean.components().next_back(), Some(Component::Normal(_)))
+                    && clean.pop();
+                if !popped && !clean.has_root() {
+                    clean.push("..");
+                }
+            }
+            other => clean.push(other.as_os_str()),
+        }
+    }
+    if clean.as_os_str().is_empty() {
+        clean.push(".");
+    }
+    clean
+}
+
+#[cfg(test)]
+mod clean_path_tests {
+    use super::clean_path;
+    use std::path::Path;
+
+    #[test]
+    fn paths_are_shown_as_a_user_reads_them() {
+        let cases = [
+            ("/tmp/app/./nosuch", "/tmp/app/nosuch"),
+            ("/tmp/app/../x", "/tmp/x"),
+            ("/../x", "/x"),
+            ("a/./b/../c", "a/c"),
+            ("../a", "../a"),
+            (".", "."),
+        ];
+        for (raw, clean) in cases {
+            assert_eq!(clean_path(Path::new(raw)), Path::new(clean), "{raw}");
+        }
     }
 }

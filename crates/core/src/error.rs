@@ -49,7 +49,7 @@ pub enum Error {
         reason: String,
     },
     /// A cron expression that does not parse.
-    #[error("invalid cron_restart '{input}': {reason}")]
+    #[error("invalid cron_restart '{input}': {reason}; use 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first, e.g. \"0 3 * * *\" for 03:00 every day")]
     InvalidCron {
         /// What the user wrote.
         input: String,

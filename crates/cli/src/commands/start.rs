@@ -19,7 +19,14 @@ use crate::render;
 
 /// Starts a new app, an existing one named by `script`, or the apps of an
 /// ecosystem file.
-pub async fn run(args: StartArgs, config_file: Option<PathBuf>, home: Home) -> Result<()> {
+pub async fn run(mut args: StartArgs, config_file: Option<PathBuf>, home: Home) -> Result<()> {
+    // `start --watch app.js`: the last word after --watch is the script when
+    // no other was given (as PM2 reads it).
+    if args.script.is_none() {
+        if let Some(paths) = args.watch.as_mut() {
+            args.script = paths.pop();
+        }
+    }
     let profile = args.env.iter().find_map(|e| match e {
         EnvArg::Profile(name) => Some(name.clone()),
         EnvArg::Var(..) => None,
@@ -40,7 +47,7 @@ pub async fn run(args: StartArgs, config_file: Option<PathBuf>, home: Home) -> R
     };
     let here = std::env::current_dir().context("cannot read the current directory")?;
     let cwd = match &args.cwd {
-        Some(cwd) => here.join(cwd),
+        Some(cwd) => pmdaemon_core::command::clean_path(&here.join(cwd)),
         None => here,
     };
     let is_file = cwd.join(&script).exists();

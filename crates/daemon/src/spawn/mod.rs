@@ -9,7 +9,7 @@ use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use pmdaemon_core::command::{invocation, Invocation};
+use pmdaemon_core::command::{clean_path, invocation, Invocation};
 use pmdaemon_core::config::AppConfig;
 
 pub use unix::{group_alive, listen_dual_stack, signal_group, spawn, stop_signal, Spawned};
@@ -90,7 +90,7 @@ pub fn plan(
 ) -> Result<Plan, Error> {
     let env = environment(config, inherited, instance);
     let cwd = match &config.cwd {
-        Some(cwd) => cwd.clone(),
+        Some(cwd) => clean_path(cwd),
         None => std::env::current_dir().map_err(|err| Error::io("read", ".", err))?,
     };
     match std::fs::metadata(&cwd) {
@@ -114,7 +114,7 @@ pub fn plan(
         script_file,
     } = invocation(&config.script, &config.args, config.interpreter.as_deref());
     if let Some(script) = &script_file {
-        let path = cwd.join(script);
+        let path = clean_path(&cwd.join(script));
         match std::fs::metadata(&path) {
             Ok(meta) if meta.is_dir() => {
                 return Err(Error::BadCommand(format!(
@@ -150,7 +150,7 @@ pub fn resolve_program(
     path_var: Option<&str>,
 ) -> Result<PathBuf, Error> {
     if program.contains('/') {
-        let path = cwd.join(program);
+        let path = clean_path(&cwd.join(program));
         return check_executable(&path).map(|()| path);
     }
     let search = path_var.unwrap_or("/usr/local/bin:/usr/bin:/bin");
