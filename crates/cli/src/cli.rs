@@ -188,8 +188,8 @@ pub struct StartArgs {
     /// Restart when files change: the app's directory, or the paths given.
     #[arg(long, num_args = 0.., value_name = "PATH")]
     pub watch: Option<Vec<String>>,
-    /// Paths or names that never trigger a watch restart (default
-    /// node_modules and .git).
+    /// Names, paths or globs (`*.log`) that never trigger a watch restart
+    /// (default node_modules and .git).
     #[arg(long, value_delimiter = ',', value_name = "PATH")]
     pub ignore_watch: Vec<String>,
     /// Restart on a cron schedule (5 fields, or 6 with seconds).

@@ -123,6 +123,7 @@ async fn watch(
             quiet.push(crate::logs::log_path(&home, &config, index, &name, stream));
         }
     }
+    let ignored = Ignored::new(&ignored);
     let relevant = |event: &notify::Event| {
         !matches!(event.kind, EventKind::Access(_) | EventKind::Other)
             && event
@@ -162,12 +163,45 @@ async fn watch(
     }
 }
 
-fn is_ignored(path: &Path, cwd: &Path, ignored: &[String], quiet: &[PathBuf]) -> bool {
+/// `ignore_watch`: names or path prefixes (`node_modules`, `dist/cache`),
+/// and globs (`*.log`, `tmp/**`) as PM2 takes them.
+struct Ignored {
+    words: Vec<String>,
+    globs: globset::GlobSet,
+}
+
+impl Ignored {
+    fn new(patterns: &[String]) -> Self {
+        let is_glob = |p: &String| p.contains(['*', '?', '[', '{']);
+        let mut globs = globset::GlobSetBuilder::new();
+        for pattern in patterns.iter().filter(|p| is_glob(p)) {
+            match globset::Glob::new(pattern) {
+                Ok(glob) => {
+                    globs.add(glob);
+                }
+                Err(err) => tracing::warn!("ignore_watch '{pattern}' is not a valid glob: {err}"),
+            }
+        }
+        Self {
+            words: patterns.iter().filter(|p| !is_glob(p)).cloned().collect(),
+            globs: globs.build().unwrap_or_else(|_| globset::GlobSet::empty()),
+        }
+    }
+}
+
+fn is_ignored(path: &Path, cwd: &Path, ignored: &Ignored, quiet: &[PathBuf]) -> bool {
     if quiet.iter().any(|q| path.starts_with(q)) {
         return true;
     }
     let relative = path.strip_prefix(cwd).unwrap_or(path);
-    ignored.iter().any(|pattern| {
+    if ignored.globs.is_match(relative)
+        || relative
+            .file_name()
+            .is_some_and(|name| ignored.globs.is_match(name))
+    {
+        return true;
+    }
+    ignored.words.iter().any(|pattern| {
         relative.starts_with(pattern)
             || relative.components().any(
                 |c| matches!(c, Component::Normal(name) if name.to_str() == Some(pattern.as_str())),
@@ -206,7 +240,24 @@ mod tests {
     #[test]
     fn ignored_paths_match_names_anywhere_and_prefixes() {
         let cwd = Path::new("/app");
-        let ignored = vec!["node_modules".to_string(), "dist/cache".to_string()];
+        let ignored = Ignored::new(&[
+            "node_modules".to_string(),
+            "dist/cache".to_string(),
+            "*.log".to_string(),
+            "tmp/**".to_string(),
+        ]);
+        for (path, expected) in [
+            ("/app/debug.log", true),
+            ("/app/src/deep/trace.log", true),
+            ("/app/tmp/a/b.txt", true),
+            ("/app/src/logger.js", false),
+        ] {
+            assert_eq!(
+                is_ignored(Path::new(path), cwd, &ignored, &[]),
+                expected,
+                "{path}"
+            );
+        }
         let quiet = vec![PathBuf::from("/app/logs")];
         assert!(is_ignored(
             Path::new("/app/node_modules/x/y.js"),
