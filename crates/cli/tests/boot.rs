@@ -81,11 +81,10 @@ fn startup_refuses_a_user_that_does_not_exist() {
     );
 }
 
-#[test]
-fn the_daemon_tells_systemd_when_it_is_ready() {
-    // Type=notify: systemd considers the unit started once READY=1 arrives.
-    let fx = Fixture::new();
+/// `pmdaemon daemon` as the unit runs it; returns once it sent READY=1.
+fn daemon_as_systemd_runs_it(fx: &Fixture) -> helper::Guarded {
     let socket_path = fx.work().join("notify.sock");
+    let _ = std::fs::remove_file(&socket_path);
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     socket.set_read_timeout(Some(helper::DEADLINE)).unwrap();
     let child = fx
@@ -96,14 +95,48 @@ fn the_daemon_tells_systemd_when_it_is_ready() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut daemon = helper::Guarded::new(child, Duration::from_secs(30));
+    let daemon = helper::Guarded::new(child, Duration::from_secs(60));
     let mut buffer = [0u8; 64];
     let read = socket
         .recv(&mut buffer)
         .expect("READY=1 within the deadline");
     assert_eq!(&buffer[..read], b"READY=1");
-    // Ready means the socket answers.
-    fx.ok(&["list"]);
-    fx.ok(&["kill"]);
+    daemon
+}
+
+#[test]
+fn stopping_the_unit_stops_the_apps_gracefully_and_the_next_boot_brings_them_back() {
+    let fx = Fixture::new();
+    let mut daemon = daemon_as_systemd_runs_it(&fx);
+    let marker = fx.work().join("graceful");
+    let script = fx.script(
+        "app.sh",
+        &format!(
+            "trap 'echo graceful >> {}; exit 0' TERM\nsleep 300 &\nwait\n",
+            marker.display()
+        ),
+    );
+    fx.ok(&["start", script.to_str().unwrap(), "--name", "app"]);
+    fx.ok(&["start", "sleep 300", "--name", "parked"]);
+    fx.ok(&["stop", "parked"]);
+    let pid = fx
+        .wait_status("app-0", pmdaemon_core::api::Status::Online)
+        .pid
+        .unwrap();
+
+    // `systemctl stop` with KillMode=mixed: SIGTERM to the daemon alone.
+    helper::kill(daemon.child.id(), libc::SIGTERM);
     assert!(daemon.wait().success());
+    assert_eq!(helper::wait_file(&marker, |t| !t.is_empty()), "graceful\n");
+    assert!(!helper::alive(pid), "the app was stopped with the daemon");
+
+    // The next boot: the daemon brings back what was running, and only that.
+    let _daemon = daemon_as_systemd_runs_it(&fx);
+    let app = fx.wait_status("app-0", pmdaemon_core::api::Status::Online);
+    assert_ne!(app.pid, Some(pid));
+    assert_eq!(
+        fx.get("parked-0").status,
+        pmdaemon_core::api::Status::Stopped
+    );
+    fx.ok(&["kill"]);
 }
