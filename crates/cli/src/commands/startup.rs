@@ -281,3 +281,26 @@ mod tests {
         assert_eq!(quote("50%"), "50%%");
     }
 }
+
+#[cfg(test)]
+mod example {
+    use super::*;
+
+    /// examples/pmdaemon.service is what `startup --print --user deploy`
+    /// writes for an installed binary (regenerate with
+    /// PMDAEMON_UPDATE_EXAMPLES=1).
+    #[test]
+    fn the_example_unit_is_what_startup_writes() {
+        let text = unit_text(&UnitSpec {
+            user: Some("deploy".into()),
+            home: "/home/deploy/.pmdaemon".into(),
+            binary: "/usr/local/bin/pmdaemon".into(),
+            path: "/usr/local/bin:/usr/bin:/bin".into(),
+        });
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/pmdaemon.service");
+        if std::env::var_os("PMDAEMON_UPDATE_EXAMPLES").is_some() {
+            std::fs::write(&path, &text).unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    }
+}
