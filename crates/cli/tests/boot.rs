@@ -140,3 +140,22 @@ fn stopping_the_unit_stops_the_apps_gracefully_and_the_next_boot_brings_them_bac
     );
     fx.ok(&["kill"]);
 }
+
+#[test]
+fn a_daemon_started_on_demand_does_not_speak_for_the_callers_unit() {
+    let fx = Fixture::new();
+    let socket_path = fx.work().join("caller-notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let out = fx
+        .command()
+        .env("NOTIFY_SOCKET", &socket_path)
+        .args(["list"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // The daemon was ready before `list` got its answer: had it sent
+    // READY=1, it would be waiting in the socket now.
+    let mut buffer = [0u8; 64];
+    assert!(socket.recv(&mut buffer).is_err(), "nothing was sent");
+}
