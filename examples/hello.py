@@ -1,6 +1,6 @@
 """A tiny demo app for pmdaemon.
 
-With PORT set it serves HTTP and answers every request with the instance that
+With PORT set it serves HTTP (on HOST, default 127.0.0.1) and answers every request with the instance that
 handled it; without PORT it prints a heartbeat every second.
 """
 import http.server
@@ -27,7 +27,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 if PORT:
     print(f"instance {INSTANCE} listening on port {PORT}", flush=True)
-    http.server.ThreadingHTTPServer(("127.0.0.1", int(PORT)), Handler).serve_forever()
+    # HOST=0.0.0.0 in a container, so that a published port reaches it.
+    HOST = os.environ.get("HOST", "127.0.0.1")
+    http.server.ThreadingHTTPServer((HOST, int(PORT)), Handler).serve_forever()
 else:
     beat = 0
     while True:

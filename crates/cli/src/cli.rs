@@ -63,6 +63,101 @@ pub enum Command {
     Kill,
     /// Run the daemon in the foreground (normally started on demand).
     Daemon(DaemonArgs),
+    /// Start the daemon at boot with a systemd unit, which brings back the
+    /// apps that were running.
+    Startup(StartupArgs),
+    /// Remove the unit `startup` installed.
+    Unstartup(UnstartupArgs),
+    /// Turn an ecosystem file into Kubernetes manifests, a Compose file or
+    /// systemd units.
+    Export(ExportArgs),
+    /// A shell completion script, on stdout.
+    Completions(CompletionsArgs),
+    /// The man page (roff), on stdout: `pmdaemon man | man -l -`.
+    Man,
+}
+
+/// `startup`.
+#[derive(Debug, Args)]
+pub struct StartupArgs {
+    /// Print the unit instead of installing it (to review it, or install it
+    /// by hand where systemd is not running here).
+    #[arg(long)]
+    pub print: bool,
+    /// The user the daemon runs as (default: the one who invoked the
+    /// command, also through sudo).
+    #[arg(long, value_name = "NAME", conflicts_with = "systemd_user")]
+    pub user: Option<String>,
+    /// A unit of the user's own systemd instance (`systemctl --user`),
+    /// which needs no root; with `loginctl enable-linger` it starts at boot.
+    #[arg(long)]
+    pub systemd_user: bool,
+}
+
+/// `unstartup`.
+#[derive(Debug, Args)]
+pub struct UnstartupArgs {
+    /// The user whose unit to remove (default: the invoking one).
+    #[arg(long, value_name = "NAME", conflicts_with = "systemd_user")]
+    pub user: Option<String>,
+    /// Remove the unit of the user's own systemd instance.
+    #[arg(long)]
+    pub systemd_user: bool,
+}
+
+/// `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The target.
+    #[command(subcommand)]
+    pub target: ExportTarget,
+}
+
+/// What `export` writes.
+#[derive(Debug, Subcommand)]
+pub enum ExportTarget {
+    /// A Deployment per app (and a Service per app with a port), as YAML on
+    /// stdout.
+    Kubernetes {
+        /// The ecosystem file.
+        file: PathBuf,
+        /// The container image that holds the apps.
+        #[arg(long, value_name = "IMAGE", default_value = "app:latest")]
+        image: String,
+        /// `--env <profile>`: merge the file's `env_<profile>`.
+        #[arg(long, value_name = "PROFILE")]
+        env: Option<String>,
+    },
+    /// A Compose file with a service per app, on stdout.
+    Compose {
+        /// The ecosystem file.
+        file: PathBuf,
+        /// The container image that holds the apps.
+        #[arg(long, value_name = "IMAGE", default_value = "app:latest")]
+        image: String,
+        /// `--env <profile>`: merge the file's `env_<profile>`.
+        #[arg(long, value_name = "PROFILE")]
+        env: Option<String>,
+    },
+    /// A systemd template unit per app (`<app>@.service`, `%i` = instance),
+    /// written to a directory.
+    Systemd {
+        /// The ecosystem file.
+        file: PathBuf,
+        /// Where to write the units.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// `--env <profile>`: merge the file's `env_<profile>`.
+        #[arg(long, value_name = "PROFILE")]
+        env: Option<String>,
+    },
+}
+
+/// `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell.
+    pub shell: clap_complete::Shell,
 }
 
 /// `start`.

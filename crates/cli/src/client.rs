@@ -224,6 +224,9 @@ pub async fn spawn_daemon(home: &Home, foreground: bool) -> Result<(Child, bool)
     command
         .arg("daemon")
         .env("PMDAEMON_HOME", root)
+        // Readiness is announced only by a daemon a unit runs itself: one
+        // started on demand from inside some service must not speak for it.
+        .env_remove("NOTIFY_SOCKET")
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
     if foreground {

@@ -286,3 +286,56 @@ fn a_pm2_ecosystem_config_js_starts_when_node_is_present() {
         "{err}"
     );
 }
+
+#[test]
+fn instances_come_from_the_environment_of_the_command_applying_the_file() {
+    // The KromoSynth setup: one file, the count from the environment, max
+    // by default.
+    let fx = Fixture::new();
+    std::fs::write(
+        fx.work().join("ecosystem.json"),
+        r#"{"apps": [{"name": "render", "script": "sleep", "args": ["${PMDAEMON_TEST_SLEEP:-300}"],
+  "instances": "${PMDAEMON_INSTANCES:-max}"}]}"#,
+    )
+    .unwrap();
+    let out = fx
+        .command()
+        .env("PMDAEMON_INSTANCES", "2")
+        .args(["start", "ecosystem.json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let list = fx.list();
+    assert_eq!(list.len(), 2, "{list:?}");
+    let detail = fx.info("render-1");
+    assert_eq!(detail[0].config.args, ["300"], "the default fills in");
+
+    let out = fx
+        .command()
+        .env_remove("PMDAEMON_INSTANCES")
+        .args(["validate", "ecosystem.json"])
+        .output()
+        .unwrap();
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&format!("render ({cpus} instance")), "{said}");
+}
+
+#[test]
+fn an_unset_variable_without_a_default_is_refused_with_its_line() {
+    let fx = Fixture::new();
+    std::fs::write(
+        fx.work().join("eco.yaml"),
+        "name: api\nscript: sleep\nargs: [\"300\"]\nenv:\n  TOKEN: ${PMDAEMON_TEST_UNSET_TOKEN:?the API token}\n",
+    )
+    .unwrap();
+    let err = fx.fails(&["start", "eco.yaml"]);
+    assert!(
+        err.contains("eco.yaml:5:10: app 'api': field 'env.TOKEN': environment variable PMDAEMON_TEST_UNSET_TOKEN is not set: the API token"),
+        "{err}"
+    );
+    assert!(
+        fx.daemon_pid().is_none(),
+        "nothing started, not even the daemon"
+    );
+}

@@ -4,6 +4,12 @@
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
+    /// An export that cannot be written.
+    #[error("{reason}")]
+    Export {
+        /// Why.
+        reason: String,
+    },
     /// A duration such as `5s` that does not parse.
     #[error("invalid duration '{input}': use milliseconds (1500) or a number with a unit (500ms, 5s, 2m, 1h)")]
     InvalidDuration {

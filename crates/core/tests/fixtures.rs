@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use pmdaemon_core::ecosystem::{parse, Format, Options};
@@ -22,6 +23,19 @@ fn fixtures(kind: &str) -> Vec<PathBuf> {
     files
 }
 
+/// The environment fixtures with `${VAR}` placeholders see; the variables
+/// they leave unset stay unset.
+fn fixture_env() -> BTreeMap<String, String> {
+    [
+        ("PMDAEMON_TEST_WORKERS", "3"),
+        ("PMDAEMON_TEST_PROFILE", "staging"),
+        ("PMDAEMON_TEST_EMPTY", ""),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 fn load(
     path: &Path,
 ) -> Result<pmdaemon_core::ecosystem::Loaded, pmdaemon_core::ecosystem::ConfigError> {
@@ -31,6 +45,7 @@ fn load(
         profile: Some("production".into()),
         cpus: 4,
         source: None,
+        env: fixture_env(),
     };
     parse(
         label,
@@ -111,4 +126,59 @@ fn valid_fixtures_mean_what_they_say() {
     );
     assert!(web.merge_logs && web.wait_ready);
     assert_eq!(web.instance_var, "INSTANCE_ID");
+}
+
+#[test]
+fn placeholders_take_the_environment_in_every_format() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ecosystem/valid");
+    for file in [
+        "interpolated.json",
+        "interpolated.yaml",
+        "interpolated.toml",
+    ] {
+        let loaded = load(&dir.join(file)).unwrap_or_else(|err| panic!("{err}"));
+        let app = &loaded.apps[0];
+        // Set: taken from the environment.
+        assert_eq!(app.args, ["render.js", "--profile", "staging"], "{file}");
+        assert_eq!(app.env["WORKERS"], "3", "{file}");
+        // Unset: the default, also for typed fields.
+        assert_eq!(app.instances, 4, "{file}: max is the 4 CPUs given");
+        assert_eq!(app.port.unwrap().to_string(), "3000", "{file}");
+        assert!(!app.autorestart, "{file}");
+        assert_eq!(app.kill_timeout, 5000, "{file}");
+        // Empty: `:-` takes the default.
+        assert_eq!(app.env["LABEL"], "unnamed", "{file}");
+        // `$$` escapes, a bare `$NAME` is left alone.
+        assert_eq!(app.env["PRICE"], "$5 and $HOME", "{file}");
+    }
+}
+
+#[test]
+fn an_instance_count_from_the_environment_wins_over_the_default() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ecosystem/valid");
+    for file in [
+        "interpolated.json",
+        "interpolated.yaml",
+        "interpolated.toml",
+    ] {
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut env = fixture_env();
+        env.insert("PMDAEMON_INSTANCES".into(), "8".into());
+        let options = Options {
+            profile: None,
+            cpus: 4,
+            source: None,
+            env,
+        };
+        let loaded = parse(
+            file,
+            Path::new("/srv"),
+            &text,
+            Format::of(&path).unwrap(),
+            &options,
+        )
+        .unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(loaded.apps[0].instances, 8, "{file}");
+    }
 }

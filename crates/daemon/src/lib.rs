@@ -251,7 +251,15 @@ fn lock_home(home: &Home) -> Result<Flock<fs::File>, Error> {
 
 /// Tells whoever started us (the CLI reads our stdout) that requests are
 /// accepted now; then stdout is let go so that nothing blocks on it later.
+/// Under systemd (`Type=notify`, the unit `pmdaemon startup` writes) it also
+/// sends `READY=1` to `NOTIFY_SOCKET`. The apps never see that variable: they
+/// are spawned with an environment of their own.
 fn announce_ready(socket: &std::path::Path) {
+    if let Some(path) = std::env::var_os("NOTIFY_SOCKET") {
+        if let Err(err) = notify_systemd(&path, b"READY=1") {
+            tracing::warn!("cannot tell systemd we are ready: {err}");
+        }
+    }
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "pmdaemon daemon ready on {}", socket.display());
     let _ = stdout.flush();
@@ -260,4 +268,21 @@ fn announce_ready(socket: &std::path::Path) {
             let _ = nix::unistd::dup2_stdout(&null);
         }
     }
+}
+
+/// Sends one sd_notify message to `path` (a socket path, or `@name` for an
+/// abstract socket).
+fn notify_systemd(path: &std::ffi::OsStr, message: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let bytes = path.as_bytes();
+    let address = match bytes.strip_prefix(b"@") {
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            SocketAddr::from_abstract_name(name)?
+        }
+        None => SocketAddr::from_pathname(path)?,
+    };
+    UnixDatagram::unbound()?.send_to_addr(message, &address)?;
+    Ok(())
 }

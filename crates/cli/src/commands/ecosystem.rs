@@ -43,6 +43,7 @@ pub fn load(path: &Path, profile: Option<String>) -> Result<Loaded> {
             profile,
             cpus,
             source,
+            env: std::env::vars().collect(),
         },
     )?;
     for warning in &loaded.warnings {

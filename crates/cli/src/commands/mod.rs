@@ -1,8 +1,10 @@
 //! One module per verb; each sends its request and renders the answer.
 
+pub mod completions;
 pub mod daemon;
 pub mod delete;
 pub mod ecosystem;
+pub mod export;
 pub mod flush;
 pub mod info;
 pub mod kill;
@@ -14,6 +16,7 @@ pub mod restart;
 pub mod run;
 pub mod scale;
 pub mod start;
+pub mod startup;
 pub mod stop;
 pub mod validate;
 pub mod web;
@@ -60,6 +63,11 @@ pub async fn run(command: Command, config: Option<PathBuf>, home: Home) -> Resul
         Command::Web(args) => web::run(args, home).await,
         Command::Kill => kill::run(home).await,
         Command::Daemon(args) => daemon::run(home, args.fresh),
+        Command::Startup(args) => startup::install(args, &home),
+        Command::Unstartup(args) => startup::remove(args),
+        Command::Export(args) => export::run(args),
+        Command::Completions(args) => completions::completions(args.shell),
+        Command::Man => completions::man(),
     }
 }
 

@@ -374,3 +374,21 @@ impl Drop for Guarded {
         drop(self.done.take());
     }
 }
+
+/// Whether `program` runs (`program args…` exits 0). Outside CI a missing
+/// tool skips the test with a message; in CI (`CI=true`), where `.ci/run`
+/// installs it, it fails the test.
+pub fn need(program: &str, args: &[&str]) -> bool {
+    let runs = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !runs {
+        assert!(
+            std::env::var("CI").map_or(true, |ci| ci != "true"),
+            "{program} is missing: .ci/run installs it"
+        );
+        eprintln!("SKIPPED: {program} is not installed");
+    }
+    runs
+}

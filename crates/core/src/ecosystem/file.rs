@@ -284,7 +284,7 @@ impl JsonSchema for Instances {
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({ "anyOf": [
             { "type": "integer", "minimum": -1 },
-            { "type": "string", "pattern": "^(max|-1|[0-9]+)$" }
+            { "type": "string", "pattern": "^(max|-1|[0-9]+)$|\\$\\{" }
         ] })
     }
 }
@@ -369,9 +369,14 @@ macro_rules! string_or_number_schema {
     };
 }
 
-string_or_number_schema!(Millis, "Duration", "^[0-9.]+\\s*(ms|s|m|min|h)?$");
-string_or_number_schema!(Seconds, "DurationSeconds", "^[0-9.]+\\s*(ms|s|m|min|h)?$");
-string_or_number_schema!(Size, "Size", "^[0-9.]+\\s*([kKmMgG][bB]?)?$");
+// A string holding `${` is a placeholder, checked once it is replaced.
+string_or_number_schema!(Millis, "Duration", "^[0-9.]+\\s*(ms|s|m|min|h)?$|\\$\\{");
+string_or_number_schema!(
+    Seconds,
+    "DurationSeconds",
+    "^[0-9.]+\\s*(ms|s|m|min|h)?$|\\$\\{"
+);
+string_or_number_schema!(Size, "Size", "^[0-9.]+\\s*([kKmMgG][bB]?)?$|\\$\\{");
 
 impl JsonSchema for PortSpec {
     fn schema_name() -> Cow<'static, str> {
@@ -380,7 +385,7 @@ impl JsonSchema for PortSpec {
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({ "anyOf": [
             { "type": "integer", "minimum": 1, "maximum": 65535 },
-            { "type": "string", "pattern": "^(auto:)?[0-9]+(-[0-9]+)?$" }
+            { "type": "string", "pattern": "^(auto:)?[0-9]+(-[0-9]+)?$|\\$\\{" }
         ] })
     }
 }

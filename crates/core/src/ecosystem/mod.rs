@@ -8,6 +8,7 @@
 //! column.
 
 pub mod file;
+pub mod interpolate;
 mod locate;
 
 use std::collections::BTreeMap;
@@ -223,6 +224,10 @@ pub struct Options {
     /// JSON node printed for an `ecosystem.config.js`): problems are
     /// located in it.
     pub source: Option<String>,
+    /// The environment `${VAR}` placeholders are taken from: the one of the
+    /// command applying the file. Not used for `ecosystem.config.js`, which
+    /// reads `process.env` itself.
+    pub env: BTreeMap<String, String>,
 }
 
 /// The apps of a file, and warnings about fields that were ignored.
@@ -287,7 +292,7 @@ pub fn parse(
             message,
         }],
     };
-    let root: Value = match format {
+    let mut root: Value = match format {
         Format::Json | Format::Js => serde_json::from_str(text).map_err(|err| {
             let message = err.to_string();
             let message = message
@@ -320,6 +325,15 @@ pub fn parse(
             )
         })?,
     };
+    if format != Format::Js {
+        interpolate::interpolate(&mut root, &options.env, text).map_err(|mut problems| {
+            problems.sort_by_key(|p| (p.line.unwrap_or(usize::MAX), p.column.unwrap_or(0)));
+            ConfigError {
+                file: label.to_string(),
+                problems,
+            }
+        })?;
+    }
     let objects: Vec<Value> = match root {
         Value::Object(mut map) if map.contains_key("apps") => match map.remove("apps") {
             Some(Value::Array(apps)) => apps,

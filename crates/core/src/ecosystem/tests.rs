@@ -5,6 +5,7 @@ fn options() -> Options {
         profile: None,
         cpus: 4,
         source: None,
+        env: BTreeMap::new(),
     }
 }
 
@@ -76,6 +77,7 @@ fn the_same_apps_in_yaml_and_toml() {
             profile: Some("production".into()),
             cpus: 4,
             source: None,
+            env: BTreeMap::new(),
         };
         let app = parse("f", Path::new("."), text, format, &production)
             .unwrap()
