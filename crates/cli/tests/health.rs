@@ -254,3 +254,45 @@ fn overlapping_reloads_of_one_app_run_one_after_the_other() {
     assert_eq!(order, ["web-0", "web-1", "web-0", "web-1"]);
     assert!(fx.list().iter().all(|p| p.ready && p.restarts == 2));
 }
+
+#[test]
+fn wait_ready_fails_on_a_crash_loop_with_its_last_exit_and_error_log() {
+    let fx = Fixture::new();
+    fx.script(
+        "crash.sh",
+        "#!/bin/sh\necho 'boom: cannot open config' >&2\nexit 3\n",
+    );
+    let output = fx
+        .command()
+        .args([
+            "start",
+            "./crash.sh",
+            "--wait-ready",
+            "--wait-timeout",
+            "20s",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!err.contains("ready 1 of 1"), "{err}");
+    assert!(
+        err.contains("crash-0 ")
+            && err.contains("before it was ready; last exit: exit code 3")
+            && err.contains("boom: cannot open config"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_instance_without_checks_is_ready_once_it_stayed_up() {
+    let fx = Fixture::new();
+    let output = fx
+        .command()
+        .args(["start", "sleep 300", "--name", "s", "--wait-ready"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("ready 1 of 1"));
+    assert!(fx.get("s-0").ready);
+}

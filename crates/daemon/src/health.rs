@@ -250,22 +250,22 @@ pub(crate) fn listen_for_ready(
     })
 }
 
-/// How a process of a shared-port cluster without a health check or
-/// sd_notify proves that it serves.
+/// How a process without a health check or sd_notify proves that it
+/// serves.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Serving {
     pub id: u32,
     pub pid: u32,
     /// Proxy mode: it serves once its private port accepts connections.
     pub private_port: Option<u16>,
-    /// Socket mode (the daemon's socket always accepts): it serves once it
-    /// has stayed up this long.
+    /// Otherwise (socket mode, whose socket always accepts, or an app of its
+    /// own): it serves once it has stayed up this long.
     pub settle: Duration,
     /// How long it may take.
     pub listen_timeout: Duration,
 }
 
-/// Marks a shared-port process ready once it serves (see [`Serving`]); a
+/// Marks a process ready once it serves (see [`Serving`]); a
 /// proxy-mode process that never listens on its `PORT` gets an error that
 /// `list`, `info` and a failing reload show.
 pub(crate) fn await_serving(supervisor: &Arc<Supervisor>, serving: Serving) -> JoinHandle<()> {

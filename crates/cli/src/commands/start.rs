@@ -329,9 +329,26 @@ async fn wait_ready(client: &Client, ids: &[u32], wait_timeout: &str) -> Result<
     let deadline = std::time::Instant::now() + limit;
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut shown = usize::MAX;
+    // Restarts each instance had when the wait began: one more is a crash.
+    let mut restarts_before: BTreeMap<u32, u32> = BTreeMap::new();
     loop {
         let all: Vec<ProcessInfo> = client.get("/api/processes").await?;
         let mine: Vec<&ProcessInfo> = all.iter().filter(|p| ids.contains(&p.id)).collect();
+        for process in &mine {
+            let before = *restarts_before
+                .entry(process.id)
+                .or_insert(process.restarts);
+            let gave_up = matches!(
+                process.status,
+                pmdaemon_core::api::Status::Errored | pmdaemon_core::api::Status::Stopped
+            );
+            if gave_up || (process.restarts > before && process.last_exit.is_some()) {
+                if terminal {
+                    eprintln!();
+                }
+                return Err(crashed(client, process).await);
+            }
+        }
         let ready = mine
             .iter()
             .filter(|p| p.ready && p.status == pmdaemon_core::api::Status::Online)
@@ -374,6 +391,40 @@ async fn wait_ready(client: &Client, ids: &[u32], wait_timeout: &str) -> Result<
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// The error for an instance that exited while `--wait-ready` waited: its
+/// last exit and the tail of its error log.
+async fn crashed(client: &Client, process: &ProcessInfo) -> anyhow::Error {
+    let exit = process
+        .last_exit
+        .map_or_else(|| process.status.to_string(), |e| e.to_string());
+    let what = match process.status {
+        pmdaemon_core::api::Status::Errored => "gave up (errored)",
+        pmdaemon_core::api::Status::Stopped => "stopped",
+        _ => "is crash-looping",
+    };
+    let mut message = format!(
+        "{} {what} before it was ready; last exit: {exit}",
+        process.name
+    );
+    let tail = match target_path(&process.name) {
+        Ok(path) => client
+            .get::<pmdaemon_core::api::LogsResponse>(&format!("{path}/logs?lines=5&stream=err"))
+            .await
+            .ok(),
+        Err(_) => None,
+    };
+    let lines: Vec<String> = tail
+        .into_iter()
+        .flat_map(|t| t.tails)
+        .flat_map(|t| t.lines)
+        .collect();
+    if !lines.is_empty() {
+        message.push_str("; its error log ends with:\n  ");
+        message.push_str(&lines.join("\n  "));
+    }
+    anyhow::anyhow!(message)
 }
 
 #[cfg(test)]

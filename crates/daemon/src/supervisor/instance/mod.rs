@@ -241,11 +241,11 @@ impl Instance {
         let pid = spawned.pid;
         let start_time = procinfo::stat(pid).map(|stat| stat.start_time);
         let check = config.health_check.clone().filter(|c| c.enabled);
-        let shared = config.sharing().is_some();
         let private_port = plan.private_port;
-        // Ready at once unless a signal, a first passing check, or (in a
-        // shared-port cluster) proof that it serves is awaited.
-        let ready_now = notify.is_none() && check.is_none() && !shared;
+        // Never ready merely for being spawned: a signal, a first passing
+        // check, or proof that it serves (its private port accepts, or it
+        // stayed up min_uptime, at most 1 s) is awaited.
+        let ready_now = false;
         let port = self.update(|record| {
             record.status = Status::Online;
             record.pid = Some(pid);
@@ -274,7 +274,7 @@ impl Instance {
                 self.id,
                 pid,
             ));
-        } else if shared && check.is_none() {
+        } else if check.is_none() {
             watchers.push(health::await_serving(
                 &self.supervisor,
                 health::Serving {
