@@ -58,9 +58,16 @@ pub enum Command {
     /// Serve the API over HTTP on TCP (kept across daemon restarts), show
     /// where it is served, or stop serving it.
     Web(WebArgs),
-    /// Stop every app gracefully, then the daemon (the next command starts a
-    /// new daemon, which brings the apps back).
+    /// Stop every app gracefully, then the daemon. The apps stay stopped
+    /// (`list` shows them) until `pmdaemon resurrect` or a start; a daemon
+    /// that crashed instead brings its apps back by itself.
     Kill,
+    /// Start again every app that `pmdaemon kill` stopped.
+    Resurrect {
+        /// Print the started instances as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the daemon in the foreground (normally started on demand).
     Daemon(DaemonArgs),
     /// Start the daemon at boot with a systemd unit, which brings back the

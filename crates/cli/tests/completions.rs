@@ -24,6 +24,7 @@ const VERBS: &[&str] = &[
     "validate",
     "web",
     "kill",
+    "resurrect",
     "startup",
     "unstartup",
     "export",

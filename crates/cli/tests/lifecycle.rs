@@ -2,7 +2,7 @@
 
 mod helper;
 
-use helper::{alive, Fixture};
+use helper::{alive, kill, Fixture};
 use pmdaemon_core::api::Status;
 
 #[test]
@@ -301,7 +301,7 @@ fn twenty_concurrent_starts_give_twenty_apps_with_distinct_ids() {
 }
 
 #[test]
-fn kill_stops_every_app_and_the_daemon_and_the_next_command_brings_them_back() {
+fn kill_stops_every_app_and_the_daemon_and_they_stay_stopped_until_resurrect() {
     let fx = Fixture::new();
     fx.ok(&["start", "sleep 300", "--name", "a"]);
     fx.ok(&["start", "sleep 300", "--name", "b"]);
@@ -314,9 +314,32 @@ fn kill_stops_every_app_and_the_daemon_and_the_next_command_brings_them_back() {
     assert!(!alive(daemon));
     assert!(!fx.home().join("pmdaemon.sock").exists());
     assert!(fx.ok(&["kill"]).contains("no daemon is running"));
-    // The table survives: a is running again, b stays stopped.
-    fx.wait_for("a-0", "resumed", |p| p.status == Status::Online);
+    // The table survives, and what kill stopped stays stopped (as PM2
+    // users expect), though a new daemon answers.
+    assert_eq!(fx.get("a-0").status, Status::Stopped);
+    assert!(fx.processes().is_empty(), "{:?}", fx.processes());
+    let info = fx.ok(&["info", "a-0"]);
+    assert!(info.contains("pmdaemon resurrect"), "{info}");
+    // A second daemon start (a crash of this one) changes nothing.
+    kill(fx.daemon_pid().unwrap(), libc::SIGKILL);
+    assert_eq!(fx.get("a-0").status, Status::Stopped);
+    // resurrect brings back what ran: a, not b.
+    let out = fx.ok(&["resurrect"]);
+    assert!(out.contains("resurrected: a-0"), "{out}");
+    fx.wait_for("a-0", "resurrected", |p| p.status == Status::Online);
     assert_eq!(fx.get("b-0").status, Status::Stopped);
+    assert!(fx.ok(&["resurrect"]).contains("nothing to resurrect"));
+}
+
+#[test]
+fn a_daemon_that_dies_without_kill_brings_its_apps_back() {
+    let fx = Fixture::new();
+    fx.ok(&["start", "sleep 300", "--name", "a"]);
+    let pid = fx.get("a-0").pid;
+    kill(fx.daemon_pid().unwrap(), libc::SIGKILL);
+    fx.wait_for("a-0", "resumed", |p| {
+        p.status == Status::Online && p.pid.is_some() && p.pid != pid
+    });
 }
 
 #[test]

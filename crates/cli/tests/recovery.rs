@@ -91,7 +91,9 @@ fn a_reused_pid_is_not_mistaken_for_a_leftover() {
     state["instances"][0]["pid"] = serde_json::json!(pid);
     state["instances"][0]["pid_start_time"] = serde_json::json!(1);
     std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
-    // The next command starts a daemon, which resumes web in the background.
+    // The next command starts a daemon (which cleans up what the previous
+    // one left); resurrect brings web back.
+    fx.ok(&["resurrect"]);
     fx.wait_for("web-0", "resumed", |p| p.status == Status::Online);
     assert!(alive(pid), "recovery killed an unrelated process");
     assert!(unrelated.child.try_wait().unwrap().is_none());

@@ -52,6 +52,10 @@ pub enum Desired {
     Running,
     /// Keep it stopped.
     Stopped,
+    /// It was running when `pmdaemon kill` stopped it: the daemons that
+    /// follow keep it stopped until `pmdaemon resurrect` (or a start) brings
+    /// it back. A daemon that dies otherwise brings back what it ran.
+    Parked,
 }
 
 /// One instance's persistent record.

@@ -13,6 +13,7 @@ pub mod logs;
 pub mod monit;
 pub mod reload;
 pub mod restart;
+pub mod resurrect;
 pub mod run;
 pub mod scale;
 pub mod start;
@@ -62,6 +63,7 @@ pub async fn run(command: Command, config: Option<PathBuf>, home: Home) -> Resul
         Command::Flush(args) => flush::run(args, home).await,
         Command::Web(args) => web::run(args, home).await,
         Command::Kill => kill::run(home).await,
+        Command::Resurrect { json } => resurrect::run(home, json).await,
         Command::Daemon(args) => daemon::run(home, args.fresh),
         Command::Startup(args) => startup::install(args, &home),
         Command::Unstartup(args) => startup::remove(args),

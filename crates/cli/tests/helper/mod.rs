@@ -75,11 +75,19 @@ impl Fixture {
         let output = self.output(args);
         assert!(
             output.status.success(),
-            "pmdaemon {args:?} failed: {}{}",
+            "pmdaemon {args:?} failed: {}{}\n--- daemon.log ends with:\n{}",
             String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
+            String::from_utf8_lossy(&output.stderr),
+            self.daemon_log_tail()
         );
         String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// The last lines of daemon.log, for failure messages.
+    pub fn daemon_log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.home().join("daemon.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
     }
 
     /// Runs pmdaemon with `args`, which must fail with exit code 1; returns

@@ -21,12 +21,21 @@ pub async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Stops every app, answers, then lets the daemon exit.
+/// Stops every app (parked: the next daemon keeps them stopped until
+/// `resurrect`), answers, then lets the daemon exit.
 pub async fn kill(State(state): State<AppState>) -> Json<KillResponse> {
+    state.supervisor.park();
     let stopped = state.supervisor.shutdown().await;
     state.shutdown.notify_one();
     Json(KillResponse {
         stopped,
         pid: std::process::id(),
     })
+}
+
+/// `POST /api/resurrect`: starts what `pmdaemon kill` stopped.
+pub async fn resurrect(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<pmdaemon_core::api::ProcessInfo>>, super::ApiError> {
+    Ok(Json(state.supervisor.resurrect().await?))
 }

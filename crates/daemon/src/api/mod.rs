@@ -80,6 +80,7 @@ fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/version", get(daemon::version))
         .route("/api/daemon/kill", post(daemon::kill))
+        .route("/api/resurrect", post(daemon::resurrect))
         .route(
             "/api/processes",
             get(processes::list).post(processes::start),

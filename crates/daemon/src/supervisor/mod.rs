@@ -407,6 +407,42 @@ impl Supervisor {
         self.persist_now().await;
     }
 
+    /// `pmdaemon kill`: every instance that runs is parked, so that the
+    /// daemons that follow keep it stopped until `resurrect`.
+    pub fn park(&self) {
+        let mut table = self.lock();
+        for record in table.instances.values_mut() {
+            if record.desired == Desired::Running {
+                record.desired = Desired::Parked;
+                record.record(
+                    "parked",
+                    "stopped by pmdaemon kill; `pmdaemon resurrect` brings it back",
+                );
+            }
+        }
+    }
+
+    /// Starts every parked instance again (what ran before `pmdaemon kill`).
+    pub async fn resurrect(self: &Arc<Self>) -> Result<Vec<ProcessInfo>, Error> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(Error::ShuttingDown);
+        }
+        let ids: Vec<u32> = self
+            .lock()
+            .instances
+            .values()
+            .filter(|r| r.desired == Desired::Parked)
+            .map(|r| r.id)
+            .collect();
+        let failure = self.command_all(&ids, Command::Start).await;
+        self.persist_now().await;
+        if let Some(err) = failure {
+            return Err(Error::BadCommand(err));
+        }
+        let table = self.lock();
+        Ok(ids.iter().filter_map(|id| table.info(*id)).collect())
+    }
+
     /// Starts one task per recorded instance: those the user wants running
     /// are started, the rest stay as they were. Called once, after the
     /// leftovers of a previous daemon were cleaned up.

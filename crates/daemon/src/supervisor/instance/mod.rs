@@ -341,7 +341,7 @@ impl Instance {
             record.pid = None;
             record.private_port = None;
             record.record("exited", format!("{reason} after {} ms", uptime.as_millis()));
-            if record.desired == Desired::Stopped {
+            if record.desired != Desired::Running {
                 record.status = Status::Stopped;
                 return None;
             }

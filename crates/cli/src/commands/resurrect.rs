@@ -1,0 +1,19 @@
+//! `pmdaemon resurrect`: what `pmdaemon kill` stopped runs again.
+
+use anyhow::Result;
+use pmdaemon_core::api::ProcessInfo;
+use pmdaemon_daemon::Home;
+
+use super::report;
+use crate::client::Client;
+
+/// Starts every parked instance; says so when there is none.
+pub async fn run(home: Home, json: bool) -> Result<()> {
+    let client = Client::connect(home).await?;
+    let started: Vec<ProcessInfo> = client.post("/api/resurrect", &()).await?;
+    if started.is_empty() && !json {
+        println!("[pmdaemon] nothing to resurrect: no app was stopped by `pmdaemon kill`");
+        return Ok(());
+    }
+    report(&client, "resurrected", &started, json).await
+}
