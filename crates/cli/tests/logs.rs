@@ -664,7 +664,7 @@ fn rotated_files_are_gzipped_without_losing_a_byte_and_flush_removes_them() {
         );
     }
     let info = fx.ok(&["info", "writer"]);
-    assert!(info.contains("at 100.0KB, keep 100, gzipped"), "{info}");
+    assert!(info.contains("100.0KB, 100 files, gzipped"), "{info}");
     fx.ok(&["flush", "writer"]);
     assert_eq!(
         names()
