@@ -61,7 +61,11 @@ pub enum Command {
     /// Stop every app gracefully, then the daemon. The apps stay stopped
     /// (`list` shows them) until `pmdaemon resurrect` or a start; a daemon
     /// that crashed instead brings its apps back by itself.
-    Kill,
+    Kill {
+        /// Print what was stopped as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start again every app that `pmdaemon kill` stopped.
     Resurrect {
         /// Print the started instances as JSON.
@@ -368,6 +372,9 @@ pub struct ScaleArgs {
 pub struct FlushArgs {
     /// An instance, an app, an id or `all` (default: all).
     pub target: Option<String>,
+    /// Print the emptied files as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `monit`.
@@ -383,6 +390,9 @@ pub struct MonitArgs {
 pub struct ValidateArgs {
     /// The ecosystem file.
     pub file: std::path::PathBuf,
+    /// Print the apps as pmdaemon reads them (or the problems) as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `web`.

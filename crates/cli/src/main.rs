@@ -35,11 +35,29 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if json_requested() => {
+            // Scripts asked for JSON: the error is JSON too (on stderr).
+            let mut body = serde_json::json!({ "error": format!("{err:#}") });
+            if let Some(config) = err.downcast_ref::<pmdaemon_core::ecosystem::ConfigError>() {
+                body["problems"] = serde_json::to_value(&config.problems).unwrap_or_default();
+            }
+            eprintln!("{body}");
+            ExitCode::FAILURE
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether the command line asks for `--json` (an app's own arguments,
+/// after `--`, do not count).
+fn json_requested() -> bool {
+    std::env::args()
+        .skip(1)
+        .take_while(|arg| arg != "--")
+        .any(|arg| arg == "--json")
 }
 
 /// `pmdaemon list | head` should end quietly, as `ls | head` does, instead

@@ -150,3 +150,53 @@ fn a_bad_flag_does_not_even_start_the_daemon() {
     assert!(fx.daemon_pid().is_none());
     assert!(!fx.home().join("pmdaemon.sock").exists());
 }
+
+#[test]
+fn json_is_offered_by_validate_flush_and_kill_and_errors_follow_it() {
+    let fx = Fixture::new();
+    std::fs::write(
+        fx.work().join("good.json"),
+        r#"{"name": "api", "script": "sleep", "args": "300", "instances": 2}"#,
+    )
+    .unwrap();
+    let valid: serde_json::Value =
+        serde_json::from_str(&fx.ok(&["validate", "good.json", "--json"])).unwrap();
+    assert_eq!(valid["valid"], true);
+    assert_eq!(valid["apps"][0]["name"], "api");
+    assert_eq!(valid["apps"][0]["instances"], 2);
+    std::fs::write(
+        fx.work().join("bad.json"),
+        "{\n  \"name\": \"api\",\n  \"script\": \"sleep\",\n  \"instnaces\": 2\n}\n",
+    )
+    .unwrap();
+    let output = fx.output(&["validate", "bad.json", "--json"]);
+    assert!(!output.status.success());
+    let error: serde_json::Value = serde_json::from_slice(&output.stderr).unwrap();
+    assert!(error["error"].as_str().unwrap().contains("1 problem"));
+    assert_eq!(error["problems"][0]["field"], "instnaces");
+    assert_eq!(error["problems"][0]["line"], 4);
+    // Any verb's error, when --json is asked for.
+    let output = fx.output(&["info", "nope", "--json"]);
+    let error: serde_json::Value = serde_json::from_slice(&output.stderr).unwrap();
+    assert!(error["error"]
+        .as_str()
+        .unwrap()
+        .contains("no process or app named 'nope'"));
+
+    fx.ok(&[
+        "start",
+        "sh",
+        "--name",
+        "talker",
+        "--",
+        "-c",
+        "echo hi; exec sleep 300",
+    ]);
+    let flushed: serde_json::Value =
+        serde_json::from_str(&fx.ok(&["flush", "talker", "--json"])).unwrap();
+    assert_eq!(flushed["files"].as_array().unwrap().len(), 2);
+    let killed: serde_json::Value = serde_json::from_str(&fx.ok(&["kill", "--json"])).unwrap();
+    assert_eq!(killed["stopped"][0], "talker-0");
+    let none: serde_json::Value = serde_json::from_str(&fx.ok(&["kill", "--json"])).unwrap();
+    assert_eq!(none["running"], false);
+}

@@ -16,6 +16,10 @@ pub async fn run(args: FlushArgs, home: Home) -> Result<()> {
     };
     let client = Client::connect(home).await?;
     let response: FlushResponse = client.post(&path, &()).await?;
+    if args.json {
+        println!("{}", crate::render::json(&response)?);
+        return Ok(());
+    }
     for file in &response.files {
         println!("[pmdaemon] flushed {}", file.display());
     }

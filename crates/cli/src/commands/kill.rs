@@ -9,12 +9,16 @@ use pmdaemon_daemon::Home;
 use crate::client::Client;
 
 /// Stops every app, then the daemon; returns once the daemon has exited.
-pub async fn run(home: Home) -> Result<()> {
+pub async fn run(home: Home, json: bool) -> Result<()> {
     let Some(client) = Client::existing(home.clone()).await else {
-        println!(
-            "[pmdaemon] no daemon is running for {}",
-            home.root().display()
-        );
+        if json {
+            println!("{}", serde_json::json!({ "running": false, "stopped": [] }));
+        } else {
+            println!(
+                "[pmdaemon] no daemon is running for {}",
+                home.root().display()
+            );
+        }
         return Ok(());
     };
     let response: KillResponse = client.post("/api/daemon/kill", &()).await?;
@@ -31,11 +35,15 @@ pub async fn run(home: Home) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    println!(
-        "[pmdaemon] stopped {} instance(s) and the daemon (pid {})",
-        response.stopped.len(),
-        response.pid
-    );
+    if json {
+        println!("{}", crate::render::json(&response)?);
+    } else {
+        println!(
+            "[pmdaemon] stopped {} instance(s) and the daemon (pid {})",
+            response.stopped.len(),
+            response.pid
+        );
+    }
     Ok(())
 }
 

@@ -62,7 +62,7 @@ pub async fn run(command: Command, config: Option<PathBuf>, home: Home) -> Resul
         Command::Monit(args) => monit::run(args, home).await,
         Command::Flush(args) => flush::run(args, home).await,
         Command::Web(args) => web::run(args, home).await,
-        Command::Kill => kill::run(home).await,
+        Command::Kill { json } => kill::run(home, json).await,
         Command::Resurrect { json } => resurrect::run(home, json).await,
         Command::Daemon(args) => daemon::run(home, args.fresh),
         Command::Startup(args) => startup::install(args, &home),

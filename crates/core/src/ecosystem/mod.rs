@@ -158,7 +158,7 @@ const PM2_ONLY: &[&str] = &[
 ];
 
 /// One thing wrong in a config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
     /// 1-based line, when known.
     pub line: Option<usize>,
@@ -173,7 +173,7 @@ pub struct Problem {
 }
 
 /// Everything wrong with one config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ConfigError {
     /// The file as the user named it.
     pub file: String,
