@@ -12,7 +12,7 @@ pub struct Cli {
     /// An ecosystem file (JSON, YAML, TOML or PM2's ecosystem.config.js):
     /// what `start` starts, and the target of `stop`, `restart`, `reload`
     /// and `delete` when they are given none.
-    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
     /// The verb.
     #[command(subcommand)]
@@ -178,131 +178,166 @@ pub struct StartArgs {
     /// an ecosystem file, or the name of an existing app.
     pub script: Option<String>,
     /// With an ecosystem file: only these apps (comma separated).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(help_heading = "Ecosystem files", long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// With an ecosystem file: delete apps that came from it but are no
     /// longer in it.
-    #[arg(long)]
+    #[arg(help_heading = "Ecosystem files", long)]
     pub prune: bool,
     /// Arguments passed to the script (after `--`).
     #[arg(last = true)]
     pub args: Vec<String>,
     /// App name (default: the script's name).
-    #[arg(long, short = 'n')]
+    #[arg(help_heading = "Process", long, short = 'n')]
     pub name: Option<String>,
     /// Number of instances: a number, `max` (usable CPUs) or `-1` (all but one).
-    #[arg(long, short = 'i', allow_hyphen_values = true)]
+    #[arg(
+        help_heading = "Cluster and ports",
+        long,
+        short = 'i',
+        allow_hyphen_values = true
+    )]
     pub instances: Option<String>,
     /// Ports: `3000` (all instances share it), `3000-3003` (instance i gets
     /// the i-th), or `auto:3000-3100` (the first free ones).
-    #[arg(long, short = 'p', value_name = "SPEC")]
+    #[arg(
+        help_heading = "Cluster and ports",
+        long,
+        short = 'p',
+        value_name = "SPEC"
+    )]
     pub port: Option<PortSpec>,
     /// How the instances share a single port: `socket` (each inherits the
     /// listening socket as fd 3, LISTEN_FDS), `proxy` (each listens on a
     /// private PORT; the daemon forwards), or `auto` (socket for node apps,
     /// proxy otherwise). Also makes one instance a shared-port cluster.
-    #[arg(long, value_name = "MODE")]
+    #[arg(help_heading = "Cluster and ports", long, value_name = "MODE")]
     pub shared_port: Option<pmdaemon_core::config::SharedPort>,
     /// The variable carrying the instance index besides PM2_INSTANCE_ID.
-    #[arg(long, default_value = "NODE_APP_INSTANCE", value_name = "NAME")]
+    #[arg(
+        help_heading = "Cluster and ports",
+        long,
+        default_value = "NODE_APP_INSTANCE",
+        value_name = "NAME"
+    )]
     pub instance_var: String,
     /// `KEY=VALUE`: an environment variable for the app (repeatable); a
     /// bare word such as `production`: merge the file's `env_production`.
-    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE|PROFILE", value_parser = parse_env)]
+    #[arg(help_heading = "Process", long = "env", short = 'e', value_name = "KEY=VALUE|PROFILE", value_parser = parse_env)]
     pub env: Vec<EnvArg>,
     /// Working directory (default: the current one).
-    #[arg(long)]
+    #[arg(help_heading = "Process", long)]
     pub cwd: Option<PathBuf>,
     /// Interpreter for the script (`none` executes it directly).
-    #[arg(long)]
+    #[arg(help_heading = "Process", long)]
     pub interpreter: Option<String>,
     /// Grace period between the stop signal and SIGKILL (`1600`, `5s`).
-    #[arg(long, value_name = "DURATION")]
+    #[arg(help_heading = "Restarts and stopping", long, value_name = "DURATION")]
     pub kill_timeout: Option<String>,
     /// Delay before each restart (`0`, `500ms`, `2s`).
-    #[arg(long, value_name = "DURATION")]
+    #[arg(help_heading = "Restarts and stopping", long, value_name = "DURATION")]
     pub restart_delay: Option<String>,
     /// First delay of an exponential backoff between restarts.
-    #[arg(long, value_name = "DURATION")]
+    #[arg(help_heading = "Restarts and stopping", long, value_name = "DURATION")]
     pub exp_backoff_restart_delay: Option<String>,
     /// Unstable restarts in a row before giving up (status errored).
-    #[arg(long)]
+    #[arg(help_heading = "Restarts and stopping", long)]
     pub max_restarts: Option<u32>,
     /// Uptime below which an exit counts as unstable (`1s`).
-    #[arg(long, value_name = "DURATION")]
+    #[arg(help_heading = "Restarts and stopping", long, value_name = "DURATION")]
     pub min_uptime: Option<String>,
     /// Do not restart the app when it exits.
-    #[arg(long)]
+    #[arg(help_heading = "Restarts and stopping", long)]
     pub no_autorestart: bool,
     /// Signal that asks the app to stop (default SIGTERM).
-    #[arg(long)]
+    #[arg(help_heading = "Restarts and stopping", long)]
     pub stop_signal: Option<String>,
     /// Exit codes after which the app is not restarted (comma separated).
-    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    #[arg(
+        help_heading = "Restarts and stopping",
+        long,
+        value_delimiter = ',',
+        allow_hyphen_values = true
+    )]
     pub stop_exit_codes: Vec<i32>,
     /// HTTP health check of each instance; `{PORT}` is its port.
-    #[arg(long, value_name = "URL")]
+    #[arg(help_heading = "Health and readiness", long, value_name = "URL")]
     pub health_check_url: Option<String>,
     /// Script health check (exit status 0 passes); runs with the instance's
     /// environment.
-    #[arg(long, value_name = "COMMAND")]
+    #[arg(help_heading = "Health and readiness", long, value_name = "COMMAND")]
     pub health_check_script: Option<String>,
     /// Time between checks (a bare number is seconds; default 30).
-    #[arg(long, value_name = "DURATION")]
+    #[arg(help_heading = "Health and readiness", long, value_name = "DURATION")]
     pub health_check_interval: Option<String>,
     /// Time allowed for one check (a bare number is seconds; default 5).
-    #[arg(long, value_name = "DURATION")]
+    #[arg(help_heading = "Health and readiness", long, value_name = "DURATION")]
     pub health_check_timeout: Option<String>,
     /// Consecutive failures that restart the instance (default 3).
-    #[arg(long, value_name = "N")]
+    #[arg(help_heading = "Health and readiness", long, value_name = "N")]
     pub health_check_retries: Option<u32>,
     /// The app signals readiness with READY=1 on NOTIFY_SOCKET (sd_notify;
     /// `wait_ready` in files).
-    #[arg(long)]
+    #[arg(help_heading = "Health and readiness", long)]
     pub sd_notify: bool,
     /// How long an instance may take to become ready (default 30s).
-    #[arg(long, value_name = "DURATION")]
+    #[arg(help_heading = "Health and readiness", long, value_name = "DURATION")]
     pub listen_timeout: Option<String>,
     /// Return only once every instance is ready, showing progress.
-    #[arg(long)]
+    #[arg(help_heading = "Health and readiness", long)]
     pub wait_ready: bool,
     /// How long --wait-ready waits.
-    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    #[arg(
+        help_heading = "Health and readiness",
+        long,
+        value_name = "DURATION",
+        default_value = "30s"
+    )]
     pub wait_timeout: String,
     /// Prefix every log line with the time (ISO 8601).
-    #[arg(long)]
+    #[arg(help_heading = "Logs", long)]
     pub time: bool,
     /// Prefix every log line with the time in this format
     /// (`YYYY-MM-DD HH:mm:ss` or strftime).
-    #[arg(long, value_name = "FORMAT")]
+    #[arg(help_heading = "Logs", long, value_name = "FORMAT")]
     pub log_date_format: Option<String>,
     /// `json`: one JSON object per log line.
-    #[arg(long, value_name = "raw|json")]
+    #[arg(help_heading = "Logs", long, value_name = "raw|json")]
     pub log_type: Option<String>,
     /// Rotate a log file once it reaches this size (default 10M; 0 never).
-    #[arg(long, value_name = "SIZE")]
+    #[arg(help_heading = "Logs", long, value_name = "SIZE")]
     pub log_max_size: Option<String>,
     /// Rotated log files kept (default 10).
-    #[arg(long, value_name = "N")]
+    #[arg(help_heading = "Logs", long, value_name = "N")]
     pub log_max_files: Option<u32>,
     /// Gzip rotated log files (`<file>.1.gz`, …).
-    #[arg(long)]
+    #[arg(help_heading = "Logs", long)]
     pub log_compress: bool,
     /// Restart an instance whose process tree uses more memory (`256M`).
-    #[arg(long, value_name = "SIZE", alias = "max-memory-restart")]
+    #[arg(
+        help_heading = "Restarts and stopping",
+        long,
+        value_name = "SIZE",
+        alias = "max-memory-restart"
+    )]
     pub max_memory: Option<String>,
     /// Restart when files change: the app's directory, or the paths given.
-    #[arg(long, num_args = 0.., value_name = "PATH")]
+    #[arg(help_heading = "Watch and schedule", long, num_args = 0.., value_name = "PATH")]
     pub watch: Option<Vec<String>>,
     /// Names, paths or globs (`*.log`) that never trigger a watch restart
     /// (default node_modules and .git).
-    #[arg(long, value_delimiter = ',', value_name = "PATH")]
+    #[arg(
+        help_heading = "Watch and schedule",
+        long,
+        value_delimiter = ',',
+        value_name = "PATH"
+    )]
     pub ignore_watch: Vec<String>,
     /// Restart on a cron schedule (5 fields, or 6 with seconds).
-    #[arg(long, value_name = "EXPRESSION")]
+    #[arg(help_heading = "Watch and schedule", long, value_name = "EXPRESSION")]
     pub cron_restart: Option<String>,
     /// Print the started instances as JSON.
-    #[arg(long)]
+    #[arg(help_heading = "Process", long)]
     pub json: bool,
 }
 

@@ -89,3 +89,21 @@ fn the_man_page_documents_every_verb_and_renders() {
         String::from_utf8_lossy(&render.stderr)
     );
 }
+
+#[test]
+fn start_help_is_grouped_and_config_shows_only_where_it_applies() {
+    let fx = Fixture::new();
+    let help = fx.ok(&["start", "--help"]);
+    for heading in [
+        "Cluster and ports:",
+        "Restarts and stopping:",
+        "Health and readiness:",
+        "Logs:",
+        "Watch and schedule:",
+    ] {
+        assert!(help.contains(heading), "{heading} missing:\n{help}");
+    }
+    assert!(!help.contains("--config"), "{help}");
+    assert!(!fx.ok(&["list", "--help"]).contains("--config"));
+    assert!(fx.ok(&["--help"]).contains("--config"));
+}
