@@ -45,7 +45,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Styled as clap styles its own errors, where colour is welcome.
+            let label = if render::colour_for(&std::io::stderr()) {
+                "\x1b[1;31merror:\x1b[0m"
+            } else {
+                "error:"
+            };
+            eprintln!("{label} {err:#}");
             ExitCode::FAILURE
         }
     }

@@ -57,6 +57,12 @@ pub fn process_table(processes: &[ProcessInfo]) -> String {
     table.to_string()
 }
 
+/// Whether output to `stream` may be coloured: a terminal, unless
+/// `NO_COLOR` says otherwise; `CLICOLOR_FORCE` colours even a pipe.
+pub fn colour_for(stream: &impl anstream::stream::RawStream) -> bool {
+    anstream::AutoStream::choice(stream) != anstream::ColorChoice::Never
+}
+
 /// The Port column: the port, and in proxy mode the private port the
 /// daemon forwards it to (`3000→41234`).
 fn port_cell(process: &ProcessInfo) -> String {

@@ -853,3 +853,38 @@ fn a_follower_of_many_files_uses_one_inotify_instance() {
     assert!(line.contains("| up"), "{line}");
     assert_eq!(inotify(), before + 1);
 }
+
+#[test]
+fn colours_follow_no_color_and_clicolor_force() {
+    let fx = Fixture::new();
+    fx.ok(&[
+        "start",
+        "sh",
+        "--name",
+        "c",
+        "--",
+        "-c",
+        "echo hello; exec sleep 300",
+    ]);
+    helper::wait_file(&fx.home().join("logs/c-0-out.log"), |t| t.contains("hello"));
+    let logs = |vars: &[(&str, &str)]| {
+        let mut command = fx.command();
+        command.args(["logs", "c", "--lines", "5"]);
+        for (key, value) in vars {
+            command.env(key, value);
+        }
+        String::from_utf8(command.output().unwrap().stdout).unwrap()
+    };
+    assert!(!logs(&[]).contains('\x1b'), "a pipe gets no colour");
+    assert!(logs(&[("CLICOLOR_FORCE", "1")]).contains("\x1b["));
+    assert!(!logs(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]).contains('\x1b'));
+    let error = fx
+        .command()
+        .args(["stop", "nope"])
+        .env("CLICOLOR_FORCE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&error.stderr).starts_with("\x1b[1;31merror:\x1b[0m no process")
+    );
+}

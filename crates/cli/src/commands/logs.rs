@@ -36,7 +36,7 @@ pub async fn run(args: LogsArgs, home: Home) -> Result<()> {
         println!("{}", render::json(&response)?);
         return Ok(());
     }
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let colour = crate::render::colour_for(&std::io::stdout());
     let mut lines: Vec<(Option<i64>, &str, LogStream, &str)> = response
         .tails
         .iter()
@@ -59,7 +59,7 @@ pub async fn run(args: LogsArgs, home: Home) -> Result<()> {
 /// instance in a stable colour (plain when stdout is not a terminal), or
 /// printed as one JSON object per line with `json`.
 async fn follow(client: &Client, path: &str, raw: bool, json: bool) -> Result<()> {
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let colour = crate::render::colour_for(&std::io::stdout());
     let print = |bytes: &[u8]| -> Result<()> {
         let line: LogLine = serde_json::from_slice(bytes)?;
         if json {

@@ -213,12 +213,27 @@ fn sparkline(history: Option<&VecDeque<f32>>) -> String {
         .collect()
 }
 
+/// Colours unless `NO_COLOR` (or a non-terminal without
+/// `CLICOLOR_FORCE`) says otherwise; bold and reverse stay.
+fn coloured(style: Style) -> Style {
+    static COLOUR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *COLOUR.get_or_init(|| crate::render::colour_for(&std::io::stdout())) {
+        style
+    } else {
+        Style {
+            fg: None,
+            bg: None,
+            ..style
+        }
+    }
+}
+
 fn status_style(status: Status) -> Style {
     match status {
-        Status::Online => Style::default().fg(Color::Green),
-        Status::Errored => Style::default().fg(Color::Red),
-        Status::Stopped => Style::default().fg(Color::DarkGray),
-        _ => Style::default().fg(Color::Yellow),
+        Status::Online => coloured(Style::default().fg(Color::Green)),
+        Status::Errored => coloured(Style::default().fg(Color::Red)),
+        Status::Stopped => coloured(Style::default().fg(Color::DarkGray)),
+        _ => coloured(Style::default().fg(Color::Yellow)),
     }
 }
 
@@ -346,7 +361,7 @@ fn draw(frame: &mut Frame, screen: &mut Screen) {
         None => " ↑↓ select  r restart  s stop  l reload  q quit".to_string(),
     };
     frame.render_widget(
-        Paragraph::new(help).style(Style::default().fg(Color::Cyan)),
+        Paragraph::new(help).style(coloured(Style::default().fg(Color::Cyan))),
         footer,
     );
 }
