@@ -55,9 +55,11 @@ fn request(
     }
     head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
     stream.write_all(head.as_bytes()).ok()?;
-    stream.write_all(body).ok()?;
+    // A server that refuses a body (too large) may answer and close before
+    // all of it is written: the answer is what counts.
+    let _ = stream.write_all(body);
     let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).ok()?;
+    let _ = stream.read_to_end(&mut answer);
     let answer = String::from_utf8_lossy(&answer).into_owned();
     let (head, body) = answer.split_once("\r\n\r\n")?;
     Some(Answer {
