@@ -134,7 +134,51 @@ impl Client {
         Ok(())
     }
 
+    /// Sends one request. A daemon that dies while it is asked (killed at
+    /// that moment: its socket still took the connection) is replaced by a
+    /// new one, which recovers the apps, and the request is sent again.
     async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>> {
+        let mut attempts = 0;
+        loop {
+            match self.request_once(method.clone(), path, body.clone()).await {
+                Ok(response) => return Ok(response),
+                Err(err) if attempts < 2 && self.daemon_died().await => {
+                    attempts += 1;
+                    self.start_daemon().await.context(err)?;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Whether the daemon of the pid file is gone (or is going: it is given
+    /// a second to finish exiting).
+    async fn daemon_died(&self) -> bool {
+        let Some(pid) = fs::read_to_string(self.home.pid_file())
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+        else {
+            return true;
+        };
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            match pmdaemon_daemon::procinfo::stat(pid) {
+                None => return true,
+                Some(stat) if stat.zombie => return true,
+                Some(_) if Instant::now() >= deadline => return false,
+                // A killed process takes a moment to exit; nothing announces
+                // it to a process that is not its parent.
+                Some(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
+
+    async fn request_once(
         &self,
         method: Method,
         path: &str,

@@ -67,6 +67,16 @@ pub fn environ_has(pid: u32, marks: &[String]) -> bool {
         .all(|mark| raw.split(|b| *b == 0).any(|entry| entry == mark.as_bytes()))
 }
 
+/// The value of variable `name` in the environment of `pid`, if it has it
+/// and it is readable.
+pub fn environ_var(pid: u32, name: &str) -> Option<String> {
+    let raw = std::fs::read(Path::new("/proc").join(pid.to_string()).join("environ")).ok()?;
+    let prefix = format!("{name}=");
+    raw.split(|b| *b == 0)
+        .find_map(|entry| entry.strip_prefix(prefix.as_bytes()))
+        .map(|value| String::from_utf8_lossy(value).into_owned())
+}
+
 /// Clock ticks per second, for CPU times.
 pub fn ticks_per_second() -> u64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)

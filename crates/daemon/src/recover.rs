@@ -1,13 +1,19 @@
 //! Cleaning up after a daemon that died without stopping its apps.
 //!
-//! The table on disk says which pid led each instance's process group and
-//! when that process started. A process counts as a leftover of the instance
-//! only if it is that very leader (same pid and same start time: a reused pid
-//! is never mistaken for it), or if it sits in that group and carries the
-//! instance's marks in its environment (`PMDAEMON_HOME` and
-//! `PMDAEMON_INSTANCE_NAME`). Leftovers get the stop signal, then SIGKILL
-//! after the app's `kill_timeout`, so that the new daemon can start the apps
-//! again without duplicates or port conflicts.
+//! A new daemon has no process yet, so every process of its home is a
+//! leftover, whatever the moment the old daemon died: also one spawned a
+//! moment before the table on disk could say so, or one that left its
+//! process group (setsid). Two ways find them:
+//! - the marks every managed process carries in its environment, inherited
+//!   by whatever it forks: `PMDAEMON_HOME` = this home and an
+//!   `PMDAEMON_INSTANCE_NAME`;
+//! - the table's leaders, for a process that cleared its environment: the
+//!   recorded pid with the recorded start time (a reused pid is never
+//!   mistaken for it), and the members of its group that carry the marks.
+//!
+//! Leftovers get their app's stop signal, then SIGKILL after its
+//! `kill_timeout`, so that the new daemon can start the apps again without
+//! duplicates, orphans or port conflicts.
 
 use std::time::Duration;
 
@@ -63,6 +69,36 @@ pub async fn kill_leftovers(home: &Home, state: &State) -> usize {
                 victims.push((process.pid, signal, grace));
             }
         }
+    }
+    // Everything else that carries this home's marks.
+    let home_mark = format!("PMDAEMON_HOME={}", home.root().display());
+    let me = std::process::id();
+    for process in processes.iter().filter(|p| !p.zombie && p.pid != me) {
+        if victims.iter().any(|(pid, _, _)| *pid == process.pid)
+            || !procinfo::environ_has(process.pid, std::slice::from_ref(&home_mark))
+        {
+            continue;
+        }
+        let Some(instance) = procinfo::environ_var(process.pid, "PMDAEMON_INSTANCE_NAME") else {
+            continue;
+        };
+        let config = state
+            .instances
+            .iter()
+            .find(|i| i.name == instance)
+            .and_then(|i| state.apps.iter().find(|a| a.config.name == i.app))
+            .map(|a| &a.config);
+        tracing::warn!(
+            "pid {} of {instance} was left running by the previous daemon (found by its marks); stopping it",
+            process.pid
+        );
+        victims.push((
+            process.pid,
+            config.map_or(Signal::SIGTERM, crate::spawn::stop_signal),
+            Duration::from_millis(
+                config.map_or(AppConfig::default().kill_timeout, |c| c.kill_timeout),
+            ),
+        ));
     }
     let found = victims.len();
     for (pid, signal, _) in &victims {
