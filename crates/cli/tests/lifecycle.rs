@@ -463,3 +463,41 @@ fn two_kills_at_once_still_stop_an_app_that_ignores_sigterm() {
         "the app outlived the daemon"
     );
 }
+
+#[test]
+fn a_grandchild_that_calls_setsid_does_not_survive_stop_or_a_crash() {
+    let fx = Fixture::new();
+    fx.script(
+        "escape.sh",
+        "#!/bin/sh\nsetsid sleep 1001 &\nsleep 1002 &\ntouch started\nexec sleep 1003\n",
+    );
+    fx.ok(&["start", "./escape.sh", "--name", "ss"]);
+    helper::wait_file(&fx.work().join("started"), |_| true);
+    assert!(helper::wait_until(helper::DEADLINE, || fx
+        .processes()
+        .len()
+        == 3));
+    fx.ok(&["stop", "ss"]);
+    assert!(fx.processes().is_empty(), "{:?}", fx.processes());
+    // A crash: the main process dies; what it left, in its group or not,
+    // dies with it before the replacement starts.
+    std::fs::remove_file(fx.work().join("started")).unwrap();
+    fx.ok(&["start", "ss"]);
+    helper::wait_file(&fx.work().join("started"), |_| true);
+    assert!(helper::wait_until(helper::DEADLINE, || fx
+        .processes()
+        .len()
+        == 3));
+    let leader = fx.get("ss-0").pid.unwrap();
+    kill(leader, libc::SIGKILL);
+    fx.wait_for("ss-0", "restarted", |p| {
+        p.restarts == 1 && p.status == Status::Online
+    });
+    // Three processes again, all of the new run.
+    assert!(helper::wait_until(helper::DEADLINE, || fx
+        .processes()
+        .len()
+        == 3));
+    fx.ok(&["delete", "ss"]);
+    assert!(fx.processes().is_empty(), "{:?}", fx.processes());
+}

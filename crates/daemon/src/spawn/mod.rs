@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use pmdaemon_core::command::{clean_path, invocation, Invocation};
 use pmdaemon_core::config::AppConfig;
 
-pub use unix::{group_alive, listen_dual_stack, signal_group, spawn, stop_signal, Spawned};
+pub use unix::{
+    group_alive, kill_escaped, listen_dual_stack, signal_group, spawn, stop_signal, Spawned,
+};
 
 use crate::Error;
 

@@ -203,3 +203,44 @@ pub fn listen_dual_stack(address: SocketAddr) -> std::io::Result<TcpListener> {
     listen(&fd, Backlog::MAXCONN)?;
     Ok(TcpListener::from(fd))
 }
+
+/// Kills what escaped an instance's process group (a grandchild that called
+/// `setsid`): once the group is gone, such a process has been reparented to
+/// the daemon (a subreaper), so it is among the daemon's children, and it
+/// carries the instance's marks (`marks`, `NAME=value`) in its environment.
+/// Its own group goes with it. `except` are processes that legitimately
+/// carry the marks (the instance's replacement during a reload). Returns how
+/// many were found.
+pub fn kill_escaped(marks: &[String], except: &[u32]) -> usize {
+    let me = std::process::id();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{me}/task")) else {
+        return 0;
+    };
+    let mut found = 0;
+    for task in tasks.flatten() {
+        let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
+            continue;
+        };
+        for pid in children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+        {
+            if except.contains(&pid) || !crate::procinfo::environ_has(pid, marks) {
+                continue;
+            }
+            let Some(stat) = crate::procinfo::stat(pid) else {
+                continue;
+            };
+            if stat.zombie {
+                continue;
+            }
+            tracing::warn!("pid {pid} escaped its instance's process group; killing it");
+            if stat.pgrp != 0 && stat.pgrp != me {
+                signal_group(stat.pgrp, Signal::SIGKILL);
+            }
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            found += 1;
+        }
+    }
+    found
+}

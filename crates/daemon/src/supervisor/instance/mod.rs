@@ -335,6 +335,9 @@ impl Instance {
         self.supervisor
             .balancer
             .remove_backend(&config.name, running.pid);
+        // What left the group (setsid) goes too, before the replacement
+        // starts (cheap: the daemon's children are read, few environments).
+        spawn::kill_escaped(&self.marks(), &[]);
         self.explain_unready_exit(&config);
         let decision = self.update(|record| {
             record.last_exit = Some(reason);
@@ -502,7 +505,44 @@ impl Instance {
             }
         }
         self.supervisor.balancer.remove_backend(&config.name, pgid);
+        self.kill_escaped(&config).await;
         reason
+    }
+
+    /// Kills whatever left this instance's group (setsid) and is still
+    /// alive, until none is left (each kill may orphan another one to us).
+    async fn kill_escaped(&self, config: &AppConfig) {
+        let marks = self.marks();
+        let except: Vec<u32> = self.running.iter().map(|r| r.pid).collect();
+        for _ in 0..8 {
+            let found = tokio::task::spawn_blocking({
+                let (marks, except) = (marks.clone(), except.clone());
+                move || spawn::kill_escaped(&marks, &except)
+            })
+            .await
+            .unwrap_or(0);
+            if found == 0 {
+                return;
+            }
+            tracing::warn!(
+                "{}: killed {found} process(es) that left the group",
+                config.name
+            );
+            // Their children are reparented to us once they are reaped.
+            tokio::select! {
+                () = self.supervisor.reaper.reaped() => {}
+                () = sleep(Duration::from_millis(50)) => {}
+            }
+        }
+    }
+
+    /// The marks in the environment of every process of this instance.
+    fn marks(&self) -> Vec<String> {
+        let name = self.update(|r| r.name.clone()).unwrap_or_default();
+        vec![
+            format!("PMDAEMON_HOME={}", self.supervisor.home.root().display()),
+            format!("PMDAEMON_INSTANCE_NAME={name}"),
+        ]
     }
 
     /// Waits until process group `pgid` is empty or `deadline` passes. Its
