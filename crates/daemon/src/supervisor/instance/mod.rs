@@ -505,7 +505,7 @@ impl Instance {
             }
         }
         self.supervisor.balancer.remove_backend(&config.name, pgid);
-        self.kill_escaped(&config).await;
+        self.kill_escaped(config).await;
         reason
     }
 
