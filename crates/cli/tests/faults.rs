@@ -7,6 +7,8 @@
 //! `PMDAEMON_FAULT_ROUNDS=N` repeats every kill point N times (default 1;
 //! the note of the issue that added it reports 4 rounds, 140 kill points).
 
+#![allow(clippy::unwrap_used)]
+
 mod helper;
 
 use std::collections::BTreeSet;
