@@ -339,3 +339,40 @@ fn an_unset_variable_without_a_default_is_refused_with_its_line() {
         "nothing started, not even the daemon"
     );
 }
+
+#[test]
+fn an_apply_whose_client_goes_away_still_changes_every_instance() {
+    let fx = Fixture::new();
+    // Slow to stop: each instance takes a second after SIGTERM.
+    fx.script(
+        "slow.sh",
+        "#!/bin/sh\necho \"$VERSION\" > v-$PM2_INSTANCE_ID.txt\ntrap 'sleep 1; exit 0' TERM\nwhile :; do sleep 0.1; done\n",
+    );
+    let eco = |version: &str| {
+        std::fs::write(
+            fx.work().join("eco.json"),
+            format!(r#"{{"name": "slow", "script": "./slow.sh", "instances": 3, "env": {{"VERSION": "{version}"}}}}"#),
+        )
+        .unwrap();
+    };
+    eco("one");
+    fx.ok(&["start", "eco.json"]);
+    for i in 0..3 {
+        helper::wait_file(&fx.work().join(format!("v-{i}.txt")), |t| t == "one\n");
+    }
+    eco("two");
+    let mut client = fx.process().args(["start", "eco.json"]).spawn().unwrap();
+    // The client goes away while the first instance is still stopping.
+    helper::wait_until(helper::DEADLINE, || {
+        fx.info("slow-0")[0]
+            .history
+            .iter()
+            .any(|e| e.event == "restarting")
+    });
+    client.kill().unwrap();
+    client.wait().unwrap();
+    for i in 0..3 {
+        helper::wait_file(&fx.work().join(format!("v-{i}.txt")), |t| t == "two\n");
+    }
+    assert!(fx.ok(&["start", "eco.json"]).contains("unchanged"));
+}

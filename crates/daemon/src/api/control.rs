@@ -6,11 +6,14 @@ use axum::http::StatusCode;
 use axum::Json;
 use pmdaemon_core::api::{ProcessInfo, ReloadRequest, RestartRequest, ScaleRequest};
 
-use super::{ApiError, ApiResult, AppState};
+use super::{to_completion, ApiError, ApiResult, AppState};
 use crate::supervisor::Action;
 
 async fn act(state: AppState, target: String, action: Action) -> ApiResult<Vec<ProcessInfo>> {
-    Ok(Json(state.supervisor.control(&target, action, None).await?))
+    let supervisor = state.supervisor;
+    Ok(Json(
+        to_completion(async move { supervisor.control(&target, action, None).await }).await?,
+    ))
 }
 
 /// `POST /api/processes/{target}/start`.
@@ -37,11 +40,14 @@ pub async fn restart(
     body: Bytes,
 ) -> ApiResult<Vec<ProcessInfo>> {
     let request: RestartRequest = optional_body(&body, "restart")?;
+    let supervisor = state.supervisor;
     Ok(Json(
-        state
-            .supervisor
-            .control(&target, Action::Restart, request.port)
-            .await?,
+        to_completion(async move {
+            supervisor
+                .control(&target, Action::Restart, request.port)
+                .await
+        })
+        .await?,
     ))
 }
 
@@ -59,7 +65,10 @@ pub async fn scale(
     Path(app): Path<String>,
     Json(request): Json<ScaleRequest>,
 ) -> ApiResult<Vec<ProcessInfo>> {
-    Ok(Json(state.supervisor.scale(&app, request.instances).await?))
+    let supervisor = state.supervisor;
+    Ok(Json(
+        to_completion(async move { supervisor.scale(&app, request.instances).await }).await?,
+    ))
 }
 
 /// `POST /api/processes/{target}/reload`, with an optional
@@ -78,11 +87,9 @@ pub async fn reload(
     let request: ReloadRequest = optional_body(&body, "reload")?;
     let supervisor = state.supervisor;
     if !request.progress {
-        let rollout =
-            tokio::spawn(async move { supervisor.reload(&target, request.parallel, None).await });
-        let infos = rollout
-            .await
-            .map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))??;
+        let infos =
+            to_completion(async move { supervisor.reload(&target, request.parallel, None).await })
+                .await?;
         return Ok(Json(infos).into_response());
     }
     // Unknown targets are refused before the stream starts.

@@ -31,6 +31,21 @@ use crate::Error;
 /// times over).
 pub const MAX_BODY: usize = 1024 * 1024;
 
+/// Runs an operation in its own task and waits for it: a client that goes
+/// away (Ctrl-C, a dropped connection) does not cancel it half-way, which
+/// would leave an app half-changed.
+pub(crate) async fn to_completion<T: Send + 'static>(
+    operation: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::spawn(operation).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(err) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the operation failed: {err}"),
+        )),
+    }
+}
+
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {

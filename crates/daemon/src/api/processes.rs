@@ -16,7 +16,10 @@ pub async fn start(
     State(state): State<AppState>,
     Json(request): Json<StartRequest>,
 ) -> ApiResult<Vec<ProcessInfo>> {
-    Ok(Json(state.supervisor.start_app(request).await?))
+    let supervisor = state.supervisor;
+    Ok(Json(
+        super::to_completion(async move { supervisor.start_app(request).await }).await?,
+    ))
 }
 
 /// The instances a target names, in full (secret-looking env values
@@ -45,5 +48,8 @@ pub async fn apply(
     State(state): State<AppState>,
     Json(request): Json<ApplyRequest>,
 ) -> ApiResult<ApplyResponse> {
-    Ok(Json(state.supervisor.apply(request).await?))
+    let supervisor = state.supervisor;
+    Ok(Json(
+        super::to_completion(async move { supervisor.apply(request).await }).await?,
+    ))
 }
