@@ -579,3 +579,16 @@ fn history_times_are_local_like_log_timestamps() {
     let row = text.lines().find(|l| l.contains("created")).unwrap_or("");
     assert!(row.contains(&clock), "{clock} not in {row}");
 }
+
+#[test]
+fn scale_refuses_to_create_an_instance_named_like_another_app() {
+    let fx = Fixture::new();
+    fx.ok(&["start", "sleep 300", "--name", "web"]);
+    fx.ok(&["start", "sleep 300", "--name", "web-1"]);
+    let err = fx.fails(&["scale", "web", "2"]);
+    assert!(
+        err.contains("would create an instance named web-1"),
+        "{err}"
+    );
+    assert_eq!(fx.names(), ["web-0", "web-1-0"]);
+}

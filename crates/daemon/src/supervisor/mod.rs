@@ -661,6 +661,18 @@ impl Supervisor {
             let next_index = current.last().map_or(0, |(index, _)| index + 1);
             let (added, removed) = if instances > have {
                 let indices: Vec<u32> = (next_index..next_index + instances - have).collect();
+                // A new instance must not take the name of another app or
+                // instance (`web` scaled to 2 would shadow app web-1).
+                for index in &indices {
+                    let name = config.instance_name(*index);
+                    if table.apps.iter().any(|a| a.config.name == name)
+                        || table.instances.values().any(|i| i.name == name)
+                    {
+                        return Err(Error::BadCommand(format!(
+                            "scaling {app} to {instances} would create an instance named {name}, which is already the name of an app or instance; rename one of them"
+                        )));
+                    }
+                }
                 let ports = self.allocate_ports(&table, &config, &indices)?;
                 let reason = format!("pmdaemon scale {app} {instances}");
                 let added = add_instances(&mut table, &config, &indices, ports, &reason);
