@@ -299,7 +299,14 @@ pub async fn spawn_daemon(home: &Home, foreground: bool) -> Result<(Child, bool)
         BufReader::new(stdout)
             .lines()
             .map_while(Result::ok)
-            .any(|line| line.contains("ready"))
+            .any(|line| {
+                // What the user must know (a corrupt table was moved aside,
+                // leftovers were stopped) is said here, not only in daemon.log.
+                if let Some(notice) = line.strip_prefix("pmdaemon daemon warning: ") {
+                    eprintln!("[pmdaemon] warning: {notice}");
+                }
+                line.starts_with("pmdaemon daemon ready")
+            })
     });
     let said_ready = tokio::time::timeout(START_TIMEOUT, said_ready)
         .await

@@ -102,7 +102,21 @@ fn a_reused_pid_is_not_mistaken_for_a_leftover() {
 #[test]
 fn a_corrupt_state_file_is_moved_aside_with_a_warning() {
     let fx = Fixture::new();
+    // Apps ran, the daemon died, and its table was then corrupted: the old
+    // processes must not be left running untracked.
+    fx.ok(&["start", "sleep 300", "--name", "web", "-i", "2"]);
+    let old: Vec<u32> = fx.list().iter().filter_map(|p| p.pid).collect();
+    kill(fx.daemon_pid().unwrap(), libc::SIGKILL);
     std::fs::write(fx.home().join("state.json"), "{ not json").unwrap();
+    let output = fx.output(&["list", "--json"]);
+    assert!(output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("[pmdaemon] warning:") && said.contains("corrupt"),
+        "the CLI must say it: {said}"
+    );
+    assert!(said.contains("stopped 2 processes left running"), "{said}");
+    assert!(old.iter().all(|pid| !alive(*pid)));
     assert!(fx.list().is_empty());
     let aside = moved_aside(&fx);
     assert_eq!(std::fs::read_to_string(&aside).unwrap(), "{ not json");

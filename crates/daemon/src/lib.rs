@@ -88,12 +88,17 @@ async fn serve(options: Options) -> Result<(), Error> {
 
     let reaper = reaper::Reaper::start().map_err(|err| Error::io("watch", "SIGCHLD", err))?;
     let (state, warning) = store::load(&home.state_file())?;
+    // Said in daemon.log, and to the command that started this daemon.
+    let mut notices = Vec::new();
     if let Some(warning) = warning {
         tracing::warn!("{warning}");
+        notices.push(warning);
     }
     let leftovers = recover::kill_leftovers(&home, &state).await;
     if leftovers > 0 {
-        tracing::warn!("stopped {leftovers} processes left running by a previous daemon");
+        let notice = format!("stopped {leftovers} processes left running by a previous daemon");
+        tracing::warn!("{notice}");
+        notices.push(notice);
     }
     let state = if options.fresh {
         store::State::default()
@@ -170,7 +175,7 @@ async fn serve(options: Options) -> Result<(), Error> {
         socket.display(),
         std::process::id()
     );
-    announce_ready(&socket);
+    announce_ready(&socket, &notices);
 
     let mut sigterm =
         signal(SignalKind::terminate()).map_err(|err| Error::io("watch", "SIGTERM", err))?;
@@ -254,13 +259,16 @@ fn lock_home(home: &Home) -> Result<Flock<fs::File>, Error> {
 /// Under systemd (`Type=notify`, the unit `pmdaemon startup` writes) it also
 /// sends `READY=1` to `NOTIFY_SOCKET`. The apps never see that variable: they
 /// are spawned with an environment of their own.
-fn announce_ready(socket: &std::path::Path) {
+fn announce_ready(socket: &std::path::Path, notices: &[String]) {
     if let Some(path) = std::env::var_os("NOTIFY_SOCKET") {
         if let Err(err) = notify_systemd(&path, b"READY=1") {
             tracing::warn!("cannot tell systemd we are ready: {err}");
         }
     }
     let mut stdout = std::io::stdout();
+    for notice in notices {
+        let _ = writeln!(stdout, "pmdaemon daemon warning: {notice}");
+    }
     let _ = writeln!(stdout, "pmdaemon daemon ready on {}", socket.display());
     let _ = stdout.flush();
     if !nix::unistd::isatty(std::io::stdout()).unwrap_or(false) {
