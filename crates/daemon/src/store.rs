@@ -355,3 +355,93 @@ mod tests {
         assert!(seen > 0, "no fixtures in {}", fixtures.display());
     }
 }
+
+/// Writes the table whenever asked, coalescing bursts of requests into one
+/// write; a request that someone waits for (an API answer) is written at
+/// once. A failed write is logged and retried with the next change.
+#[derive(Debug)]
+pub struct Persister {
+    requested: std::sync::atomic::AtomicU64,
+    written: tokio::sync::watch::Sender<u64>,
+    wake: tokio::sync::Notify,
+    /// Someone waits for the next write: write at once.
+    urgent: std::sync::atomic::AtomicBool,
+    urgent_wake: tokio::sync::Notify,
+}
+
+impl Default for Persister {
+    fn default() -> Self {
+        Self {
+            requested: std::sync::atomic::AtomicU64::new(0),
+            written: tokio::sync::watch::Sender::new(0),
+            wake: tokio::sync::Notify::new(),
+            urgent: std::sync::atomic::AtomicBool::new(false),
+            urgent_wake: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+/// How long background changes are gathered before a write.
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(25);
+
+impl Persister {
+    /// Asks for a write soon (coalesced); returns the request's generation.
+    pub fn soon(&self) -> u64 {
+        use std::sync::atomic::Ordering;
+        let generation = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        self.wake.notify_one();
+        generation
+    }
+
+    /// Asks for a write now and waits until it is on disk.
+    pub async fn now(&self) {
+        use std::sync::atomic::Ordering;
+        self.urgent.store(true, Ordering::SeqCst);
+        self.urgent_wake.notify_one();
+        let generation = self.soon();
+        let mut written = self.written.subscribe();
+        let _ = written.wait_for(|w| *w >= generation).await;
+    }
+
+    /// Starts the writing task: `snapshot` gives the table to write (None
+    /// once its owner is gone, which ends the task).
+    pub fn spawn(
+        self: &std::sync::Arc<Self>,
+        path: PathBuf,
+        snapshot: impl Fn() -> Option<State> + Send + 'static,
+    ) {
+        let persister = std::sync::Arc::clone(self);
+        tokio::spawn(async move { persister.run(path, snapshot).await });
+    }
+
+    async fn run(&self, path: PathBuf, snapshot: impl Fn() -> Option<State>) {
+        use std::sync::atomic::Ordering;
+        loop {
+            // notify_one stores a permit when nobody waits, so a request
+            // made between the check and the await is not lost.
+            if self.requested.load(Ordering::SeqCst) > *self.written.borrow() {
+                // Changes nobody waits for (status updates of running
+                // instances) are gathered for a moment: a burst, one write.
+                if !self.urgent.swap(false, Ordering::SeqCst) {
+                    tokio::select! {
+                        () = tokio::time::sleep(COALESCE) => {}
+                        () = self.urgent_wake.notified() => {}
+                    }
+                }
+                let requested = self.requested.load(Ordering::SeqCst);
+                let Some(table) = snapshot() else { return };
+                let target = path.clone();
+                match tokio::task::spawn_blocking(move || save(&target, &table)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => tracing::error!("could not save the process table: {err}"),
+                    Err(err) => tracing::error!("could not save the process table: {err}"),
+                }
+                // Waiters are released even after a failure: the daemon
+                // keeps serving from memory and the failure is in daemon.log.
+                self.written.send_replace(requested);
+                continue;
+            }
+            self.wake.notified().await;
+        }
+    }
+}

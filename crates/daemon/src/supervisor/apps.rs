@@ -1,0 +1,239 @@
+//! Registering apps and sizing them: start (all instances or none), and
+//! scale up or down.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use pmdaemon_core::api::{ProcessInfo, StartRequest};
+use pmdaemon_core::config::{check_ports_fit, AppConfig};
+use pmdaemon_core::ports::PortSpec;
+use tokio::sync::oneshot;
+
+use super::instance::Command;
+use super::table::Table;
+use super::{first_failure, Supervisor};
+use crate::spawn::{self, InstanceEnv};
+use crate::store::{AppRecord, InstanceRecord};
+use crate::{ports, Error};
+
+impl Supervisor {
+    /// Registers and starts a new app. Nothing is registered unless every
+    /// instance started.
+    pub async fn start_app(
+        self: &Arc<Self>,
+        request: StartRequest,
+    ) -> Result<Vec<ProcessInfo>, Error> {
+        self.register(request.config, request.inherited_env, None)
+            .await
+    }
+
+    /// Registers and starts `config`, remembering the file it came from.
+    pub(super) async fn register(
+        self: &Arc<Self>,
+        config: AppConfig,
+        inherited_env: BTreeMap<String, String>,
+        source: Option<std::path::PathBuf>,
+    ) -> Result<Vec<ProcessInfo>, Error> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(Error::ShuttingDown);
+        }
+        config.validate()?;
+        // Fail fast, before registering anything, on a bad program or cwd.
+        plan_first(&config, &inherited_env)?;
+        let ids: Vec<u32> = {
+            let mut table = self.lock();
+            if table.name_taken(&config.name, config.instances) {
+                return Err(Error::DuplicateName {
+                    name: config.name.clone(),
+                });
+            }
+            let indices: Vec<u32> = (0..config.instances).collect();
+            let ports = self.allocate_ports(&table, &config, &indices)?;
+            if let Some((port, mode)) = config.sharing() {
+                self.balancer.open(&config.name, port, mode)?;
+            }
+            table.apps.push(AppRecord {
+                config: config.clone(),
+                inherited_env,
+                source,
+            });
+            add_instances(&mut table, &config, &indices, ports, "pmdaemon start")
+        };
+        self.start_new(&ids).await?;
+        self.arm_triggers_and_wait(&config.name).await;
+        self.persist_now().await;
+        let table = self.lock();
+        Ok(ids.iter().filter_map(|id| table.info(*id)).collect())
+    }
+
+    /// Ports for new instances `indices` of `config`'s app, or None each
+    /// when it has no port spec.
+    pub(super) fn allocate_ports(
+        &self,
+        table: &Table,
+        config: &AppConfig,
+        indices: &[u32],
+    ) -> Result<Vec<Option<u16>>, Error> {
+        match &config.port {
+            None => Ok(vec![None; indices.len()]),
+            Some(spec) => {
+                let held = table.holders(&config.name);
+                let own = table.own_ports(&config.name, &[]);
+                let ports = ports::allocate(spec, indices, &held, &own, true)?;
+                Ok(ports.into_iter().map(Some).collect())
+            }
+        }
+    }
+
+    /// Starts the tasks of freshly added instances; if any fails to start,
+    /// all of them are removed again (all or nothing).
+    pub(super) async fn start_new(self: &Arc<Self>, ids: &[u32]) -> Result<(), Error> {
+        let mut replies = Vec::new();
+        for id in ids {
+            let (reply, receiver) = oneshot::channel();
+            let _ = self
+                .spawn_task(*id, false)
+                .send(Command::Start(reply))
+                .await;
+            replies.push(receiver);
+        }
+        if let Some(err) = first_failure(replies).await {
+            self.remove(ids).await;
+            self.persist_now().await;
+            return Err(Error::BadCommand(err));
+        }
+        Ok(())
+    }
+
+    /// Changes the number of instances of `app`: new ones take the next
+    /// ports of its spec; the highest-numbered ones are removed first.
+    pub async fn scale(
+        self: &Arc<Self>,
+        app: &str,
+        instances: u32,
+    ) -> Result<Vec<ProcessInfo>, Error> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(Error::ShuttingDown);
+        }
+        if instances == 0 {
+            return Err(Error::BadCommand(format!(
+                "scaling {app} to 0 would delete it; use `pmdaemon stop {app}` or `pmdaemon delete {app}`"
+            )));
+        }
+        pmdaemon_core::config::check_instances(instances)?;
+        let (added, removed) = {
+            let mut table = self.lock();
+            let config = table
+                .app(app)
+                .map(|a| a.config.clone())
+                .ok_or_else(|| table.unknown(app))?;
+            let current = table.instances_of(app);
+            if let Some(spec) = &config.port {
+                check_ports_fit(spec, instances)?;
+            }
+            if let (Some(PortSpec::Single(port)), None) = (&config.port, config.sharing()) {
+                if instances > 1 {
+                    return Err(Error::BadCommand(format!(
+                            "{app} serves port {port} alone; to share it among {instances} instances, start it as a cluster (--instances {instances}, or exec_mode \"cluster\" in its file)"
+                        )));
+                }
+            }
+            let have = current.len() as u32;
+            let next_index = current.last().map_or(0, |(index, _)| index + 1);
+            let (added, removed) = if instances > have {
+                let indices: Vec<u32> = (next_index..next_index + instances - have).collect();
+                // A new instance must not take the name of another app or
+                // instance (`web` scaled to 2 would shadow app web-1).
+                for index in &indices {
+                    let name = config.instance_name(*index);
+                    if table.apps.iter().any(|a| a.config.name == name)
+                        || table.instances.values().any(|i| i.name == name)
+                    {
+                        return Err(Error::BadCommand(format!(
+                            "scaling {app} to {instances} would create an instance named {name}, which is already the name of an app or instance; rename one of them"
+                        )));
+                    }
+                }
+                let ports = self.allocate_ports(&table, &config, &indices)?;
+                let reason = format!("pmdaemon scale {app} {instances}");
+                let added = add_instances(&mut table, &config, &indices, ports, &reason);
+                (added, Vec::new())
+            } else {
+                let surplus = current[instances as usize..].iter().map(|(_, id)| *id);
+                (Vec::new(), surplus.collect())
+            };
+            if let Some(record) = table.apps.iter_mut().find(|a| a.config.name == app) {
+                // A shared-port cluster stays one when scaled down to 1.
+                if record.config.sharing().is_some() {
+                    record.config.exec_mode = pmdaemon_core::config::ExecMode::Cluster;
+                }
+                record.config.instances = instances;
+            }
+            (added, removed)
+        };
+        if let Err(err) = self.start_new(&added).await {
+            self.set_instance_count(app);
+            self.persist_now().await;
+            return Err(err);
+        }
+        // At least one instance remains, so remove() keeps the app.
+        self.remove(&removed).await;
+        // Watch ignores the log files of the instances there are now.
+        self.arm_triggers_and_wait(app).await;
+        self.persist_now().await;
+        let table = self.lock();
+        Ok(table
+            .instances
+            .values()
+            .filter(|i| i.app == app)
+            .filter_map(|i| table.info(i.id))
+            .collect())
+    }
+
+    /// Brings an app's configured instance count back in line with its
+    /// instances (after a failed scale-up).
+    pub(super) fn set_instance_count(&self, app: &str) {
+        let mut table = self.lock();
+        let count = table.instances.values().filter(|i| i.app == app).count() as u32;
+        if let Some(record) = table.apps.iter_mut().find(|a| a.config.name == app) {
+            record.config.instances = count;
+        }
+    }
+}
+
+/// The launch plan of `config`'s first instance: whether its program and
+/// cwd can run, checked before anything is registered.
+pub(crate) fn plan_first(
+    config: &AppConfig,
+    inherited_env: &BTreeMap<String, String>,
+) -> Result<spawn::Plan, Error> {
+    let first = InstanceEnv {
+        index: 0,
+        name: &config.instance_name(0),
+        port: None,
+    };
+    spawn::plan(config, inherited_env, &first)
+}
+
+/// Adds records for new instances `indices` of `config`'s app with their
+/// ports; returns their ids.
+pub(super) fn add_instances(
+    table: &mut Table,
+    config: &AppConfig,
+    indices: &[u32],
+    ports: Vec<Option<u16>>,
+    reason: &str,
+) -> Vec<u32> {
+    let mut ids = Vec::new();
+    for (index, port) in indices.iter().zip(ports) {
+        let id = table.next_id;
+        table.next_id += 1;
+        let mut record =
+            InstanceRecord::new(id, &config.name, *index, config.instance_name(*index), port);
+        record.record("created", reason);
+        table.instances.insert(id, record);
+        ids.push(id);
+    }
+    ids
+}

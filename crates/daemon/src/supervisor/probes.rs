@@ -1,0 +1,158 @@
+//! What probes and samplers report to the table: health, readiness,
+//! measured samples, and restarts they ask for (memory limit, watch, cron);
+//! and the registry of each app's watch and cron tasks.
+
+use std::sync::Arc;
+
+use pmdaemon_core::api::{Health, Status, SystemInfo};
+use tokio::sync::oneshot;
+
+use super::instance::Command;
+use super::Supervisor;
+use crate::logs;
+
+impl Supervisor {
+    /// Records a health check's verdict, if `pid` still runs as `id`.
+    pub(crate) fn set_health(
+        &self,
+        id: u32,
+        pid: u32,
+        health: Health,
+        error: Option<String>,
+        ready: bool,
+    ) {
+        let app = self.update_instance(id, |record| {
+            if record.pid == Some(pid) {
+                record.health = health;
+                if error.is_some() || health == Health::Healthy {
+                    record.health_error = error;
+                }
+                record.ready |= ready;
+                Some((record.app.clone(), record.ready))
+            } else {
+                None
+            }
+        });
+        if let Some((app, ready)) = app.flatten() {
+            self.balancer
+                .set_healthy(&app, pid, health != Health::Unhealthy);
+            if ready {
+                self.balancer.set_ready(&app, pid);
+            }
+        }
+    }
+
+    /// Marks `id` ready, if `pid` still runs as `id`.
+    pub(crate) fn set_ready(&self, id: u32, pid: u32) {
+        let app = self.update_instance(id, |record| {
+            if record.pid == Some(pid) {
+                record.ready = true;
+                Some(record.app.clone())
+            } else {
+                None
+            }
+        });
+        if let Some(app) = app.flatten() {
+            self.balancer.set_ready(&app, pid);
+        }
+    }
+
+    /// (Re)starts the watch and cron tasks of `app` from its configuration,
+    /// or stops them when the app is gone.
+    pub(crate) fn arm_triggers(self: &Arc<Self>, app: &str) -> Option<oneshot::Receiver<()>> {
+        let config = self.lock().app(app).map(|a| a.config.clone());
+        let (tasks, watching) = config
+            .map(|c| crate::triggers::arm(self, &c))
+            .unwrap_or_default();
+        let mut triggers = self.triggers.lock().unwrap_or_else(|e| e.into_inner());
+        for old in triggers.remove(app).unwrap_or_default() {
+            old.abort();
+        }
+        if !tasks.is_empty() {
+            triggers.insert(app.to_string(), tasks);
+        }
+        watching
+    }
+
+    /// [`arm_triggers`](Self::arm_triggers), for a request: it answers once
+    /// the app's files are watched (a change made right after `start` is
+    /// seen), or after 2 s for a tree too big to wait for.
+    pub(crate) async fn arm_triggers_and_wait(self: &Arc<Self>, app: &str) {
+        if let Some(watching) = self.arm_triggers(app) {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), watching).await;
+        }
+    }
+
+    /// Running instances to sample: id, pid, memory limit.
+    pub(crate) fn sampling_targets(&self) -> Vec<crate::metrics::Target> {
+        let table = self.lock();
+        table
+            .instances
+            .values()
+            .filter(|i| i.status == Status::Online)
+            .filter_map(|i| {
+                let limit = table.app(&i.app).and_then(|a| a.config.max_memory_restart);
+                Some((i.id, i.pid?, limit))
+            })
+            .collect()
+    }
+
+    /// Records what the sampler measured.
+    pub(crate) fn store_samples(
+        &self,
+        samples: &[(u32, crate::metrics::Sample)],
+        system: SystemInfo,
+    ) {
+        {
+            let mut table = self.lock();
+            for (id, sample) in samples {
+                if let Some(record) = table.instances.get_mut(id) {
+                    record.cpu_percent = Some(sample.cpu_percent);
+                    record.memory_bytes = Some(sample.memory_bytes);
+                }
+            }
+        }
+        *self.system.lock().unwrap_or_else(|e| e.into_inner()) = Some(system);
+    }
+
+    /// The host and the daemon, as last sampled (or now, if sampling is off).
+    pub fn system(&self) -> SystemInfo {
+        self.system
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| crate::metrics::system_info(None))
+    }
+
+    /// Restarts the instances `target` names because of `reason` (memory
+    /// limit, watch, cron): the reason goes to their history, their error
+    /// log and the daemon log; ports given by `restart --port` are kept.
+    pub(crate) async fn restart_for(self: &Arc<Self>, target: impl ToString, reason: String) {
+        let target = target.to_string();
+        let ids = match self.lock().resolve(&target) {
+            Ok(ids) => ids,
+            Err(_) => return,
+        };
+        tracing::warn!("{target}: {reason}; restarting");
+        for id in &ids {
+            let log = {
+                let mut table = self.lock();
+                if let Some(record) = table.instances.get_mut(id) {
+                    record.record("restart", reason.clone());
+                }
+                table.log_paths(*id, &self.home).1
+            };
+            let rotation = self
+                .app_config(*id)
+                .map(|c| logs::Rotation::of(&c))
+                .unwrap_or_default();
+            self.log_files
+                .get(&log, rotation)
+                .note(&format!("[pmdaemon] restarting: {reason}"));
+        }
+        if let Some(err) = self.command_all(&ids, Command::RestartIfWanted).await {
+            tracing::warn!("{target}: restart after '{reason}' failed: {err}");
+        }
+        self.persist_now().await;
+    }
+}
