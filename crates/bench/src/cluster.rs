@@ -133,12 +133,17 @@ pub fn shared_port(pmdaemon: &Path, seconds: u64) -> Result<()> {
             .env("BENCH_PORT", port.to_string())
             .stdout(Stdio::null())
             .spawn()?;
-        let result = wait_http(port).and_then(|()| wrk(port, 16, seconds));
+        // Saturated (16 connections), then one request at a time: the
+        // latency a request pays when nothing queues.
+        let result =
+            wait_http(port).and_then(|()| Ok((wrk(port, 16, seconds)?, wrk(port, 1, seconds)?)));
         let _ = child.kill();
         let _ = child.wait();
         result?
     };
+    let (direct, direct_one) = direct;
     print("one instance, direct", &direct);
+    print("one instance, direct, -c1", &direct_one);
     let proxied_one = {
         let home = Home::new(pmdaemon)?;
         home.run(&[
@@ -153,9 +158,11 @@ pub fn shared_port(pmdaemon: &Path, seconds: u64) -> Result<()> {
             "--wait-ready",
         ])?;
         wait_http(port)?;
-        wrk(port, 16, seconds)?
+        (wrk(port, 16, seconds)?, wrk(port, 1, seconds)?)
     };
+    let (proxied_one, proxied_single) = proxied_one;
     print("one instance, pmdaemon proxy", &proxied_one);
+    print("one instance, pmdaemon proxy, -c1", &proxied_single);
 
     let mut results = Vec::new();
     for mode in ["socket", "proxy"] {
@@ -207,7 +214,9 @@ pub fn shared_port(pmdaemon: &Path, seconds: u64) -> Result<()> {
         );
     }
     println!(
-        "  proxy's added p99 latency (one instance): {:.3} ms\n",
+        "  proxy's added latency, one instance, one request at a time: p50 {:.3} ms, p99 {:.3} ms (saturated, 16 connections: p99 {:.3} ms)\n",
+        proxied_single.p50_ms - direct_one.p50_ms,
+        proxied_single.p99_ms - direct_one.p99_ms,
         proxied_one.p99_ms - direct.p99_ms
     );
     Ok(())
