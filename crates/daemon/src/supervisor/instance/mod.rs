@@ -460,7 +460,7 @@ impl Instance {
         };
         let config = self.config().unwrap_or_default();
         self.update(|record| record.status = Status::Stopping);
-        let reason = self.stop_process(&mut running, &config).await;
+        let reason = self.stop_process(&mut running, &config, None).await;
         self.update(|record| {
             record.last_exit = Some(reason);
             record.pid = None;
@@ -472,7 +472,14 @@ impl Instance {
     /// Stops one process and its group: the stop signal, SIGKILL after
     /// `kill_timeout`; returns how it ended once no process of the group is
     /// left. Its proxy backend is forgotten.
-    async fn stop_process(&self, running: &mut Running, config: &AppConfig) -> ExitReason {
+    /// `spare` is another process of this instance that must live on (the
+    /// old one, while a reload abandons its replacement).
+    async fn stop_process(
+        &self,
+        running: &mut Running,
+        config: &AppConfig,
+        spare: Option<u32>,
+    ) -> ExitReason {
         self.supervisor.balancer.drain(&config.name, running.pid);
         let signal = spawn::stop_signal(config);
         let pgid = running.pid;
@@ -505,15 +512,16 @@ impl Instance {
             }
         }
         self.supervisor.balancer.remove_backend(&config.name, pgid);
-        self.kill_escaped(config).await;
+        self.kill_escaped(config, spare).await;
         reason
     }
 
     /// Kills whatever left this instance's group (setsid) and is still
     /// alive, until none is left (each kill may orphan another one to us).
-    async fn kill_escaped(&self, config: &AppConfig) {
+    async fn kill_escaped(&self, config: &AppConfig, spare: Option<u32>) {
         let marks = self.marks();
-        let except: Vec<u32> = self.running.iter().map(|r| r.pid).collect();
+        // The instance's other live processes carry the same marks.
+        let except: Vec<u32> = self.running.iter().map(|r| r.pid).chain(spare).collect();
         for _ in 0..8 {
             let found = tokio::task::spawn_blocking({
                 let (marks, except) = (marks.clone(), except.clone());

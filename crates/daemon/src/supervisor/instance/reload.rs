@@ -72,7 +72,7 @@ impl Instance {
             .map_or(health::DEFAULT_LISTEN_TIMEOUT, Duration::from_millis);
         let (outcome, old_exit) = self.wait_new_ready(&mut old, wait).await;
         if let Err(why) = outcome {
-            self.abandon_new(&config).await;
+            self.abandon_new(&config, old.pid).await;
             self.restore(old, previous, old_exit, &why);
             self.supervisor.persist_soon();
             return Err(why);
@@ -91,7 +91,7 @@ impl Instance {
             }
             None => {
                 self.await_drained(&config, &mut old).await;
-                self.stop_process(&mut old, &config).await
+                self.stop_process(&mut old, &config, None).await
             }
         };
         self.update(|record| {
@@ -170,10 +170,10 @@ impl Instance {
         }
     }
 
-    /// Stops the new process of a failed reload.
-    async fn abandon_new(&mut self, config: &AppConfig) {
+    /// Stops the new process of a failed reload (`old` serves on).
+    async fn abandon_new(&mut self, config: &AppConfig, old: u32) {
         if let Some(mut new) = self.running.take() {
-            self.stop_process(&mut new, config).await;
+            self.stop_process(&mut new, config, Some(old)).await;
         }
     }
 
