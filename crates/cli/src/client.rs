@@ -13,12 +13,13 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use pmdaemon_core::api::{ErrorBody, VERSION_HEADER};
+use pmdaemon_core::api::{ErrorBody, MAX_SOCKET_BODY, VERSION_HEADER};
 use pmdaemon_core::VERSION;
-use pmdaemon_daemon::Home;
+use pmdaemon_daemon::{trust, Home};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::net::UnixStream;
+
+use crate::transport::{self, DaemonStream};
 
 /// How long a freshly spawned daemon may take to accept requests (it first
 /// cleans up after a crashed predecessor, which may take a kill_timeout).
@@ -31,23 +32,28 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for `home`, starting its daemon if none is running.
+    /// A client for `home`, starting its daemon if none is running. A home
+    /// or a socket that is not safely ours is refused.
     pub async fn connect(home: Home) -> Result<Self> {
+        trust::check_home(home.root())?;
         let client = Self { home };
-        if client.stream().await.is_err() {
-            client.start_daemon().await?;
+        match client.stream().await {
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => bail!(err),
+            Err(_) => client.start_daemon().await?,
         }
         Ok(client)
     }
 
-    /// A client for `home` only if its daemon is running.
+    /// A client for `home` only if its daemon is running (and trusted).
     pub async fn existing(home: Home) -> Option<Self> {
+        trust::check_home(home.root()).ok()?;
         let client = Self { home };
         client.stream().await.ok().map(|_| client)
     }
 
-    async fn stream(&self) -> std::io::Result<UnixStream> {
-        UnixStream::connect(self.home.socket()).await
+    async fn stream(&self) -> std::io::Result<DaemonStream> {
+        transport::connect(&self.home.socket()).await
     }
 
     /// `GET path`.
@@ -140,6 +146,12 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<hyper::Response<hyper::body::Incoming>> {
+        if let Some(body) = body.as_ref().filter(|b| b.len() > MAX_SOCKET_BODY) {
+            bail!(
+                "the request is {} bytes, more than the daemon accepts ({MAX_SOCKET_BODY} bytes, 16 MiB); start fewer apps at once or give them smaller environments",
+                body.len()
+            );
+        }
         let socket = self.home.socket();
         let stream = self.stream().await.with_context(|| {
             format!(
@@ -214,6 +226,7 @@ impl Client {
 /// and starts with an empty process table.
 pub async fn spawn_daemon(home: &Home, foreground: bool) -> Result<(Child, bool)> {
     let root = home.root();
+    trust::check_home(root)?;
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -227,8 +240,18 @@ pub async fn spawn_daemon(home: &Home, foreground: bool) -> Result<(Child, bool)
         // Readiness is announced only by a daemon a unit runs itself: one
         // started on demand from inside some service must not speak for it.
         .env_remove("NOTIFY_SOCKET")
+        // It must not pin our directory (a mount, a deleted checkout).
+        .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
+    // SAFETY: close_range is async-signal-safe. Whatever we hold open (a
+    // pipe a script waits on) must not stay open for the daemon's life.
+    unsafe {
+        command.pre_exec(|| {
+            pmdaemon_daemon::inheritance::close_descriptors_from(3, true);
+            Ok(())
+        });
+    }
     if foreground {
         command.arg("--fresh").stderr(Stdio::inherit());
     } else {
