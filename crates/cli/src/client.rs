@@ -152,6 +152,31 @@ impl Client {
                 body.len()
             );
         }
+        let body = Bytes::from(body.unwrap_or_default());
+        // A daemon killed a moment ago may still hold its listening socket
+        // for a few milliseconds (its threads are still exiting): it accepts
+        // a connection and then drops it unread (a reset). It never saw the
+        // request, so it is sent again, to a new daemon if need be.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.send_once(method.clone(), path, body.clone()).await {
+                Err(err) if attempts < 3 && never_read(&err) => {
+                    if self.stream().await.is_err() {
+                        self.start_daemon().await?;
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send_once(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<hyper::Response<hyper::body::Incoming>> {
         let socket = self.home.socket();
         let stream = self.stream().await.with_context(|| {
             format!(
@@ -169,7 +194,7 @@ impl Client {
             .header(hyper::header::HOST, "pmdaemon")
             .header(VERSION_HEADER, VERSION)
             .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .body(Full::new(body))
             .context("could not build the request")?;
         sender
             .send_request(request)
@@ -286,6 +311,19 @@ pub async fn spawn_daemon(home: &Home, foreground: bool) -> Result<(Child, bool)
         .and_then(Result::ok)
         .unwrap_or(false);
     Ok((child, said_ready))
+}
+
+/// Whether `err` shows that the daemon dropped the connection without
+/// reading the request (a reset, or no daemon behind the socket any more).
+fn never_read(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionRefused
+            )
+        })
+    })
 }
 
 fn decode<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T> {
