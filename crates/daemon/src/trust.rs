@@ -26,9 +26,20 @@ fn untrusted(path: &Path, reason: String) -> Error {
 }
 
 /// Checks that `path` (a home or a file in it) is owned by us and not
-/// writable by group or others; a missing path is fine (we create it).
-fn check_owned_private(path: &Path, what: &str) -> Result<Option<std::fs::Metadata>, Error> {
-    let meta = match std::fs::symlink_metadata(path) {
+/// writable by group or others; a missing path is fine (we create it). A
+/// home may be a symbolic link (to a data volume): what it points to is
+/// checked; a socket is checked itself.
+fn check_owned_private(
+    path: &Path,
+    what: &str,
+    follow: bool,
+) -> Result<Option<std::fs::Metadata>, Error> {
+    let meta = if follow {
+        std::fs::metadata(path)
+    } else {
+        std::fs::symlink_metadata(path)
+    };
+    let meta = match meta {
         Ok(meta) => meta,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(Error::io("inspect", path, err)),
@@ -64,11 +75,8 @@ fn check_owned_private(path: &Path, what: &str) -> Result<Option<std::fs::Metada
 /// Refuses a home that is not a directory of ours, or that group or others
 /// can write. A home that does not exist yet passes.
 pub fn check_home(root: &Path) -> Result<(), Error> {
-    match check_owned_private(root, "home")? {
-        Some(meta) if !meta.is_dir() => Err(untrusted(
-            root,
-            "the home is not a directory (a symbolic link or a file is not accepted)".into(),
-        )),
+    match check_owned_private(root, "home", true)? {
+        Some(meta) if !meta.is_dir() => Err(untrusted(root, "the home is not a directory".into())),
         _ => Ok(()),
     }
 }
@@ -76,7 +84,7 @@ pub fn check_home(root: &Path) -> Result<(), Error> {
 /// Refuses a socket file that is not a socket of ours, writable by us
 /// alone. A missing socket passes (no daemon runs).
 pub fn check_socket(path: &Path) -> Result<(), Error> {
-    match check_owned_private(path, "socket")? {
+    match check_owned_private(path, "socket", false)? {
         Some(meta) if !meta.file_type().is_socket() => {
             Err(untrusted(path, "it is not a socket".into()))
         }
