@@ -3,8 +3,10 @@
 //!
 //! `main` restores SIGPIPE's default action so that `pmdaemon list | head`
 //! ends quietly; a write to a socket whose daemon hung up would then kill
-//! the CLI silently (exit 141). Writes to the daemon therefore use
-//! `send(MSG_NOSIGNAL)`, and a hang-up is an error like any other.
+//! the CLI silently (exit 141): hyper writes head and body with `writev(2)`,
+//! which takes no flags. Writes to the daemon therefore use
+//! `send(MSG_NOSIGNAL)` (the stream is not vectored, so hyper hands it one
+//! buffer at a time), and a hang-up is an error like any other.
 
 use std::io;
 use std::os::fd::AsRawFd;

@@ -153,12 +153,17 @@ fn apps_get_the_callers_open_file_limit_while_the_daemon_runs_300_of_them() {
 fn a_daemon_that_hangs_up_is_an_error_not_a_silent_sigpipe() {
     use std::os::unix::net::UnixListener;
     let fx = Fixture::new();
-    // A "daemon" that takes each connection and hangs up without reading.
+    // A "daemon" that stops reading each connection at once (as one that
+    // refuses a request does) but keeps it open a moment: the client's next
+    // write is a broken pipe, not a reset it would read first.
     let listener = UnixListener::bind(fx.home().join("pmdaemon.sock")).unwrap();
     std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            std::thread::sleep(Duration::from_millis(100));
-            drop(stream);
+        for stream in listener.incoming().map_while(Result::ok) {
+            let _ = stream.shutdown(std::net::Shutdown::Read);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(2));
+                drop(stream);
+            });
         }
     });
     // A request larger than the socket's buffers: the write is still going
