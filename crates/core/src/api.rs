@@ -35,7 +35,7 @@ pub const VERSION_HEADER: &str = "x-pmdaemon-version";
 
 /// The largest request body the daemon accepts on its Unix socket (16 MiB):
 /// an apply carries every app of a file (at most
-/// [`crate::ecosystem::MAX_FILE_BYTES`]) with the environment of the
+/// [`crate::limits::MAX_FILE_BYTES`]) with the environment of the
 /// command that applies it. The CLI refuses a larger request itself, with
 /// this number in the error. Over TCP the limit is 1 MiB.
 pub const MAX_SOCKET_BODY: usize = 16 * 1024 * 1024;

@@ -333,8 +333,8 @@ impl AppConfig {
         validate_name(&self.name)?;
         signal_number(&self.stop_signal)?;
         check_instances(self.instances)?;
-        check_max_memory(self.max_memory_restart)?;
-        check_env(&self.env)?;
+        crate::limits::check_max_memory(self.max_memory_restart)?;
+        crate::limits::check_env(&self.env)?;
         if let Some(spec) = &self.port {
             check_ports_fit(spec, self.instances)?;
         }
@@ -460,43 +460,6 @@ pub fn is_name_char(c: char) -> bool {
 
 /// Paths `watch` ignores unless the app says otherwise, as in PM2.
 pub const DEFAULT_IGNORE_WATCH: [&str; 2] = ["node_modules", ".git"];
-
-/// The most variables an app's `env` may hold.
-pub const MAX_ENV_VARS: usize = 1_000;
-/// The most bytes an app's `env` may hold (names, values and one `=` and
-/// one NUL each, as they take room in the process).
-pub const MAX_ENV_BYTES: usize = 256 * 1024;
-
-/// An `env` small enough to be written to `state.json` on every change and
-/// passed to `execve` (which refuses much more).
-pub fn check_env(env: &BTreeMap<String, String>) -> Result<(), Error> {
-    let bytes: usize = env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
-    let reason = if env.len() > MAX_ENV_VARS {
-        format!(
-            "{} variables is more than an app may have ({MAX_ENV_VARS})",
-            env.len()
-        )
-    } else if bytes > MAX_ENV_BYTES {
-        format!("{bytes} bytes of variables is more than an app may have (256 KiB)")
-    } else {
-        return Ok(());
-    };
-    Err(Error::InvalidValue {
-        field: "env",
-        reason,
-    })
-}
-
-/// A `max_memory_restart` that can work: 0 would restart every sample.
-pub fn check_max_memory(bytes: Option<u64>) -> Result<(), Error> {
-    match bytes {
-        Some(0) => Err(Error::InvalidValue {
-            field: "max_memory_restart",
-            reason: "0 would restart the app on every check; give a size such as 512M, or leave it out for no limit".into(),
-        }),
-        _ => Ok(()),
-    }
-}
 
 /// An instance count pmdaemon can run.
 pub fn check_instances(instances: u32) -> Result<(), Error> {

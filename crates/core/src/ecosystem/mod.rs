@@ -273,10 +273,6 @@ fn suggestion(key: &str, known: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-/// The largest ecosystem file read (after evaluation, for JavaScript), the
-/// same for `validate` and `start`.
-pub const MAX_FILE_BYTES: usize = 1024 * 1024;
-
 /// Reads the text of a config file into apps. `dir` is the file's directory
 /// (relative `cwd`s are resolved against it) and `label` its name in
 /// messages.
@@ -297,13 +293,14 @@ pub fn parse(
             message,
         }],
     };
-    if text.len() > MAX_FILE_BYTES {
+    if text.len() > crate::limits::MAX_FILE_BYTES {
         return Err(fail(
             None,
             None,
             format!(
-                "the file is {} bytes; ecosystem files may be at most {MAX_FILE_BYTES} bytes (1 MiB)",
-                text.len()
+                "the file is {} bytes; ecosystem files may be at most {} bytes (1 MiB)",
+                text.len(),
+                crate::limits::MAX_FILE_BYTES
             ),
         ));
     }
@@ -599,10 +596,10 @@ fn convert(
     if let Err(err) = crate::config::check_instances(instances) {
         checker.problem(index, label, &["instances"], err.to_string());
     }
-    if let Err(err) = crate::config::check_env(&env) {
+    if let Err(err) = crate::limits::check_env(&env) {
         checker.problem(index, label, &["env"], err.to_string());
     }
-    if let Err(err) = crate::config::check_max_memory(app.max_memory_restart.map(|s| s.0)) {
+    if let Err(err) = crate::limits::check_max_memory(app.max_memory_restart.map(|s| s.0)) {
         checker.problem(index, label, &["max_memory_restart"], err.to_string());
     }
     if let Some(port) = &app.port {
