@@ -13,12 +13,13 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use pmdaemon_core::api::{ErrorBody, VERSION_HEADER};
+use pmdaemon_core::api::{ErrorBody, MAX_SOCKET_BODY, VERSION_HEADER};
 use pmdaemon_core::VERSION;
-use pmdaemon_daemon::Home;
+use pmdaemon_daemon::{trust, Home};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::net::UnixStream;
+
+use crate::transport::{self, DaemonStream};
 
 /// How long a freshly spawned daemon may take to accept requests (it first
 /// cleans up after a crashed predecessor, which may take a kill_timeout).
@@ -31,23 +32,28 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for `home`, starting its daemon if none is running.
+    /// A client for `home`, starting its daemon if none is running. A home
+    /// or a socket that is not safely ours is refused.
     pub async fn connect(home: Home) -> Result<Self> {
+        trust::check_home(home.root())?;
         let client = Self { home };
-        if client.stream().await.is_err() {
-            client.start_daemon().await?;
+        match client.stream().await {
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => bail!(err),
+            Err(_) => client.start_daemon().await?,
         }
         Ok(client)
     }
 
-    /// A client for `home` only if its daemon is running.
+    /// A client for `home` only if its daemon is running (and trusted).
     pub async fn existing(home: Home) -> Option<Self> {
+        trust::check_home(home.root()).ok()?;
         let client = Self { home };
         client.stream().await.ok().map(|_| client)
     }
 
-    async fn stream(&self) -> std::io::Result<UnixStream> {
-        UnixStream::connect(self.home.socket()).await
+    async fn stream(&self) -> std::io::Result<DaemonStream> {
+        transport::connect(&self.home.socket()).await
     }
 
     /// `GET path`.
@@ -143,15 +149,30 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<hyper::Response<hyper::body::Incoming>> {
+        if let Some(body) = body.as_ref().filter(|b| b.len() > MAX_SOCKET_BODY) {
+            bail!(
+                "the request is {} bytes, more than the daemon accepts ({MAX_SOCKET_BODY} bytes, 16 MiB); start fewer apps at once or give them smaller environments",
+                body.len()
+            );
+        }
+        let body = Bytes::from(body.unwrap_or_default());
+        // A daemon killed a moment ago may still hold its listening socket
+        // for a few milliseconds (its threads are still exiting): it accepts
+        // a connection and then drops it unread (a reset). It never saw the
+        // request, so it is sent again, to a new daemon if need be.
         let mut attempts = 0;
         loop {
-            match self.request_once(method.clone(), path, body.clone()).await {
-                Ok(response) => return Ok(response),
-                Err(err) if attempts < 2 && self.daemon_died().await => {
-                    attempts += 1;
-                    self.start_daemon().await.context(err)?;
+            attempts += 1;
+            match self.send_once(method.clone(), path, body.clone()).await {
+                Err(err) if attempts < 3 && never_read(&err) => {
+                    // Let a dying daemon finish exiting, so that the next
+                    // attempt does not reach it again.
+                    self.daemon_died().await;
+                    if self.stream().await.is_err() {
+                        self.start_daemon().await?;
+                    }
                 }
-                Err(err) => return Err(err),
+                other => return other,
             }
         }
     }
@@ -178,11 +199,11 @@ impl Client {
         }
     }
 
-    async fn request_once(
+    async fn send_once(
         &self,
         method: Method,
         path: &str,
-        body: Option<Vec<u8>>,
+        body: Bytes,
     ) -> Result<hyper::Response<hyper::body::Incoming>> {
         let socket = self.home.socket();
         let stream = self.stream().await.with_context(|| {
@@ -201,7 +222,7 @@ impl Client {
             .header(hyper::header::HOST, "pmdaemon")
             .header(VERSION_HEADER, VERSION)
             .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .body(Full::new(body))
             .context("could not build the request")?;
         sender
             .send_request(request)
@@ -258,6 +279,7 @@ impl Client {
 /// and starts with an empty process table.
 pub async fn spawn_daemon(home: &Home, foreground: bool) -> Result<(Child, bool)> {
     let root = home.root();
+    trust::check_home(root)?;
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -271,8 +293,18 @@ pub async fn spawn_daemon(home: &Home, foreground: bool) -> Result<(Child, bool)
         // Readiness is announced only by a daemon a unit runs itself: one
         // started on demand from inside some service must not speak for it.
         .env_remove("NOTIFY_SOCKET")
+        // It must not pin our directory (a mount, a deleted checkout).
+        .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
+    // SAFETY: close_range is async-signal-safe. Whatever we hold open (a
+    // pipe a script waits on) must not stay open for the daemon's life.
+    unsafe {
+        command.pre_exec(|| {
+            pmdaemon_daemon::inheritance::close_descriptors_from(3, true);
+            Ok(())
+        });
+    }
     if foreground {
         command.arg("--fresh").stderr(Stdio::inherit());
     } else {
@@ -314,6 +346,19 @@ pub async fn spawn_daemon(home: &Home, foreground: bool) -> Result<(Child, bool)
         .and_then(Result::ok)
         .unwrap_or(false);
     Ok((child, said_ready))
+}
+
+/// Whether `err` shows that the daemon dropped the connection without
+/// reading the request (a reset, or no daemon behind the socket any more).
+fn never_read(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionRefused
+            )
+        })
+    })
 }
 
 fn decode<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T> {

@@ -6,6 +6,7 @@ mod cli;
 mod client;
 mod commands;
 mod render;
+mod transport;
 
 use std::process::ExitCode;
 

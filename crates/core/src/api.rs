@@ -33,6 +33,13 @@ use crate::ports::PortSpec;
 /// Header carrying the sender's [`crate::VERSION`] on requests and responses.
 pub const VERSION_HEADER: &str = "x-pmdaemon-version";
 
+/// The largest request body the daemon accepts on its Unix socket (16 MiB):
+/// an apply carries every app of a file (at most
+/// [`crate::limits::MAX_FILE_BYTES`]) with the environment of the
+/// command that applies it. The CLI refuses a larger request itself, with
+/// this number in the error. Over TCP the limit is 1 MiB.
+pub const MAX_SOCKET_BODY: usize = 16 * 1024 * 1024;
+
 /// `GET /api/version`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VersionInfo {

@@ -333,6 +333,8 @@ impl AppConfig {
         validate_name(&self.name)?;
         signal_number(&self.stop_signal)?;
         check_instances(self.instances)?;
+        crate::limits::check_max_memory(self.max_memory_restart)?;
+        crate::limits::check_env(&self.env)?;
         if let Some(spec) = &self.port {
             check_ports_fit(spec, self.instances)?;
         }

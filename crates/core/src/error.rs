@@ -84,4 +84,12 @@ pub enum Error {
         /// The rejected name.
         name: String,
     },
+    /// A value outside what pmdaemon accepts for a field.
+    #[error("invalid {field}: {reason}")]
+    InvalidValue {
+        /// The field (`max_memory_restart`, `env`).
+        field: &'static str,
+        /// Why, and what is accepted.
+        reason: String,
+    },
 }

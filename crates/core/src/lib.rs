@@ -13,6 +13,7 @@ pub mod config;
 pub mod ecosystem;
 pub mod error;
 pub mod export;
+pub mod limits;
 pub mod ports;
 pub mod units;
 pub mod web;

@@ -75,6 +75,14 @@ pub enum Error {
     /// The daemon is shutting down and takes no new work.
     #[error("the daemon is shutting down")]
     ShuttingDown,
+    /// A home or socket someone else could have planted or changed.
+    #[error("refusing to use {}: {reason}", path.display())]
+    Untrusted {
+        /// The file or directory.
+        path: PathBuf,
+        /// Who owns it or who can write it, and what to do.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -197,6 +197,13 @@ async fn run_script(
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    // SAFETY: only async-signal-safe calls in the forked child.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(
+            &mut command,
+            crate::inheritance::restore_for_child,
+        );
+    }
     let (child, exit) = supervisor
         .reaper
         .spawn(&mut command)

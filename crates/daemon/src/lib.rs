@@ -17,6 +17,8 @@ pub mod api;
 pub mod balancer;
 mod error;
 mod health;
+mod home_watch;
+pub mod inheritance;
 pub mod logs;
 pub mod metrics;
 pub mod paths;
@@ -28,6 +30,7 @@ pub mod spawn;
 pub mod store;
 pub mod supervisor;
 mod triggers;
+pub mod trust;
 pub mod web;
 
 use std::fs::{self, OpenOptions};
@@ -54,9 +57,13 @@ pub struct Options {
     pub fresh: bool,
 }
 
-/// Runs the daemon until `pmdaemon kill`, SIGTERM or SIGINT. Prints one line
-/// containing `ready` on stdout once the socket accepts requests.
+/// Runs the daemon until `pmdaemon kill`, SIGTERM, SIGINT or SIGQUIT, or
+/// until its home is removed. Prints one line containing `ready` on stdout
+/// once the socket accepts requests. It first lets go of what its caller
+/// handed down ([`inheritance`]): every descriptor but 0, 1 and 2 is closed,
+/// so call it before opening anything.
 pub fn run(options: Options) -> Result<(), Error> {
+    inheritance::detach_from_caller();
     limit_malloc_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -77,7 +84,13 @@ async fn serve(options: Options) -> Result<(), Error> {
             .create(root)
             .map_err(|err| Error::io("create", root, err))?;
     }
+    trust::check_home(root)?;
     let _lock = lock_home(&home)?;
+    // A clean exit removes the pid file: finding one means the previous
+    // daemon died (killed, crashed) without stopping its apps.
+    let predecessor = fs::read_to_string(home.pid_file())
+        .ok()
+        .map(|pid| pid.trim().to_string());
     // Orphaned grandchildren of the apps are reparented to us, not to init,
     // so that they can be reaped and killed with their group.
     if let Err(err) = nix::sys::prctl::set_child_subreaper(true) {
@@ -87,12 +100,15 @@ async fn serve(options: Options) -> Result<(), Error> {
         .map_err(|err| Error::io("write", home.pid_file(), err))?;
 
     let reaper = reaper::Reaper::start().map_err(|err| Error::io("watch", "SIGCHLD", err))?;
-    let (state, warning) = store::load(&home.state_file())?;
+    let (mut state, warning) = store::load(&home.state_file())?;
     // Said in daemon.log, and to the command that started this daemon.
     let mut notices = Vec::new();
     if let Some(warning) = warning {
         tracing::warn!("{warning}");
         notices.push(warning);
+    }
+    if let Some(pid) = predecessor {
+        note_predecessor_death(&mut state, &pid);
     }
     let leftovers = recover::kill_leftovers(&home, &state).await;
     if leftovers > 0 {
@@ -160,6 +176,7 @@ async fn serve(options: Options) -> Result<(), Error> {
         UnixListener::bind(&socket).map_err(|err| Error::io("listen on", &socket, err))?;
     fs::set_permissions(&socket, fs::Permissions::from_mode(0o600))
         .map_err(|err| Error::io("restrict", &socket, err))?;
+    home_watch::watch(root, &socket).map_err(|err| Error::io("inspect", &socket, err))?;
 
     let shutdown = Arc::new(Notify::new());
     let web = Arc::new(web::Door::new(home.clone()));
@@ -181,6 +198,9 @@ async fn serve(options: Options) -> Result<(), Error> {
         signal(SignalKind::terminate()).map_err(|err| Error::io("watch", "SIGTERM", err))?;
     let mut sigint =
         signal(SignalKind::interrupt()).map_err(|err| Error::io("watch", "SIGINT", err))?;
+    let mut sigquit =
+        signal(SignalKind::quit()).map_err(|err| Error::io("watch", "SIGQUIT", err))?;
+    tokio::spawn(survive_signals(Arc::downgrade(&supervisor))?);
     let stopped = Arc::new(Notify::new());
     let stop_signal = {
         let supervisor = Arc::clone(&supervisor);
@@ -195,6 +215,15 @@ async fn serve(options: Options) -> Result<(), Error> {
                 }
                 _ = sigint.recv() => {
                     tracing::info!("SIGINT: stopping every app");
+                    supervisor.shutdown().await;
+                }
+                _ = sigquit.recv() => {
+                    tracing::info!("SIGQUIT: stopping every app, as SIGTERM does");
+                    supervisor.shutdown().await;
+                }
+                reason = home_watch::gone() => {
+                    // Said on stderr too: daemon.log may be gone with the home.
+                    tracing::error!("{reason}: this daemon can no longer be reached; stopping every app and exiting");
                     supervisor.shutdown().await;
                 }
             }
@@ -214,10 +243,71 @@ async fn serve(options: Options) -> Result<(), Error> {
         } => Ok(()),
     };
     web.shutdown().await;
-    let _ = fs::remove_file(&socket);
-    let _ = fs::remove_file(home.pid_file());
+    // A lost home's path may hold a new daemon's files by now.
+    if !home_watch::lost() {
+        let _ = fs::remove_file(&socket);
+        let _ = fs::remove_file(home.pid_file());
+    }
     tracing::info!("daemon stopped");
     served.map_err(|err| Error::io("serve on", socket, err))
+}
+
+/// Writes in the history of every instance that was running that the
+/// daemon before us died without stopping it (its processes are then
+/// stopped by [`recover`] and started again).
+fn note_predecessor_death(state: &mut store::State, pid: &str) {
+    let mut running = 0;
+    for record in state.instances.iter_mut().filter(|r| r.pid.is_some()) {
+        record.record(
+            "daemon died",
+            format!("the previous daemon (pid {pid}) ended without stopping this instance"),
+        );
+        running += 1;
+    }
+    tracing::warn!(
+        "the previous daemon (pid {pid}) ended without stopping its apps ({running} instances were running)"
+    );
+}
+
+/// Signals that would end the daemon silently by default get a meaning
+/// instead: SIGUSR2 logs a status line; SIGHUP, SIGUSR1 and SIGALRM are
+/// logged and ignored (logs need no reopening: a moved or deleted log file
+/// is recreated within a second).
+fn survive_signals(
+    supervisor: std::sync::Weak<supervisor::Supervisor>,
+) -> Result<impl std::future::Future<Output = ()>, Error> {
+    let watch = |kind: SignalKind, name: &'static str| {
+        signal(kind).map_err(|err| Error::io("watch", name, err))
+    };
+    let mut hangup = watch(SignalKind::hangup(), "SIGHUP")?;
+    let mut user1 = watch(SignalKind::user_defined1(), "SIGUSR1")?;
+    let mut user2 = watch(SignalKind::user_defined2(), "SIGUSR2")?;
+    let mut alarm = watch(SignalKind::alarm(), "SIGALRM")?;
+    Ok(async move {
+        loop {
+            let name = tokio::select! {
+                _ = hangup.recv() => "SIGHUP",
+                _ = user1.recv() => "SIGUSR1",
+                _ = alarm.recv() => "SIGALRM",
+                _ = user2.recv() => {
+                    let Some(supervisor) = supervisor.upgrade() else { return };
+                    let list = supervisor.list();
+                    let online = list
+                        .iter()
+                        .filter(|p| p.status == pmdaemon_core::api::Status::Online)
+                        .count();
+                    tracing::info!(
+                        "SIGUSR2: pmdaemon {} (pid {}): {} instances, {online} online",
+                        pmdaemon_core::VERSION,
+                        std::process::id(),
+                        list.len()
+                    );
+                    continue;
+                }
+            };
+            tracing::info!("{name} received: ignored (the daemon keeps running)");
+        }
+    })
 }
 
 /// glibc gives every thread that allocates its own malloc arena; with the

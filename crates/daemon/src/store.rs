@@ -244,6 +244,10 @@ fn move_aside(path: &Path) -> Result<PathBuf, Error> {
 
 /// Writes the table atomically.
 pub fn save(path: &Path, state: &State) -> Result<(), Error> {
+    if crate::home_watch::lost() {
+        // The path may be another daemon's home by now.
+        return Ok(());
+    }
     let bytes = serde_json::to_vec(state)
         .map_err(|err| Error::io("serialize", path, std::io::Error::other(err)))?;
     write_atomic(path, &bytes)

@@ -1,8 +1,11 @@
 //! Reading ecosystem files on the CLI's side: the daemon gets the checked
 //! apps, never a file to interpret.
 
+use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use pmdaemon_core::ecosystem::{base_dir, parse, Format, Loaded, Options};
@@ -52,25 +55,82 @@ pub fn load(path: &Path, profile: Option<String>) -> Result<Loaded> {
     Ok(loaded)
 }
 
-/// PM2's `module.exports = {apps: [...]}`, turned into JSON by node.
+/// How long node may take to evaluate a `.js` file.
+const JS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Precedes the config in node's output, which may also hold whatever the
+/// file printed itself (dotenv does).
+const JS_MARKER: &str = "\n--pmdaemon-config-8d3f0a--\n";
+
+/// PM2's `module.exports = {apps: [...]}`, turned into JSON by node. The
+/// config follows [`JS_MARKER`] and node exits right after writing it (a
+/// file that leaves a timer or a connection open would keep it alive); a
+/// file that does not evaluate within [`JS_TIMEOUT`] is an error.
 fn evaluate_js(path: &Path, label: &str) -> Result<String> {
-    const SCRIPT: &str = "const p = require('path').resolve(process.argv[1]);\
+    let script = format!(
+        "const p = require('path').resolve(process.argv[1]);\
         const load = p.endsWith('.mjs') ? import(require('url').pathToFileURL(p)).then(m => m.default) : Promise.resolve(require(p));\
-        load.then(c => process.stdout.write(JSON.stringify(c === undefined ? null : c)))\
-        .catch(e => { process.stderr.write(String(e && e.message || e)); process.exit(1); });";
-    let output = match Command::new("node").arg("-e").arg(SCRIPT).arg(path).output() {
-        Ok(output) => output,
+        load.then(c => process.stdout.write({marker:?} + JSON.stringify(c === undefined ? null : c), () => process.exit(0)))\
+        .catch(e => {{ process.stderr.write(String(e && e.message || e)); process.exit(1); }});",
+        marker = JS_MARKER
+    );
+    let child = Command::new("node")
+        .arg("-e")
+        .arg(script)
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => bail!(
             "{label} is JavaScript and needs node to be read, but node is not installed (or not on PATH); install node or convert the file to ecosystem.json"
         ),
         Err(err) => bail!("cannot run node to read {label}: {err}"),
     };
-    if !output.status.success() {
+    let pid = child.id();
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let read = |pipe: Option<Box<dyn Read>>| {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        };
+        let err_reader = std::thread::spawn(move || read(stderr.map(|p| Box::new(p) as _)));
+        let out = read(stdout.map(|p| Box::new(p) as _));
+        let err = err_reader.join().unwrap_or_default();
+        let _ = done.send((out, err));
+    });
+    let Ok((stdout, stderr)) = finished.recv_timeout(JS_TIMEOUT) else {
+        // The whole group: whatever the file started goes too.
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = child.wait();
+        bail!(
+            "node did not finish evaluating {label} within {} s (does the file wait for something, or loop?); nothing was started",
+            JS_TIMEOUT.as_secs()
+        );
+    };
+    let status = child.wait().context("cannot wait for node")?;
+    if !status.success() {
         bail!(
             "node could not evaluate {label}: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
+            String::from_utf8_lossy(&stderr).trim()
         );
     }
-    String::from_utf8(output.stdout)
-        .with_context(|| format!("{label} produced output that is not UTF-8"))
+    let stdout = String::from_utf8(stdout)
+        .with_context(|| format!("{label} produced output that is not UTF-8"))?;
+    match stdout.rsplit_once(JS_MARKER) {
+        Some((_, config)) => Ok(config.to_string()),
+        None => {
+            bail!("node evaluated {label} but printed no config (does the file call process.exit?)")
+        }
+    }
 }

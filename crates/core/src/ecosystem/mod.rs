@@ -7,6 +7,7 @@
 //! name is reported with the file, the app, the field, and its line and
 //! column.
 
+mod duplicates;
 pub mod file;
 pub mod interpolate;
 mod locate;
@@ -292,6 +293,19 @@ pub fn parse(
             message,
         }],
     };
+    if text.len() > crate::limits::MAX_FILE_BYTES {
+        return Err(fail(
+            None,
+            None,
+            format!(
+                "the file is {} bytes; ecosystem files may be at most {} bytes (1 MiB)",
+                text.len(),
+                crate::limits::MAX_FILE_BYTES
+            ),
+        ));
+    }
+    // Editors on Windows write one; it is not part of the content.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut root: Value = match format {
         Format::Json | Format::Js => serde_json::from_str(text).map_err(|err| {
             let message = err.to_string();
@@ -325,6 +339,15 @@ pub fn parse(
             )
         })?,
     };
+    if format == Format::Json {
+        let problems = duplicates::duplicate_keys(text);
+        if !problems.is_empty() {
+            return Err(ConfigError {
+                file: label.to_string(),
+                problems,
+            });
+        }
+    }
     if format != Format::Js {
         interpolate::interpolate(&mut root, &options.env, text).map_err(|mut problems| {
             problems.sort_by_key(|p| (p.line.unwrap_or(usize::MAX), p.column.unwrap_or(0)));
@@ -572,6 +595,12 @@ fn convert(
     };
     if let Err(err) = crate::config::check_instances(instances) {
         checker.problem(index, label, &["instances"], err.to_string());
+    }
+    if let Err(err) = crate::limits::check_env(&env) {
+        checker.problem(index, label, &["env"], err.to_string());
+    }
+    if let Err(err) = crate::limits::check_max_memory(app.max_memory_restart.map(|s| s.0)) {
+        checker.problem(index, label, &["max_memory_restart"], err.to_string());
     }
     if let Some(port) = &app.port {
         if let Err(err) = check_ports_fit(port, instances) {

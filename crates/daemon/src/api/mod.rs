@@ -27,8 +27,9 @@ use crate::supervisor::Supervisor;
 use crate::web::{auth, Door};
 use crate::Error;
 
-/// The largest request body accepted (an ecosystem file's apps fit many
-/// times over).
+/// The largest request body accepted over TCP (an ecosystem file's apps
+/// fit many times over); the socket takes
+/// [`pmdaemon_core::api::MAX_SOCKET_BODY`].
 pub const MAX_BODY: usize = 1024 * 1024;
 
 /// Runs an operation in its own task and waits for it: a client that goes
@@ -70,22 +71,27 @@ pub fn socket_router(state: AppState) -> Router {
             get(web::status).post(web::set).delete(web::unset),
         ),
         state,
+        pmdaemon_core::api::MAX_SOCKET_BODY,
     )
 }
 
 /// The router of the TCP door: every route, `/health`, and the key check.
 pub fn tcp_router(state: AppState, guard: Arc<auth::Guard>) -> Router {
-    finish(routes().route(HEALTH_ROUTE, get(daemon::health)), state)
-        .layer(middleware::from_fn_with_state(guard, auth::check))
+    finish(
+        routes().route(HEALTH_ROUTE, get(daemon::health)),
+        state,
+        MAX_BODY,
+    )
+    .layer(middleware::from_fn_with_state(guard, auth::check))
 }
 
 /// What both doors serve: errors as JSON (also the framework's own), the
 /// body limit, the version check.
-fn finish(routes: Router<AppState>, state: AppState) -> Router {
+fn finish(routes: Router<AppState>, state: AppState, max_body: usize) -> Router {
     routes
         .fallback(errors::not_found)
         .layer(middleware::from_fn(check_version))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(errors::as_json))
         .with_state(state)
 }

@@ -277,6 +277,11 @@ impl LogFile {
 }
 
 fn open_log(path: &Path) -> std::io::Result<(File, u64)> {
+    if !crate::home_watch::still_ours() {
+        // Recreating the file could create a directory in a new home at
+        // the same path; this daemon is about to exit anyway.
+        return Err(std::io::Error::other("the home was removed or replaced"));
+    }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

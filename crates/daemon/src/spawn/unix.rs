@@ -28,8 +28,9 @@ pub struct Spawned {
     pub stderr: OwnedFd,
 }
 
-/// Starts `plan` in a new process group with stdin from /dev/null and
-/// stdout/stderr on pipes.
+/// Starts `plan` in a new process group with stdin from /dev/null,
+/// stdout/stderr on pipes, no other descriptor (but the shared socket as fd
+/// 3), and the umask and open-file limit of the daemon's caller.
 pub fn spawn(reaper: &Reaper, plan: &Plan) -> std::io::Result<Spawned> {
     let mut command = Command::new(&plan.program);
     command
@@ -41,6 +42,13 @@ pub fn spawn(reaper: &Reaper, plan: &Plan) -> std::io::Result<Spawned> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    // SAFETY: restore_for_child makes only async-signal-safe calls (umask,
+    // get/setrlimit, close_range) in the forked child. It runs before
+    // SocketExec, which then puts the listening socket on fd 3 without
+    // close-on-exec.
+    unsafe {
+        command.pre_exec(crate::inheritance::restore_for_child);
+    }
     if let Some(listener) = &plan.listen_socket {
         let mut exec = SocketExec::new(plan, listener.as_raw_fd())?;
         // SAFETY: the closure runs in the forked child and only makes

@@ -1,0 +1,130 @@
+//! What the daemon takes from whoever started it, and what its children get.
+//!
+//! A daemon started from a shell inherits that shell's open descriptors (a
+//! pipe a script waits on, a terminal, a lock), its working directory, its
+//! umask and its open-file limit. Keeping the descriptors would make
+//! `( pmdaemon start … ) | cat` wait for the daemon to exit, and keeping the
+//! directory would pin a mount. So the daemon closes every descriptor but
+//! 0, 1 and 2 and moves to `/` before anything else, creates its own files
+//! private (umask 077, whatever the home's mode), and raises its soft
+//! open-file limit to the hard one (hundreds of apps each hold pipes and log
+//! files). The apps get back what the caller had: its umask and its soft
+//! limit, and only stdin, stdout and stderr (plus the listening socket as
+//! fd 3 where an app shares a port).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// The soft `RLIMIT_NOFILE` the daemon was started with (`u64::MAX` until
+/// [`detach_from_caller`] ran).
+static CALLER_NOFILE: AtomicU64 = AtomicU64::new(u64::MAX);
+/// The umask the daemon was started with (`u32::MAX` until known).
+static CALLER_UMASK: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// Lets go of what the caller handed down: closes every descriptor above 2,
+/// moves to `/`, makes new files private and raises the open-file limit.
+/// Must run before the daemon opens anything (the runtime, the log), since
+/// every descriptor above 2 is closed.
+pub fn detach_from_caller() {
+    close_descriptors_from(3, false);
+    if let Err(err) = std::env::set_current_dir("/") {
+        tracing::warn!("cannot move to /: {err}");
+    }
+    // SAFETY: umask(2) only swaps the process's file mode mask.
+    let caller = unsafe { libc::umask(0o077) };
+    CALLER_UMASK.store(caller as u32, Ordering::Relaxed);
+    match raise_open_file_limit() {
+        Ok((caller, raised)) if caller != raised => {
+            tracing::info!("open-file limit raised from {caller} to {raised}");
+        }
+        Ok(_) => {}
+        Err(err) => tracing::warn!("cannot raise the open-file limit: {err}"),
+    }
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns (the caller's
+/// soft limit, the new one) and remembers the first for the children.
+fn raise_open_file_limit() -> std::io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let caller = limit.rlim_cur;
+    CALLER_NOFILE.store(caller, Ordering::Relaxed);
+    if limit.rlim_cur >= limit.rlim_max {
+        return Ok((caller, caller));
+    }
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: setrlimit reads the struct we own.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((caller, limit.rlim_cur))
+}
+
+/// In a forked child, before exec: gives it back the caller's umask and
+/// soft open-file limit, and marks every descriptor above 2 close-on-exec
+/// (a descriptor a library opened without that flag must not leak into an
+/// app). Only async-signal-safe calls.
+pub fn restore_for_child() -> std::io::Result<()> {
+    let umask = CALLER_UMASK.load(Ordering::Relaxed);
+    if umask != u32::MAX {
+        // SAFETY: umask(2) is async-signal-safe.
+        unsafe { libc::umask(umask as libc::mode_t) };
+    }
+    let soft = CALLER_NOFILE.load(Ordering::Relaxed);
+    if soft != u64::MAX {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: get/setrlimit are async-signal-safe and use our struct.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+                limit.rlim_cur = soft.min(limit.rlim_max);
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+        }
+    }
+    close_descriptors_from(3, true);
+    Ok(())
+}
+
+/// Closes (or, with `on_exec`, marks close-on-exec) every descriptor from
+/// `first` up. Async-signal-safe: `close_range(2)`, or a loop of plain
+/// calls on kernels older than 5.11.
+pub fn close_descriptors_from(first: u32, on_exec: bool) {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    let flags = if on_exec { CLOSE_RANGE_CLOEXEC } else { 0 };
+    // SAFETY: close_range only affects descriptors of this process, and the
+    // caller promises none of them is in use past this point (or, with
+    // CLOEXEC, past exec).
+    let done = unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, flags) };
+    if done == 0 {
+        return;
+    }
+    // SAFETY: as above, one descriptor at a time.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        let last = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur.min(65_536) as libc::c_int
+        } else {
+            1024
+        };
+        for fd in first as libc::c_int..last {
+            if on_exec {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            } else {
+                libc::close(fd);
+            }
+        }
+    }
+}
