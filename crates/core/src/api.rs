@@ -30,6 +30,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::AppConfig;
 use crate::ports::PortSpec;
 
+mod events;
+pub use events::*;
+
 /// Header carrying the sender's [`crate::VERSION`] on requests and responses.
 pub const VERSION_HEADER: &str = "x-pmdaemon-version";
 
