@@ -16,6 +16,7 @@
 pub mod api;
 pub mod balancer;
 mod error;
+pub mod events;
 mod health;
 pub mod logs;
 pub mod metrics;

@@ -9,6 +9,7 @@ mod logs;
 mod metrics;
 mod processes;
 mod web;
+mod ws;
 
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pmdaemon_core::api::{ErrorBody, VERSION_HEADER};
-use pmdaemon_core::web::{HEALTH_ROUTE, WEB_ROUTE};
+use pmdaemon_core::web::{HEALTH_ROUTE, WEB_ROUTE, WS_ROUTE};
 use pmdaemon_core::VERSION;
 use tokio::sync::Notify;
 
@@ -60,8 +61,10 @@ pub fn socket_router(state: AppState) -> Router {
 
 /// The router of the TCP door: every route, `/health`, and the key check.
 pub fn tcp_router(state: AppState, guard: Arc<auth::Guard>) -> Router {
-    finish(routes().route(HEALTH_ROUTE, get(daemon::health)), state)
-        .layer(middleware::from_fn_with_state(guard, auth::check))
+    let routes = routes()
+        .route(HEALTH_ROUTE, get(daemon::health))
+        .merge(crate::web::dashboard::routes());
+    finish(routes, state).layer(middleware::from_fn_with_state(guard, auth::check))
 }
 
 /// What both doors serve: errors as JSON (also the framework's own), the
@@ -100,6 +103,7 @@ fn routes() -> Router<AppState> {
         .route("/api/logs", get(logs::all))
         .route("/api/flush", post(logs::flush_all))
         .route("/api/processes/{target}/flush", post(logs::flush_target))
+        .route(WS_ROUTE, get(ws::ws))
 }
 
 /// A CLI from another version is told so instead of being misunderstood.

@@ -73,6 +73,8 @@ pub struct Supervisor {
     system: Mutex<Option<SystemInfo>>,
     /// The watch and cron tasks of each app.
     triggers: Mutex<BTreeMap<String, Vec<tokio::task::JoinHandle<()>>>>,
+    /// The live events of `GET /ws`.
+    pub events: crate::events::Events,
 }
 
 impl Supervisor {
@@ -97,6 +99,7 @@ impl Supervisor {
             system: Mutex::new(None),
             changed: Notify::new(),
             app_locks: Mutex::new(BTreeMap::new()),
+            events: crate::events::Events::default(),
         });
         tokio::spawn(persister(Arc::clone(&supervisor)));
         supervisor
@@ -132,7 +135,12 @@ impl Supervisor {
         id: u32,
         change: impl FnOnce(&mut InstanceRecord) -> T,
     ) -> Option<T> {
-        let result = self.lock().instances.get_mut(&id).map(change);
+        let result = self.lock().instances.get_mut(&id).map(|record| {
+            let before = crate::events::Before::of(record);
+            let result = change(record);
+            self.events.changed(&before, record);
+            result
+        });
         self.changed.notify_waiters();
         result
     }
@@ -418,15 +426,29 @@ impl Supervisor {
         samples: &[(u32, crate::metrics::Sample)],
         system: SystemInfo,
     ) {
+        let mut measured = Vec::new();
         {
             let mut table = self.lock();
             for (id, sample) in samples {
                 if let Some(record) = table.instances.get_mut(id) {
                     record.cpu_percent = Some(sample.cpu_percent);
                     record.memory_bytes = Some(sample.memory_bytes);
+                    if self.events.listened() {
+                        measured.push(pmdaemon_core::api::MetricSample {
+                            id: *id,
+                            instance: record.name.clone(),
+                            app: record.app.clone(),
+                            cpu_percent: sample.cpu_percent,
+                            memory_bytes: sample.memory_bytes,
+                        });
+                    }
                 }
             }
         }
+        self.events.send(pmdaemon_core::api::Event::Metrics {
+            at_ms: store::now_ms(),
+            samples: measured,
+        });
         *self.system.lock().unwrap_or_else(|e| e.into_inner()) = Some(system);
     }
 
@@ -839,7 +861,13 @@ impl Supervisor {
         for id in ids {
             let (out, err) = table.log_paths(*id, &self.home);
             closing.extend([out, err]);
-            table.instances.remove(id);
+            if let Some(record) = table.instances.remove(id) {
+                self.events.send(pmdaemon_core::api::Event::Removed {
+                    id: *id,
+                    instance: record.name,
+                    app: record.app,
+                });
+            }
         }
         let Table {
             apps, instances, ..

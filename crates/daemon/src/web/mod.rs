@@ -9,6 +9,7 @@
 //! resolves there first on many systems.
 
 pub mod auth;
+pub mod dashboard;
 pub mod settings;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
