@@ -12,6 +12,7 @@ pub mod command;
 pub mod config;
 pub mod ecosystem;
 pub mod error;
+pub mod openapi;
 pub mod ports;
 pub mod units;
 pub mod web;

@@ -3,11 +3,12 @@
 //! [`Subscribe`].
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{Health, LogLine, Status};
 
 /// Which events a `GET /ws` client wants (see [`Subscribe`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
     /// [`Event::Status`].
@@ -25,7 +26,7 @@ pub enum EventKind {
 }
 
 /// A message from a `GET /ws` client, one JSON object per text frame.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ClientMessage {
     /// The API key (first message, when the door needs one and no header
@@ -39,7 +40,7 @@ pub enum ClientMessage {
 }
 
 /// The filters of a `GET /ws` connection.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Subscribe {
     /// Only events of these apps or instances (by name); empty: all.
@@ -67,7 +68,7 @@ impl Subscribe {
 }
 
 /// One instance's metric sample in an [`Event::Metrics`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MetricSample {
     /// Instance id.
     pub id: u32,
@@ -83,7 +84,7 @@ pub struct MetricSample {
 
 /// A message of `GET /ws` from the daemon, one JSON object per text frame,
 /// tagged by `kind`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Event {
     /// Sent once the connection is accepted (after the key, if needed).

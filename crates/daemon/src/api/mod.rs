@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pmdaemon_core::api::{ErrorBody, VERSION_HEADER};
-use pmdaemon_core::web::{HEALTH_ROUTE, WEB_ROUTE, WS_ROUTE};
+use pmdaemon_core::web::{HEALTH_ROUTE, OPENAPI_ROUTE, WEB_ROUTE, WS_ROUTE};
 use pmdaemon_core::VERSION;
 use tokio::sync::Notify;
 
@@ -104,6 +104,7 @@ fn routes() -> Router<AppState> {
         .route("/api/flush", post(logs::flush_all))
         .route("/api/processes/{target}/flush", post(logs::flush_target))
         .route(WS_ROUTE, get(ws::ws))
+        .route(OPENAPI_ROUTE, get(daemon::openapi))
 }
 
 /// A CLI from another version is told so instead of being misunderstood.
