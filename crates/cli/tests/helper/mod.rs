@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod web;
+pub mod webdriver;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
