@@ -16,6 +16,8 @@
 //! - `GET /api/system` → [`SystemInfo`]
 //! - `GET /metrics` → Prometheus text format
 //! - `POST /api/daemon/kill` → [`KillResponse`]
+//! - `GET /ws` → a WebSocket of [`Event`]s, steered by [`ClientMessage`]s
+//! - `GET /openapi.json` → the OpenAPI document ([`crate::openapi`])
 //! - `GET|POST|DELETE /api/web` (Unix socket only) and `GET /health` (TCP
 //!   only): see [`crate::web`]
 //!
