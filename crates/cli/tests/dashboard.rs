@@ -7,7 +7,7 @@
 
 mod helper;
 
-use helper::web::{serve, skip_without};
+use helper::web::{serve, skip_without, tcp_get};
 use helper::webdriver::{self, Browser};
 use helper::{wait_until, Fixture, DEADLINE};
 
@@ -27,6 +27,44 @@ while True:
     print(f'{random.choice(["GET", "POST"])} {random.choice(routes)} {status} {random.randint(2, 80)}ms pid={os.getpid()}', flush=True)
     time.sleep(0.15)
 "#;
+
+#[test]
+fn the_page_is_served_without_the_key_and_the_data_is_not() {
+    let fx = Fixture::new();
+    fx.ok(&["start", "sleep 300", "--name", "web"]);
+    let port = helper::web::free_port();
+    // A key the user gave: every route but the page's files needs it.
+    std::fs::write(fx.work().join("key"), "k-given-by-the-user\n").unwrap();
+    fx.ok(&["web", "--port", &port.to_string(), "--api-key-file", "key"]);
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/dashboard.js", "text/javascript"),
+        ("/dashboard.css", "text/css"),
+        ("/favicon.svg", "image/svg+xml"),
+    ] {
+        let (status, head, body) = tcp_get(port, path, "");
+        assert_eq!(status, 200, "{path}: {head}");
+        assert!(head.to_lowercase().contains(kind), "{path}: {head}");
+        assert!(!body.is_empty());
+    }
+    let (_, _, page) = tcp_get(port, "/", "");
+    // Nothing is fetched from elsewhere.
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "{page}"
+    );
+    // (`/ws` takes its key in its first message: tested in events.rs.)
+    for guarded in ["/api/processes", "/openapi.json"] {
+        let (status, _, body) = tcp_get(port, guarded, "");
+        assert_eq!(status, 401, "{guarded}: {body}");
+    }
+    let (status, _, document) =
+        tcp_get(port, "/openapi.json", "X-API-Key: k-given-by-the-user\r\n");
+    assert_eq!(status, 200);
+    let document: serde_json::Value = serde_json::from_str(&document).unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    assert!(document["paths"]["/api/processes/{target}/restart"]["post"].is_object());
+}
 
 /// The pid the page shows for `name` ("" until it shows one).
 fn shown_pid(browser: &Browser, name: &str) -> String {

@@ -244,3 +244,74 @@ fn the_key_is_required_first_or_in_a_header() {
         Some(Event::Error { .. })
     ));
 }
+
+/// The state of the daemon's end of the loopback connection from
+/// `client_port` to `port`, as `/proc/net/tcp` shows it (`01` is
+/// ESTABLISHED; once the daemon closed it, FIN_WAIT or later, even while
+/// the client has not read what was sent before the close).
+fn daemon_side(port: u16, client_port: u16) -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let (local, remote) = (format!(":{port:04X}"), format!(":{client_port:04X}"));
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields[1].ends_with(&local) && fields[2].ends_with(&remote)).then(|| fields[3].to_string())
+    })
+}
+
+#[test]
+fn a_client_that_does_not_read_is_dropped_and_the_others_go_on() {
+    let fx = Fixture::new();
+    let chatty = fx.script(
+        "chatty.py",
+        "import time\nline = 'x' * 8000\nwhile True:\n    print(line, flush=True)\n    time.sleep(0.001)\n",
+    );
+    fx.ok(&[
+        "start",
+        chatty.to_str().unwrap(),
+        "--name",
+        "chatty",
+        "--log-max-size",
+        "1M",
+    ]);
+    fx.ok(&["start", "sleep 300", "--name", "calm"]);
+    let (port, key) = serve(&fx);
+    let logs = Subscribe {
+        apps: vec!["chatty-0".into()],
+        kinds: vec![EventKind::Log],
+        lines: 0,
+    };
+    // This one reads one line, then never again.
+    let mut slow = subscribed(port, &key, logs);
+    until(&mut slow, DEADLINE, |e| matches!(e, Event::Log(_)));
+    let local = slow.get_ref().local_addr().unwrap().port();
+    let restarts = Subscribe {
+        apps: vec!["calm".into()],
+        kinds: vec![EventKind::Restarted],
+        lines: 0,
+    };
+    let mut fast = subscribed(port, &key, restarts);
+
+    let old = fx
+        .wait_for("calm-0", "online", |p| p.pid.is_some())
+        .pid
+        .unwrap();
+    let killed = Instant::now();
+    kill(old, libc::SIGKILL);
+    until(&mut fast, DEADLINE, |e| {
+        matches!(e, Event::Restarted { .. })
+    });
+    assert!(
+        killed.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        killed.elapsed()
+    );
+
+    // The daemon gives up on the slow one (its frames waited too long).
+    assert!(
+        helper::wait_until(Duration::from_secs(30), || {
+            daemon_side(port, local).is_none_or(|state| state != "01")
+        }),
+        "the daemon still serves the slow client"
+    );
+    fx.ok(&["list"]);
+}

@@ -35,3 +35,21 @@ pub fn skip_without(tool: &str, found: bool) -> bool {
     eprintln!("SKIPPED: {tool} is not installed (CI installs it; see .ci/run)");
     true
 }
+
+/// `GET path` on 127.0.0.1:port with `headers` (each ending in CRLF); the
+/// status, the head and the body.
+pub fn tcp_get(port: u16, path: &str, headers: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+    stream.set_read_timeout(Some(super::DEADLINE)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: localhost\r\n{headers}\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head.to_string(), body.to_string())
+}
