@@ -315,3 +315,18 @@ fn a_client_that_does_not_read_is_dropped_and_the_others_go_on() {
     );
     fx.ok(&["list"]);
 }
+
+#[test]
+fn stopping_the_web_api_closes_its_sockets() {
+    let fx = Fixture::new();
+    let (port, key) = serve(&fx);
+    let mut socket = subscribed(port, &key, Subscribe::default());
+    fx.ok(&["web", "--stop"]);
+    let deadline = Instant::now() + DEADLINE;
+    let farewell = next(&mut socket, deadline);
+    assert!(
+        matches!(farewell, Some(Event::Error { .. })),
+        "{farewell:?}"
+    );
+    assert_eq!(next(&mut socket, deadline), None);
+}

@@ -25,7 +25,7 @@ use pmdaemon_core::VERSION;
 use tokio::sync::Notify;
 
 use crate::supervisor::Supervisor;
-use crate::web::{auth, Door};
+use crate::web::{auth, Door, Opened};
 use crate::Error;
 
 /// The largest request body accepted (an ecosystem file's apps fit many
@@ -59,12 +59,15 @@ pub fn socket_router(state: AppState) -> Router {
     )
 }
 
-/// The router of the TCP door: every route, `/health`, and the key check.
-pub fn tcp_router(state: AppState, guard: Arc<auth::Guard>) -> Router {
+/// The router of the TCP door: every route, `/health`, the dashboard, and
+/// the key check; `opened` tells its WebSockets when the door closes.
+pub fn tcp_router(state: AppState, guard: Arc<auth::Guard>, opened: Opened) -> Router {
     let routes = routes()
         .route(HEALTH_ROUTE, get(daemon::health))
         .merge(crate::web::dashboard::routes());
-    finish(routes, state).layer(middleware::from_fn_with_state(guard, auth::check))
+    finish(routes, state)
+        .layer(middleware::from_fn_with_state(guard, auth::check))
+        .layer(axum::Extension(opened))
 }
 
 /// What both doors serve: errors as JSON (also the framework's own), the

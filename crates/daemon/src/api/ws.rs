@@ -22,6 +22,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::AppState;
 use crate::web::auth::KeyRequired;
+use crate::web::Opened;
 
 /// How long a client has to send its key.
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,14 +43,22 @@ const CLOSE_TOO_SLOW: u16 = 4408;
 pub async fn ws(
     State(state): State<AppState>,
     key: Option<Extension<KeyRequired>>,
+    door: Option<Extension<Opened>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let key = key.map(|Extension(key)| key);
+    let door = door.map(|Extension(door)| door);
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| serve(socket, state, key.map(|Extension(k)| k)))
+        .on_upgrade(move |socket| serve(socket, state, key, door))
 }
 
-async fn serve(mut socket: WebSocket, state: AppState, key: Option<KeyRequired>) {
+async fn serve(
+    mut socket: WebSocket,
+    state: AppState,
+    key: Option<KeyRequired>,
+    mut door: Option<Opened>,
+) {
     // Subscribed before the hello: nothing after it goes unseen.
     let mut events = state.supervisor.events.subscribe();
     if let Some(key) = key {
@@ -123,6 +132,10 @@ async fn serve(mut socket: WebSocket, state: AppState, key: Option<KeyRequired>)
                 close(&mut socket, 1001, "the daemon is stopping").await;
                 return;
             }
+            () = door_closed(&mut door) => {
+                close(&mut socket, 1001, "the web API was stopped or changed").await;
+                return;
+            }
         }
     }
 }
@@ -165,6 +178,14 @@ fn follow_logs(
     }
     sources.dedup_by(|a, b| a.2 == b.2);
     Ok(Some(crate::logs::follow::follow(sources, filter.lines)))
+}
+
+/// Resolves when the TCP door closes; never on the Unix socket.
+async fn door_closed(door: &mut Option<Opened>) {
+    match door {
+        Some(door) => door.closed().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The next line of the follower, or never when there is none.

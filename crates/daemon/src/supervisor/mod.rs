@@ -445,10 +445,12 @@ impl Supervisor {
                 }
             }
         }
-        self.events.send(pmdaemon_core::api::Event::Metrics {
-            at_ms: store::now_ms(),
-            samples: measured,
-        });
+        if !measured.is_empty() {
+            self.events.send(pmdaemon_core::api::Event::Metrics {
+                at_ms: store::now_ms(),
+                samples: measured,
+            });
+        }
         *self.system.lock().unwrap_or_else(|e| e.into_inner()) = Some(system);
     }
 
