@@ -215,3 +215,88 @@ impl Event {
         wanted.then_some(Cow::Borrowed(self))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(instance: &str, app: &str) -> MetricSample {
+        MetricSample {
+            id: 0,
+            instance: instance.into(),
+            app: app.into(),
+            cpu_percent: 1.0,
+            memory_bytes: 1,
+        }
+    }
+
+    #[test]
+    fn logs_are_sent_only_when_asked_for() {
+        let line = Event::Log(LogLine {
+            instance: "web-0".into(),
+            stream: crate::api::LogStream::Out,
+            line: "hi".into(),
+        });
+        assert!(line.filtered(&Subscribe::default()).is_none());
+        let logs = Subscribe {
+            kinds: vec![EventKind::Log],
+            ..Subscribe::default()
+        };
+        assert!(line.filtered(&logs).is_some());
+    }
+
+    #[test]
+    fn filters_match_apps_or_instances_and_narrow_metrics() {
+        let metrics = Event::Metrics {
+            at_ms: 1,
+            samples: vec![sample("web-0", "web"), sample("api-0", "api")],
+        };
+        for name in ["api", "api-0"] {
+            let filter = Subscribe {
+                apps: vec![name.into()],
+                ..Subscribe::default()
+            };
+            let narrowed = metrics.filtered(&filter).unwrap().into_owned();
+            assert_eq!(
+                narrowed,
+                Event::Metrics {
+                    at_ms: 1,
+                    samples: vec![sample("api-0", "api")],
+                }
+            );
+        }
+        let status = Event::Removed {
+            id: 0,
+            instance: "web-0".into(),
+            app: "web".into(),
+        };
+        let only_api = Subscribe {
+            apps: vec!["api".into()],
+            ..Subscribe::default()
+        };
+        assert!(status.filtered(&only_api).is_none());
+        let hello = Event::Error { error: "x".into() };
+        assert!(hello.filtered(&only_api).is_some());
+    }
+
+    #[test]
+    fn client_messages_read_as_documented() {
+        let auth: ClientMessage = serde_json::from_str(r#"{"type":"auth","key":"k"}"#).unwrap();
+        assert_eq!(auth, ClientMessage::Auth { key: "k".into() });
+        let subscribe: ClientMessage = serde_json::from_str(
+            r#"{"type":"subscribe","apps":["web"],"kinds":["log"],"lines":5}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            subscribe,
+            ClientMessage::Subscribe(Subscribe {
+                apps: vec!["web".into()],
+                kinds: vec![EventKind::Log],
+                lines: 5,
+            })
+        );
+        assert!(
+            serde_json::from_str::<ClientMessage>(r#"{"type":"subscribe","app":"x"}"#).is_err()
+        );
+    }
+}
