@@ -16,6 +16,8 @@
 //! - `GET /api/system` → [`SystemInfo`]
 //! - `GET /metrics` → Prometheus text format
 //! - `POST /api/daemon/kill` → [`KillResponse`]
+//! - `GET /ws` → a WebSocket of [`Event`]s, steered by [`ClientMessage`]s
+//! - `GET /openapi.json` → the OpenAPI document ([`crate::openapi`])
 //! - `GET|POST|DELETE /api/web` (Unix socket only) and `GET /health` (TCP
 //!   only): see [`crate::web`]
 //!
@@ -26,9 +28,13 @@ use std::fmt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::config::AppConfig;
 use crate::ports::PortSpec;
+
+mod events;
+pub use events::*;
 
 /// Header carrying the sender's [`crate::VERSION`] on requests and responses.
 pub const VERSION_HEADER: &str = "x-pmdaemon-version";
@@ -41,7 +47,7 @@ pub const VERSION_HEADER: &str = "x-pmdaemon-version";
 pub const MAX_SOCKET_BODY: usize = 16 * 1024 * 1024;
 
 /// `GET /api/version`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct VersionInfo {
     /// The daemon's version.
     pub version: String,
@@ -50,7 +56,7 @@ pub struct VersionInfo {
 }
 
 /// `POST /api/processes`: register and start a new app.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StartRequest {
     /// The app to start.
     pub config: AppConfig,
@@ -62,7 +68,7 @@ pub struct StartRequest {
 
 /// `POST /api/apply`: bring the apps of an ecosystem file to their
 /// configuration. Unchanged apps are left alone; changed ones restart.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ApplyRequest {
     /// The apps, as the file describes them.
     pub apps: Vec<AppConfig>,
@@ -70,6 +76,7 @@ pub struct ApplyRequest {
     #[serde(default)]
     pub inherited_env: BTreeMap<String, String>,
     /// The file they come from (prune only touches apps from it).
+    #[schema(value_type = Option<String>)]
     pub file: Option<PathBuf>,
     /// Delete apps that came from this file but are no longer in it.
     #[serde(default)]
@@ -77,7 +84,7 @@ pub struct ApplyRequest {
 }
 
 /// What apply did to one app.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ApplyAction {
     /// It was new and started.
@@ -93,7 +100,7 @@ pub enum ApplyAction {
 }
 
 /// One app's outcome.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ApplyOutcome {
     /// The app.
     pub app: String,
@@ -104,14 +111,14 @@ pub struct ApplyOutcome {
 }
 
 /// Response of `POST /api/apply`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ApplyResponse {
     /// Per app, in file order (pruned apps last).
     pub outcomes: Vec<ApplyOutcome>,
 }
 
 /// Body of `POST /api/processes/{target}/restart` (optional).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RestartRequest {
     /// Ports for this run only (the saved spec is kept).
@@ -119,7 +126,7 @@ pub struct RestartRequest {
 }
 
 /// Body of `POST /api/processes/{app}/scale`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScaleRequest {
     /// The number of instances wanted.
@@ -127,7 +134,7 @@ pub struct ScaleRequest {
 }
 
 /// The life-cycle state of one instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// Being spawned.
@@ -158,7 +165,7 @@ impl fmt::Display for Status {
 }
 
 /// How a process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExitReason {
     /// It exited with this code.
@@ -177,7 +184,7 @@ impl fmt::Display for ExitReason {
 }
 
 /// One line of an instance's history (kept short: the most recent events).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HistoryEvent {
     /// Unix time in milliseconds.
     pub at_ms: u64,
@@ -188,7 +195,7 @@ pub struct HistoryEvent {
 }
 
 /// A row of `list`: one instance.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ProcessInfo {
     /// Stable numeric id, never reused.
     pub id: u32,
@@ -243,7 +250,7 @@ pub struct ProcessInfo {
 }
 
 /// An instance's health.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     /// No check has run (or none is configured).
@@ -266,7 +273,7 @@ impl fmt::Display for Health {
 }
 
 /// Body of `POST /api/processes/{target}/reload`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReloadRequest {
     /// Instances replaced at a time.
@@ -356,7 +363,7 @@ pub enum ReloadResult {
 }
 
 /// `info`: one instance in full.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ProcessDetail {
     /// The list row.
     #[serde(flatten)]
@@ -366,10 +373,13 @@ pub struct ProcessDetail {
     /// The program actually executed and its arguments.
     pub command: Vec<String>,
     /// Working directory of the process.
+    #[schema(value_type = String)]
     pub cwd: PathBuf,
     /// Where stdout goes.
+    #[schema(value_type = String)]
     pub out_log: PathBuf,
     /// Where stderr goes.
+    #[schema(value_type = String)]
     pub err_log: PathBuf,
     /// Recent events, oldest first.
     pub history: Vec<HistoryEvent>,
@@ -380,7 +390,7 @@ pub struct ProcessDetail {
 }
 
 /// Which log stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogStream {
     /// Standard output.
@@ -399,7 +409,7 @@ impl fmt::Display for LogStream {
 }
 
 /// Query of the log routes.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct LogsQuery {
     /// How many lines from the end of each file (default 15).
     pub lines: Option<usize>,
@@ -412,7 +422,7 @@ pub struct LogsQuery {
 }
 
 /// One line of a followed log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LogLine {
     /// Instance name.
     pub instance: String,
@@ -423,13 +433,14 @@ pub struct LogLine {
 }
 
 /// The tail of one log file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LogTail {
     /// Instance name.
     pub instance: String,
     /// Which stream.
     pub stream: LogStream,
     /// The file.
+    #[schema(value_type = String)]
     pub path: PathBuf,
     /// The last lines, oldest first, without their line endings.
     pub lines: Vec<String>,
@@ -441,14 +452,14 @@ pub struct LogTail {
 }
 
 /// Response of the log routes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LogsResponse {
     /// One entry per file, in id order, `out` before `err`.
     pub tails: Vec<LogTail>,
 }
 
 /// `GET /api/system`: the host and the daemon.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SystemInfo {
     /// CPUs this daemon may use.
     pub cpus: u32,
@@ -467,14 +478,15 @@ pub struct SystemInfo {
 }
 
 /// Response of `POST /api/flush` and `POST /api/processes/{target}/flush`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FlushResponse {
     /// The log files emptied (their rotated siblings were deleted).
+    #[schema(value_type = Vec<String>)]
     pub files: Vec<PathBuf>,
 }
 
 /// Response of `POST /api/daemon/kill`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct KillResponse {
     /// Instances that were stopped.
     pub stopped: Vec<String>,
@@ -483,7 +495,7 @@ pub struct KillResponse {
 }
 
 /// The body of every error response.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// One sentence a user can act on.
     pub error: String,

@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::ports::PortSpec;
 use crate::Error;
@@ -23,7 +24,7 @@ pub const MAX_INSTANCES: u32 = 1024;
 pub const DEFAULT_KILL_TIMEOUT_MS: u64 = 1600;
 
 /// One app: a command and how to supervise it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct AppConfig {
     /// The app's name; instances are named `<name>-<index>`.
@@ -36,6 +37,7 @@ pub struct AppConfig {
     /// (`.js` node, `.py` python3, `.sh` bash); `"none"` executes directly.
     pub interpreter: Option<String>,
     /// Working directory; relative script paths are resolved against it.
+    #[schema(value_type = Option<String>)]
     pub cwd: Option<PathBuf>,
     /// Environment variables set on top of the inherited environment.
     pub env: BTreeMap<String, String>,
@@ -89,8 +91,10 @@ pub struct AppConfig {
     /// Cron expression on which the app is restarted.
     pub cron_restart: Option<String>,
     /// stdout file instead of `logs/<instance>-out.log`.
+    #[schema(value_type = Option<String>)]
     pub out_file: Option<PathBuf>,
     /// stderr file instead of `logs/<instance>-err.log`.
+    #[schema(value_type = Option<String>)]
     pub error_file: Option<PathBuf>,
     /// Timestamp format prefixed to every log line.
     pub log_date_format: Option<String>,
@@ -112,7 +116,7 @@ pub struct AppConfig {
 }
 
 /// How log lines are written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogType {
     /// As the app wrote them (with a timestamp when one is configured).
@@ -123,7 +127,7 @@ pub enum LogType {
 }
 
 /// PM2's execution modes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExecMode {
     /// One process per instance.
@@ -135,7 +139,7 @@ pub enum ExecMode {
 
 /// How the instances of a shared-port cluster (one port, several
 /// instances) share it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SharedPort {
     /// `socket` for apps run by node (a preload maps their `listen(port)`
@@ -176,7 +180,7 @@ impl std::str::FromStr for SharedPort {
 }
 
 /// How an instance's health is checked.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckType {
     /// A 2xx answer to a GET of `url`.
@@ -189,7 +193,7 @@ pub enum CheckType {
 }
 
 /// The `health_check` block (durations in milliseconds here).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct HealthCheck {
     /// Kind of check.

@@ -14,6 +14,7 @@ pub mod ecosystem;
 pub mod error;
 pub mod export;
 pub mod limits;
+pub mod openapi;
 pub mod ports;
 pub mod units;
 pub mod web;

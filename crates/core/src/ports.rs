@@ -134,6 +134,29 @@ impl<'de> Deserialize<'de> for PortSpec {
     }
 }
 
+/// In the OpenAPI document: `3000`, `"3000-3003"` or `"auto:8000-8100"`.
+impl utoipa::PartialSchema for PortSpec {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1))
+                    .maximum(Some(65535)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"^(auto:)?[0-9]{1,5}(-[0-9]{1,5})?$")),
+            )
+            .description(Some("A port, a range (`3000-3003`) or `auto:START-END`"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for PortSpec {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,12 @@ use serde::{Deserialize, Serialize};
 pub const WEB_ROUTE: &str = "/api/web";
 /// `GET` on TCP: the daemon answers, nothing more.
 pub const HEALTH_ROUTE: &str = "/health";
+
+/// The live events (WebSocket, see [`crate::api::Event`]), on both doors.
+pub const WS_ROUTE: &str = "/ws";
+
+/// The OpenAPI document of the API, on both doors.
+pub const OPENAPI_ROUTE: &str = "/openapi.json";
 /// The default address (the seed's `curl http://localhost:9615/…`).
 pub const DEFAULT_HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// The default port.

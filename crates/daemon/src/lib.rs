@@ -16,6 +16,7 @@
 pub mod api;
 pub mod balancer;
 mod error;
+pub mod events;
 mod health;
 mod home_watch;
 pub mod inheritance;

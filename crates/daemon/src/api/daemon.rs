@@ -1,6 +1,9 @@
-//! `GET /api/version`, `POST /api/daemon/kill` and, on TCP, `GET /health`.
+//! `GET /api/version`, `POST /api/daemon/kill`, `GET /openapi.json` and,
+//! on TCP, `GET /health`.
 
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use pmdaemon_core::api::{KillResponse, VersionInfo};
 use pmdaemon_core::VERSION;
@@ -38,4 +41,13 @@ pub async fn resurrect(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<pmdaemon_core::api::ProcessInfo>>, super::ApiError> {
     Ok(Json(state.supervisor.resurrect().await?))
+}
+
+/// `GET /openapi.json`: the API described from its types (built once).
+pub async fn openapi() -> Response {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let body = DOCUMENT.get_or_init(|| {
+        serde_json::to_string(&pmdaemon_core::openapi::document()).unwrap_or_default()
+    });
+    ([(header::CONTENT_TYPE, "application/json")], body.as_str()).into_response()
 }

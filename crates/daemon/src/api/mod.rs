@@ -9,6 +9,7 @@ mod logs;
 mod metrics;
 mod processes;
 mod web;
+mod ws;
 
 use std::sync::Arc;
 
@@ -19,12 +20,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pmdaemon_core::api::{ErrorBody, VERSION_HEADER};
-use pmdaemon_core::web::{HEALTH_ROUTE, WEB_ROUTE};
+use pmdaemon_core::web::{HEALTH_ROUTE, OPENAPI_ROUTE, WEB_ROUTE, WS_ROUTE};
 use pmdaemon_core::VERSION;
 use tokio::sync::Notify;
 
 use crate::supervisor::Supervisor;
-use crate::web::{auth, Door};
+use crate::web::{auth, Door, Opened};
 use crate::Error;
 
 /// The largest request body accepted over TCP (an ecosystem file's apps
@@ -75,14 +76,15 @@ pub fn socket_router(state: AppState) -> Router {
     )
 }
 
-/// The router of the TCP door: every route, `/health`, and the key check.
-pub fn tcp_router(state: AppState, guard: Arc<auth::Guard>) -> Router {
-    finish(
-        routes().route(HEALTH_ROUTE, get(daemon::health)),
-        state,
-        MAX_BODY,
-    )
-    .layer(middleware::from_fn_with_state(guard, auth::check))
+/// The router of the TCP door: every route, `/health`, the dashboard, and
+/// the key check; `opened` tells its WebSockets when the door closes.
+pub fn tcp_router(state: AppState, guard: Arc<auth::Guard>, opened: Opened) -> Router {
+    let routes = routes()
+        .route(HEALTH_ROUTE, get(daemon::health))
+        .merge(crate::web::dashboard::routes());
+    finish(routes, state, MAX_BODY)
+        .layer(middleware::from_fn_with_state(guard, auth::check))
+        .layer(axum::Extension(opened))
 }
 
 /// What both doors serve: errors as JSON (also the framework's own), the
@@ -122,6 +124,8 @@ fn routes() -> Router<AppState> {
         .route("/api/logs", get(logs::all))
         .route("/api/flush", post(logs::flush_all))
         .route("/api/processes/{target}/flush", post(logs::flush_target))
+        .route(WS_ROUTE, get(ws::ws))
+        .route(OPENAPI_ROUTE, get(daemon::openapi))
 }
 
 /// A CLI from another version is told so instead of being misunderstood.

@@ -77,6 +77,8 @@ pub struct Supervisor {
     system: Mutex<Option<SystemInfo>>,
     /// The watch and cron tasks of each app.
     triggers: Mutex<BTreeMap<String, Vec<tokio::task::JoinHandle<()>>>>,
+    /// The live events of `GET /ws`.
+    pub events: crate::events::Events,
 }
 
 impl Supervisor {
@@ -97,6 +99,7 @@ impl Supervisor {
             system: Mutex::new(None),
             changed: Notify::new(),
             app_locks: Mutex::new(BTreeMap::new()),
+            events: crate::events::Events::default(),
         });
         let weak = Arc::downgrade(&supervisor);
         supervisor
@@ -131,7 +134,12 @@ impl Supervisor {
         id: u32,
         change: impl FnOnce(&mut InstanceRecord) -> T,
     ) -> Option<T> {
-        let result = self.lock().instances.get_mut(&id).map(change);
+        let result = self.lock().instances.get_mut(&id).map(|record| {
+            let before = crate::events::Before::of(record);
+            let result = change(record);
+            self.events.changed(&before, record);
+            result
+        });
         self.changed.notify_waiters();
         result
     }
@@ -375,7 +383,13 @@ impl Supervisor {
         for id in ids {
             let (out, err) = table.log_paths(*id, &self.home);
             closing.extend([out, err]);
-            table.instances.remove(id);
+            if let Some(record) = table.instances.remove(id) {
+                self.events.send(pmdaemon_core::api::Event::Removed {
+                    id: *id,
+                    instance: record.name,
+                    app: record.app,
+                });
+            }
         }
         let Table {
             apps, instances, ..

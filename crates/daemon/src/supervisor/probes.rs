@@ -103,14 +103,30 @@ impl Supervisor {
         samples: &[(u32, crate::metrics::Sample)],
         system: SystemInfo,
     ) {
+        let mut measured = Vec::new();
         {
             let mut table = self.lock();
             for (id, sample) in samples {
                 if let Some(record) = table.instances.get_mut(id) {
                     record.cpu_percent = Some(sample.cpu_percent);
                     record.memory_bytes = Some(sample.memory_bytes);
+                    if self.events.listened() {
+                        measured.push(pmdaemon_core::api::MetricSample {
+                            id: *id,
+                            instance: record.name.clone(),
+                            app: record.app.clone(),
+                            cpu_percent: sample.cpu_percent,
+                            memory_bytes: sample.memory_bytes,
+                        });
+                    }
                 }
             }
+        }
+        if !measured.is_empty() {
+            self.events.send(pmdaemon_core::api::Event::Metrics {
+                at_ms: crate::store::now_ms(),
+                samples: measured,
+            });
         }
         *self.system.lock().unwrap_or_else(|e| e.into_inner()) = Some(system);
     }

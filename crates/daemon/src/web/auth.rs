@@ -5,7 +5,10 @@
 //! them ([`pmdaemon_core::web::WebSettings::open_reads`]), the read-only
 //! listings named in [`is_open_read`]: an allow-list, so that a route added
 //! later is guarded until someone decides otherwise. A detail read without
-//! the key has its whole environment hidden ([`HideEnv`]).
+//! the key has its whole environment hidden ([`HideEnv`]). The dashboard's
+//! static files are open: they hold no data, and the page asks for the
+//! key. `GET /ws` without a key header is let through marked
+//! [`KeyRequired`]: its first message must be the key.
 
 use std::sync::Arc;
 
@@ -13,7 +16,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use pmdaemon_core::web::HEALTH_ROUTE;
+use pmdaemon_core::web::{HEALTH_ROUTE, OPENAPI_ROUTE, WS_ROUTE};
 
 use crate::api::{ApiError, HideEnv};
 
@@ -39,10 +42,28 @@ impl Guard {
     }
 }
 
+/// Marks a `GET /ws` that came without a key header: the socket must send
+/// the key as its first message.
+#[derive(Clone)]
+pub struct KeyRequired(Arc<Guard>);
+
+impl std::fmt::Debug for KeyRequired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyRequired")
+    }
+}
+
+impl KeyRequired {
+    /// Whether `key` is the door's key.
+    pub fn accepts(&self, key: &str) -> bool {
+        same_key(key.as_bytes(), self.0.key.as_bytes())
+    }
+}
+
 /// The middleware of the TCP door.
 pub async fn check(State(guard): State<Arc<Guard>>, mut request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    if path == HEALTH_ROUTE {
+    if path == HEALTH_ROUTE || crate::web::dashboard::is_asset(path) {
         return next.run(request).await;
     }
     let open = guard.open_reads
@@ -51,6 +72,12 @@ pub async fn check(State(guard): State<Arc<Guard>>, mut request: Request, next: 
     match presented_key(request.headers()) {
         Some(key) if same_key(key.as_bytes(), guard.key.as_bytes()) => next.run(request).await,
         Some(_) => unauthorized("wrong API key"),
+        None if path == WS_ROUTE => {
+            request
+                .extensions_mut()
+                .insert(KeyRequired(Arc::clone(&guard)));
+            next.run(request).await
+        }
         None if open => {
             request.extensions_mut().insert(HideEnv);
             next.run(request).await
@@ -68,7 +95,8 @@ fn is_open_read(path: &str) -> bool {
     matches!(
         segments.as_slice(),
         ["api", "processes"] | ["api", "system"] | ["api", "version"] | ["metrics"]
-    ) || matches!(segments.as_slice(), ["api", "processes", target] if !target.is_empty())
+    ) || path == OPENAPI_ROUTE
+        || matches!(segments.as_slice(), ["api", "processes", target] if !target.is_empty())
 }
 
 /// The key of `Authorization: Bearer KEY` or `X-API-Key: KEY`.

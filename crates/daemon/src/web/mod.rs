@@ -9,6 +9,7 @@
 //! resolves there first on many systems.
 
 pub mod auth;
+pub mod dashboard;
 pub mod settings;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -149,8 +150,8 @@ async fn open(current: &mut Current, state: AppState, settings: &WebSettings) ->
         }
     }
     let guard = Arc::new(auth::Guard::new(key, settings.open_reads()));
-    let router = crate::api::tcp_router(state, guard);
     let (stop, stopped) = watch::channel(());
+    let router = crate::api::tcp_router(state, guard, Opened(stopped.clone()));
     for listener in listeners {
         let addr = listener
             .local_addr()
@@ -188,6 +189,19 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
             Error::Web(format!("cannot listen on {addr}: {err}"))
         }
     })
+}
+
+/// Given to the requests of one setting: changes when the door closes or
+/// serves another setting, so that open WebSockets (which the server no
+/// longer tracks once upgraded) end with it.
+#[derive(Debug, Clone)]
+pub struct Opened(pub watch::Receiver<()>);
+
+impl Opened {
+    /// Resolves once the door that took the request is closed.
+    pub async fn closed(&mut self) {
+        let _ = self.0.changed().await;
+    }
 }
 
 /// A listener that says when it is closed (dropped by the server once a stop
