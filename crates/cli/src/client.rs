@@ -293,6 +293,10 @@ pub async fn spawn_daemon(home: &Home, foreground: bool) -> Result<(Child, bool)
         // Readiness is announced only by a daemon a unit runs itself: one
         // started on demand from inside some service must not speak for it.
         .env_remove("NOTIFY_SOCKET")
+        // Started from inside an app (a deploy hook), the daemon must not
+        // carry that app's marks: it would count itself among the leftovers.
+        .env_remove("PMDAEMON_INSTANCE_NAME")
+        .env_remove("PMDAEMON_APP_NAME")
         // It must not pin our directory (a mount, a deleted checkout).
         .current_dir("/")
         .stdin(Stdio::null())

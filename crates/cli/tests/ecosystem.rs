@@ -363,12 +363,12 @@ fn an_apply_whose_client_goes_away_still_changes_every_instance() {
     eco("two");
     let mut client = fx.process().args(["start", "eco.json"]).spawn().unwrap();
     // The client goes away while the first instance is still stopping.
-    helper::wait_until(helper::DEADLINE, || {
+    assert!(helper::wait_until(helper::DEADLINE, || {
         fx.info("slow-0")[0]
             .history
             .iter()
             .any(|e| e.event == "restarting")
-    });
+    }));
     client.kill().unwrap();
     client.wait().unwrap();
     for i in 0..3 {

@@ -488,16 +488,17 @@ fn a_grandchild_that_calls_setsid_does_not_survive_stop_or_a_crash() {
         .processes()
         .len()
         == 3));
+    let before = fx.processes();
     let leader = fx.get("ss-0").pid.unwrap();
     kill(leader, libc::SIGKILL);
     fx.wait_for("ss-0", "restarted", |p| {
         p.restarts == 1 && p.status == Status::Online
     });
-    // Three processes again, all of the new run.
-    assert!(helper::wait_until(helper::DEADLINE, || fx
-        .processes()
-        .len()
-        == 3));
+    // Three processes again, all of the new run: none of the old survived.
+    assert!(helper::wait_until(helper::DEADLINE, || {
+        let now = fx.processes();
+        now.len() == 3 && now.iter().all(|pid| !before.contains(pid))
+    }));
     fx.ok(&["delete", "ss"]);
     assert!(fx.processes().is_empty(), "{:?}", fx.processes());
 }

@@ -3,6 +3,8 @@
 
 mod helper;
 
+use std::os::unix::process::CommandExt;
+
 use helper::{alive, kill, Fixture};
 use pmdaemon_core::api::Status;
 
@@ -79,8 +81,11 @@ fn a_reused_pid_is_not_mistaken_for_a_leftover() {
     fx.ok(&["kill"]);
     // Pretend the recorded pid now belongs to an unrelated process. Its
     // start time does not match, so it must survive recovery.
+    // A group leader, as the recorded one was: only its start time tells
+    // it apart.
     let unrelated = std::process::Command::new("sleep")
         .arg("300")
+        .process_group(0)
         .spawn()
         .unwrap();
     let mut unrelated = helper::Guarded::new(unrelated, helper::DEADLINE * 2);

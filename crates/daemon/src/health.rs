@@ -193,6 +193,9 @@ async fn run_script(
         .current_dir(&subject.cwd)
         .env_clear()
         .envs(&subject.env)
+        // It carries the instance's marks: this says it is the daemon's own
+        // check, not a process that escaped the instance's group.
+        .env(crate::spawn::CHECK_MARK, "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());

@@ -10,8 +10,12 @@ pub struct Home {
 
 impl Home {
     /// A home rooted at `root`.
+    /// The home at `root`, made absolute (a relative home would give two
+    /// projects the same marks, and change meaning with the directory).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        let root = root.into();
+        let root = std::path::absolute(&root).unwrap_or(root);
+        Self { root }
     }
 
     /// `$PMDAEMON_HOME`, else `~/.pmdaemon`, else `./.pmdaemon`.

@@ -58,7 +58,11 @@ pub async fn kill_leftovers(home: &Home, state: &State) -> usize {
             format!("PMDAEMON_HOME={}", home.root().display()),
             format!("PMDAEMON_INSTANCE_NAME={}", record.name),
         ];
-        for process in processes.iter().filter(|p| p.pgrp == leader && !p.zombie) {
+        let me = std::process::id();
+        for process in processes
+            .iter()
+            .filter(|p| p.pgrp == leader && !p.zombie && p.pid != me)
+        {
             let is_leader = process.pid == leader && Some(process.start_time) == leader_start;
             if is_leader || procinfo::environ_has(process.pid, &marks) {
                 tracing::warn!(
@@ -116,8 +120,14 @@ pub async fn kill_leftovers(home: &Home, state: &State) -> usize {
             alive
         });
         if started.elapsed() > Duration::from_secs(30) {
-            tracing::error!("{} leftover processes survived SIGKILL", victims.len());
-            break;
+            // A kill_timeout longer than this wait: no more grace.
+            for (pid, _, _) in &victims {
+                let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+            }
+            if started.elapsed() > Duration::from_secs(32) {
+                tracing::error!("{} leftover processes survived SIGKILL", victims.len());
+                break;
+            }
         }
         sleep(Duration::from_millis(10)).await;
     }

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 
 /// The current layout of `state.json`. Older layouts must keep loading.
-pub const STATE_VERSION: u32 = 1;
+/// 2: an instance may be `parked` (stopped by `pmdaemon kill`).
+pub const STATE_VERSION: u32 = 2;
 
 /// The whole process table.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -329,20 +329,23 @@ async fn wait_ready(client: &Client, ids: &[u32], wait_timeout: &str) -> Result<
     let deadline = std::time::Instant::now() + limit;
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut shown = usize::MAX;
-    // Restarts each instance had when the wait began: one more is a crash.
+    // Unstable restarts each instance had when the wait began: one more is
+    // a crash.
     let mut restarts_before: BTreeMap<u32, u32> = BTreeMap::new();
     loop {
         let all: Vec<ProcessInfo> = client.get("/api/processes").await?;
         let mine: Vec<&ProcessInfo> = all.iter().filter(|p| ids.contains(&p.id)).collect();
         for process in &mine {
+            // Unstable restarts only: a watch, cron or memory restart
+            // during the wait is no crash.
             let before = *restarts_before
                 .entry(process.id)
-                .or_insert(process.restarts);
+                .or_insert(process.unstable_restarts);
             let gave_up = matches!(
                 process.status,
                 pmdaemon_core::api::Status::Errored | pmdaemon_core::api::Status::Stopped
             );
-            if gave_up || (process.restarts > before && process.last_exit.is_some()) {
+            if gave_up || (process.unstable_restarts > before && process.last_exit.is_some()) {
                 if terminal {
                     eprintln!();
                 }

@@ -27,11 +27,19 @@ pub async fn health() -> Json<serde_json::Value> {
 /// Stops every app (parked: the next daemon keeps them stopped until
 /// `resurrect`), answers, then lets the daemon exit.
 pub async fn kill(State(state): State<AppState>) -> Json<KillResponse> {
-    state.supervisor.park();
-    let stopped = state.supervisor.shutdown().await;
-    state.shutdown.notify_one();
+    // In its own task: a client that goes away (Ctrl-C on a slow kill) does
+    // not leave the daemon half shut down.
+    let stopping = tokio::spawn(async move {
+        state.supervisor.park();
+        // Parked on disk before anything stops: a daemon that dies during
+        // the kill does not bring the apps back.
+        state.supervisor.persist_now().await;
+        let stopped = state.supervisor.shutdown().await;
+        state.shutdown.notify_one();
+        stopped
+    });
     Json(KillResponse {
-        stopped,
+        stopped: stopping.await.unwrap_or_default(),
         pid: std::process::id(),
     })
 }
@@ -40,7 +48,10 @@ pub async fn kill(State(state): State<AppState>) -> Json<KillResponse> {
 pub async fn resurrect(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<pmdaemon_core::api::ProcessInfo>>, super::ApiError> {
-    Ok(Json(state.supervisor.resurrect().await?))
+    let supervisor = state.supervisor;
+    Ok(Json(
+        super::to_completion(async move { supervisor.resurrect().await }).await?,
+    ))
 }
 
 /// `GET /openapi.json`: the API described from its types (built once).

@@ -142,7 +142,7 @@ async fn check_version(request: Request, next: Next) -> Response {
         Some(theirs) if theirs != VERSION && !exempt => ApiError {
             status: StatusCode::CONFLICT,
             message: format!(
-                "the running daemon is pmdaemon {VERSION} but this CLI is {theirs}; run `pmdaemon kill` and retry (apps are started again by the new daemon)"
+                "the running daemon is pmdaemon {VERSION} but this CLI is {theirs}; run `pmdaemon kill`, then `pmdaemon resurrect` with this CLI (the new daemon starts the apps kill stopped)"
             ),
         }
         .into_response(),

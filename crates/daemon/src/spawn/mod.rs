@@ -14,6 +14,7 @@ use pmdaemon_core::config::AppConfig;
 
 pub use unix::{
     group_alive, kill_escaped, listen_dual_stack, signal_group, spawn, stop_signal, Spawned,
+    CHECK_MARK,
 };
 
 use crate::Error;

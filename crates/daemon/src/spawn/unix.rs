@@ -212,6 +212,10 @@ pub fn listen_dual_stack(address: SocketAddr) -> std::io::Result<TcpListener> {
     Ok(TcpListener::from(fd))
 }
 
+/// In the environment of the daemon's own health-check scripts, which
+/// carry their instance's marks but are not its processes.
+pub const CHECK_MARK: &str = "PMDAEMON_HEALTH_CHECK";
+
 /// Kills what escaped an instance's process group (a grandchild that called
 /// `setsid`): once the group is gone, such a process has been reparented to
 /// the daemon (a subreaper), so it is among the daemon's children, and it
@@ -233,7 +237,10 @@ pub fn kill_escaped(marks: &[String], except: &[u32]) -> usize {
             .split_whitespace()
             .filter_map(|p| p.parse::<u32>().ok())
         {
-            if except.contains(&pid) || !crate::procinfo::environ_has(pid, marks) {
+            if except.contains(&pid)
+                || !crate::procinfo::environ_has(pid, marks)
+                || crate::procinfo::environ_var(pid, CHECK_MARK).is_some()
+            {
                 continue;
             }
             let Some(stat) = crate::procinfo::stat(pid) else {

@@ -144,6 +144,17 @@ impl Supervisor {
         result
     }
 
+    /// Every process the table records (each instance's, and the one a
+    /// reload is replacing): not escapees, whatever marks they carry.
+    pub(crate) fn known_pids(&self) -> Vec<u32> {
+        self.lock()
+            .instances
+            .values()
+            .flat_map(|r| [r.pid, r.previous_pid])
+            .flatten()
+            .collect()
+    }
+
     /// Takes the locks of the apps of `ids` (in name order, so that two
     /// callers never wait for each other crosswise).
     async fn lock_apps(&self, ids: &[u32]) -> Vec<tokio::sync::OwnedMutexGuard<()>> {

@@ -337,7 +337,7 @@ impl Instance {
             .remove_backend(&config.name, running.pid);
         // What left the group (setsid) goes too, before the replacement
         // starts (cheap: the daemon's children are read, few environments).
-        spawn::kill_escaped(&self.marks(), &[]);
+        spawn::kill_escaped(&self.marks(), &self.supervisor.known_pids());
         self.explain_unready_exit(&config);
         let decision = self.update(|record| {
             record.last_exit = Some(reason);
@@ -521,7 +521,13 @@ impl Instance {
     async fn kill_escaped(&self, config: &AppConfig, spare: Option<u32>) {
         let marks = self.marks();
         // The instance's other live processes carry the same marks.
-        let except: Vec<u32> = self.running.iter().map(|r| r.pid).chain(spare).collect();
+        let except: Vec<u32> = self
+            .running
+            .iter()
+            .map(|r| r.pid)
+            .chain(spare)
+            .chain(self.supervisor.known_pids())
+            .collect();
         for _ in 0..8 {
             let found = tokio::task::spawn_blocking({
                 let (marks, except) = (marks.clone(), except.clone());
