@@ -131,6 +131,35 @@ fn four_instances_share_one_port_in_proxy_mode_each_on_its_private_port() {
     );
 }
 
+/// Starts a 2-instance proxy-mode cluster `web` of the demo server whose
+/// next version never listens (it only sleeps once the file `broken`
+/// exists in the work directory); returns its port.
+fn start_breakable(fx: &Fixture, listen_timeout: &str) -> u16 {
+    let port = free_ports(1);
+    let script = fx.script(
+        "app.sh",
+        &format!(
+            "#!/bin/sh\n[ -e broken ] && exec sleep 1000\nexec python3 {}\n",
+            shared_server().display()
+        ),
+    );
+    fx.ok(&[
+        "start",
+        script.to_str().unwrap(),
+        "--name",
+        "web",
+        "-i",
+        "2",
+        "--port",
+        &port.to_string(),
+        "--shared-port",
+        "proxy",
+        "--listen-timeout",
+        listen_timeout,
+    ]);
+    port
+}
+
 /// Requests `port` on `threads` threads, each on a fresh connection, until
 /// stopped; counts answers and failures.
 struct Load {
@@ -247,29 +276,7 @@ fn a_reload_under_continuous_requests_drops_none_in_proxy_mode() {
 #[test]
 fn a_reload_whose_new_version_never_becomes_ready_keeps_the_old_one_serving() {
     let fx = Fixture::new();
-    let port = free_ports(1);
-    // The "new version" never listens: it only sleeps once `broken` exists.
-    let script = fx.script(
-        "app.sh",
-        &format!(
-            "#!/bin/sh\n[ -e broken ] && exec sleep 1000\nexec python3 {}\n",
-            shared_server().display()
-        ),
-    );
-    fx.ok(&[
-        "start",
-        script.to_str().unwrap(),
-        "--name",
-        "web",
-        "-i",
-        "2",
-        "--port",
-        &port.to_string(),
-        "--shared-port",
-        "proxy",
-        "--listen-timeout",
-        "3s",
-    ]);
+    let port = start_breakable(&fx, "3s");
     let before = pids(&wait_all_ready(&fx, "web", 2), "web");
     std::fs::write(fx.work().join("broken"), "").unwrap();
     let load = Load::start(port, 2);
@@ -487,28 +494,7 @@ fn restart_with_other_ports_is_refused_for_a_shared_port_cluster() {
 #[test]
 fn a_stop_during_a_reload_does_not_wait_for_the_new_process() {
     let fx = Fixture::new();
-    let port = free_ports(1);
-    let script = fx.script(
-        "app.sh",
-        &format!(
-            "#!/bin/sh\n[ -e broken ] && exec sleep 1000\nexec python3 {}\n",
-            shared_server().display()
-        ),
-    );
-    fx.ok(&[
-        "start",
-        script.to_str().unwrap(),
-        "--name",
-        "web",
-        "-i",
-        "2",
-        "--port",
-        &port.to_string(),
-        "--shared-port",
-        "proxy",
-        "--listen-timeout",
-        "60s",
-    ]);
+    start_breakable(&fx, "60s");
     wait_all_ready(&fx, "web", 2);
     std::fs::write(fx.work().join("broken"), "").unwrap();
     let reload = fx

@@ -21,48 +21,12 @@ fn options() -> Options {
 /// JSON values whose keys are mostly real field names, so that the parser
 /// gets past "unknown field" and into every field's own checks.
 fn json_value() -> impl Strategy<Value = serde_json::Value> {
-    let keys = prop::sample::select(vec![
-        "name",
-        "script",
-        "args",
-        "cwd",
-        "env",
-        "env_production",
-        "instances",
-        "exec_mode",
-        "port",
-        "shared_port",
-        "interpreter",
-        "autorestart",
-        "max_restarts",
-        "min_uptime",
-        "restart_delay",
-        "exp_backoff_restart_delay",
-        "kill_timeout",
-        "listen_timeout",
-        "stop_signal",
-        "stop_exit_codes",
-        "max_memory_restart",
-        "health_check",
-        "check_type",
-        "url",
-        "timeout",
-        "interval",
-        "retries",
-        "wait_ready",
-        "watch",
-        "ignore_watch",
-        "cron_restart",
-        "log_date_format",
-        "log_max_size",
-        "log_max_files",
-        "apps",
-        "increment_var",
-        "instance_var",
-        "out_file",
-        "namespace",
-        "bogus",
-    ]);
+    // Every field name, those of health_check, a few of the file's own,
+    // and one that does not exist.
+    let mut names: Vec<&'static str> = pmdaemon_core::ecosystem::FIELDS.to_vec();
+    names.extend(pmdaemon_core::ecosystem::HEALTH_CHECK_FIELDS);
+    names.extend(["apps", "env_production", "bogus"]);
+    let keys = prop::sample::select(names);
     let leaf = prop_oneof![
         Just(serde_json::Value::Null),
         any::<bool>().prop_map(serde_json::Value::from),
