@@ -24,7 +24,22 @@ use tokio::net::{TcpStream, UnixDatagram};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout, Instant};
 
-use crate::supervisor::Supervisor;
+use crate::reaper::Reaper;
+
+/// What checks and readiness watchers report, and ask for. The supervisor
+/// implements it; this module does not know the supervisor.
+pub(crate) trait Reporter: Send + Sync + 'static {
+    /// A check's verdict on process `pid` of instance `id` (ignored when
+    /// `pid` no longer runs as `id`); `ready` when the pass makes it ready.
+    fn set_health(&self, id: u32, pid: u32, health: Health, error: Option<String>, ready: bool);
+    /// Process `pid` of instance `id` is ready.
+    fn set_ready(&self, id: u32, pid: u32);
+    /// Restarts instance `id` because of `reason`, in the background (the
+    /// restart ends the check that asks for it).
+    fn request_restart(self: Arc<Self>, id: u32, reason: String);
+    /// Spawns and reaps the scripts of script checks.
+    fn reaper(&self) -> &Reaper;
+}
 
 /// How often an instance is checked until its first pass.
 const STARTUP_POLL: Duration = Duration::from_millis(250);
@@ -45,15 +60,15 @@ pub(crate) struct Subject {
 }
 
 /// Starts checking `subject`.
-pub(crate) fn spawn(
-    supervisor: &Arc<Supervisor>,
+pub(crate) fn spawn<R: Reporter>(
+    supervisor: &Arc<R>,
     check: HealthCheck,
     subject: Subject,
 ) -> JoinHandle<()> {
     tokio::spawn(run(Arc::downgrade(supervisor), check, subject))
 }
 
-async fn run(supervisor: Weak<Supervisor>, check: HealthCheck, subject: Subject) {
+async fn run<R: Reporter>(supervisor: Weak<R>, check: HealthCheck, subject: Subject) {
     let started = Instant::now();
     let interval = Duration::from_millis(check.interval.max(100));
     let allowed = Duration::from_millis(check.timeout.max(1));
@@ -95,7 +110,7 @@ async fn run(supervisor: Weak<Supervisor>, check: HealthCheck, subject: Subject)
                 if failures >= check.retries.max(1) {
                     let reason = format!("health check failed {failures} times in a row: {error}");
                     let id = subject.id;
-                    tokio::spawn(async move { strong.restart_for(id, reason).await });
+                    strong.request_restart(id, reason);
                     return;
                 }
             }
@@ -103,8 +118,8 @@ async fn run(supervisor: Weak<Supervisor>, check: HealthCheck, subject: Subject)
     }
 }
 
-async fn check_once(
-    supervisor: &Arc<Supervisor>,
+async fn check_once<R: Reporter>(
+    supervisor: &Arc<R>,
     check: &HealthCheck,
     subject: &Subject,
 ) -> Result<(), String> {
@@ -181,8 +196,8 @@ async fn http_get(url: &str) -> Result<(), String> {
     }
 }
 
-async fn run_script(
-    supervisor: &Arc<Supervisor>,
+async fn run_script<R: Reporter>(
+    supervisor: &Arc<R>,
     script: &str,
     subject: &Subject,
 ) -> Result<(), String> {
@@ -208,7 +223,7 @@ async fn run_script(
         );
     }
     let (child, exit) = supervisor
-        .reaper
+        .reaper()
         .spawn(&mut command)
         .map_err(|e| format!("cannot run the check script: {e}"))?;
     // If the check times out, this future is dropped: kill the script.
@@ -240,7 +255,7 @@ pub(crate) fn notify_socket(
 
 /// Marks the instance ready when it sends `READY=1`.
 pub(crate) fn listen_for_ready(
-    supervisor: &Arc<Supervisor>,
+    supervisor: &Arc<impl Reporter>,
     socket: UnixDatagram,
     id: u32,
     pid: u32,
@@ -278,7 +293,7 @@ pub(crate) struct Serving {
 /// Marks a process ready once it serves (see [`Serving`]); a
 /// proxy-mode process that never listens on its `PORT` gets an error that
 /// `list`, `info` and a failing reload show.
-pub(crate) fn await_serving(supervisor: &Arc<Supervisor>, serving: Serving) -> JoinHandle<()> {
+pub(crate) fn await_serving<R: Reporter>(supervisor: &Arc<R>, serving: Serving) -> JoinHandle<()> {
     let supervisor = Arc::downgrade(supervisor);
     tokio::spawn(async move {
         let Serving {

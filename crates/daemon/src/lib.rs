@@ -12,6 +12,12 @@
 //! app back to the state the user asked for. The same axum router ([`api`])
 //! answers the CLI on the 0600 Unix socket and, when `pmdaemon web` enabled
 //! it, other clients on TCP behind an API key ([`web`]).
+//!
+//! Modules import downward only. The probes (`health`, [`metrics`],
+//! `triggers`) and the [`balancer`] know nothing of the supervisor: each
+//! states what it reports or asks for as a small trait (or plain calls the
+//! supervisor makes), and the supervisor implements those; [`api`] sits on
+//! top of the supervisor.
 
 pub mod api;
 pub mod balancer;

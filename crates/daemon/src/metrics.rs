@@ -11,7 +11,18 @@ use pmdaemon_core::api::SystemInfo;
 use pmdaemon_core::units::format_bytes;
 
 use crate::procinfo::{self, ProcStat};
-use crate::supervisor::Supervisor;
+
+/// What the sampler reads from and reports to. The supervisor implements
+/// it; this module does not know the supervisor.
+pub(crate) trait Sampled: Send + Sync + 'static {
+    /// The running instances to sample: id, pid, memory limit.
+    fn sampling_targets(&self) -> Vec<Target>;
+    /// What a sample measured.
+    fn store_samples(&self, samples: &[(u32, Sample)], system: SystemInfo);
+    /// Restarts instance `id` because of `reason` (a memory limit), in the
+    /// background.
+    fn request_restart(self: Arc<Self>, id: u32, reason: String);
+}
 
 /// Default sampling interval.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
@@ -50,7 +61,7 @@ pub fn interval_from_env() -> Option<Duration> {
 }
 
 /// Samples until the supervisor is gone.
-pub(crate) async fn run(supervisor: Weak<Supervisor>, interval: Duration) {
+pub(crate) async fn run<S: Sampled>(supervisor: Weak<S>, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut previous = Previous::default();
@@ -108,8 +119,7 @@ pub(crate) async fn run(supervisor: Weak<Supervisor>, interval: Duration) {
                         format_bytes(memory_bytes),
                         format_bytes(limit)
                     );
-                    let supervisor = Arc::clone(&supervisor);
-                    tokio::spawn(async move { supervisor.restart_for(id, reason).await });
+                    Arc::clone(&supervisor).request_restart(id, reason);
                 }
             }
         }

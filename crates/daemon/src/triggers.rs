@@ -13,7 +13,18 @@ use pmdaemon_core::config::{parse_cron, AppConfig};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::supervisor::Supervisor;
+/// What watch and cron tasks ask of the supervisor, which implements it;
+/// this module does not know the supervisor.
+pub(crate) trait Restarts: Send + Sync + 'static {
+    /// Restarts what `target` names because of `reason`; resolves when done.
+    fn restart_for(
+        self: Arc<Self>,
+        target: String,
+        reason: String,
+    ) -> impl std::future::Future<Output = ()> + Send;
+    /// The home, whose files never count as changes.
+    fn home(&self) -> &crate::Home;
+}
 
 /// Quiet time after the last change before the restart, unless the app sets
 /// `watch_delay`.
@@ -21,8 +32,8 @@ const DEFAULT_WATCH_DELAY: Duration = Duration::from_millis(500);
 
 /// Starts the trigger tasks `config` asks for; the receiver (with
 /// `watch`) hears when the files are watched.
-pub(crate) fn arm(
-    supervisor: &Arc<Supervisor>,
+pub(crate) fn arm<R: Restarts>(
+    supervisor: &Arc<R>,
     config: &AppConfig,
 ) -> (Vec<JoinHandle<()>>, Option<oneshot::Receiver<()>>) {
     let mut tasks = Vec::new();
@@ -34,7 +45,7 @@ pub(crate) fn arm(
         let (ready, heard) = oneshot::channel();
         watching = Some(heard);
         let config = config.clone();
-        let home = supervisor.home.clone();
+        let home = supervisor.home().clone();
         let weak = weak.clone();
         tasks.push(tokio::spawn(async move {
             let for_watcher = config.clone();
@@ -57,11 +68,11 @@ pub(crate) fn arm(
     (tasks, watching)
 }
 
-async fn restart(supervisor: &Weak<Supervisor>, app: &str, reason: String) -> bool {
+async fn restart<R: Restarts>(supervisor: &Weak<R>, app: &str, reason: String) -> bool {
     let Some(supervisor) = supervisor.upgrade() else {
         return false;
     };
-    supervisor.restart_for(app, reason).await;
+    supervisor.restart_for(app.to_string(), reason).await;
     true
 }
 
@@ -99,7 +110,7 @@ fn watcher(config: &AppConfig) -> Option<(notify::RecommendedWatcher, Events)> {
 
 /// Restarts the app once per burst of relevant changes.
 async fn watch(
-    supervisor: Weak<Supervisor>,
+    supervisor: Weak<impl Restarts>,
     config: AppConfig,
     home: crate::Home,
     // Dropping it stops the watching.
@@ -209,7 +220,7 @@ fn is_ignored(path: &Path, cwd: &Path, ignored: &Ignored, quiet: &[PathBuf]) -> 
     })
 }
 
-async fn schedule(supervisor: Weak<Supervisor>, app: String, cron: croner::Cron) {
+async fn schedule<R: Restarts>(supervisor: Weak<R>, app: String, cron: croner::Cron) {
     loop {
         let now = chrono::Local::now();
         let next = match cron.find_next_occurrence(&now, false) {

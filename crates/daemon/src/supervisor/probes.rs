@@ -172,3 +172,45 @@ impl Supervisor {
         self.persist_now().await;
     }
 }
+
+impl crate::health::Reporter for Supervisor {
+    fn set_health(&self, id: u32, pid: u32, health: Health, error: Option<String>, ready: bool) {
+        Supervisor::set_health(self, id, pid, health, error, ready);
+    }
+
+    fn set_ready(&self, id: u32, pid: u32) {
+        Supervisor::set_ready(self, id, pid);
+    }
+
+    fn request_restart(self: Arc<Self>, id: u32, reason: String) {
+        tokio::spawn(async move { self.restart_for(id, reason).await });
+    }
+
+    fn reaper(&self) -> &crate::reaper::Reaper {
+        &self.reaper
+    }
+}
+
+impl crate::metrics::Sampled for Supervisor {
+    fn sampling_targets(&self) -> Vec<crate::metrics::Target> {
+        Supervisor::sampling_targets(self)
+    }
+
+    fn store_samples(&self, samples: &[(u32, crate::metrics::Sample)], system: SystemInfo) {
+        Supervisor::store_samples(self, samples, system);
+    }
+
+    fn request_restart(self: Arc<Self>, id: u32, reason: String) {
+        tokio::spawn(async move { self.restart_for(id, reason).await });
+    }
+}
+
+impl crate::triggers::Restarts for Supervisor {
+    async fn restart_for(self: Arc<Self>, target: String, reason: String) {
+        Supervisor::restart_for(&self, target, reason).await;
+    }
+
+    fn home(&self) -> &crate::Home {
+        &self.home
+    }
+}
