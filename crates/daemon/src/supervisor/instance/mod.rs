@@ -11,6 +11,7 @@ use pmdaemon_core::config::AppConfig;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, sleep_until, Instant};
 
+mod policy;
 mod reload;
 
 use super::Supervisor;
@@ -343,47 +344,37 @@ impl Instance {
             record.last_exit = Some(reason);
             record.pid = None;
             record.private_port = None;
-            record.record("exited", format!("{reason} after {} ms", uptime.as_millis()));
-            if record.desired != Desired::Running {
-                record.status = Status::Stopped;
-                return None;
-            }
-            if !config.autorestart {
-                record.status = match reason {
-                    ExitReason::Code(0) => Status::Stopped,
-                    _ => Status::Errored,
-                };
-                record.record("not restarted", "autorestart is off");
-                return None;
-            }
-            if let ExitReason::Code(code) = reason {
-                if config.stop_exit_codes.contains(&code) {
-                    record.status = Status::Stopped;
-                    record.record("not restarted", format!("exit code {code} is in stop_exit_codes"));
-                    return None;
+            record.record(
+                "exited",
+                format!("{reason} after {} ms", uptime.as_millis()),
+            );
+            let decision = policy::after_exit(
+                reason,
+                uptime,
+                record.desired,
+                record.unstable_restarts,
+                &config,
+            );
+            match &decision {
+                policy::AfterExit::Stay { status, why } => {
+                    record.status = *status;
+                    if let Some((event, reason)) = why {
+                        record.record(event, reason.clone());
+                    }
+                }
+                policy::AfterExit::Restart { unstable } => {
+                    if *unstable {
+                        record.unstable_restarts += 1;
+                    } else {
+                        record.unstable_restarts = 0;
+                    }
+                    // Never 'online' without a process: the restart is under way.
+                    record.status = Status::Launching;
                 }
             }
-            if uptime < Duration::from_millis(config.min_uptime) {
-                if record.unstable_restarts >= config.max_restarts {
-                    record.status = Status::Errored;
-                    record.record(
-                        "errored",
-                        format!(
-                            "{} unstable restarts (each up less than min_uptime {} ms); not restarting",
-                            record.unstable_restarts, config.min_uptime
-                        ),
-                    );
-                    return None;
-                }
-                record.unstable_restarts += 1;
-            } else {
-                record.unstable_restarts = 0;
-            }
-            // Never 'online' without a process: the restart is under way.
-            record.status = Status::Launching;
-            Some(())
+            decision
         });
-        if decision.flatten().is_none() {
+        if !matches!(decision, Some(policy::AfterExit::Restart { .. })) {
             self.supervisor.persist_soon();
             return;
         }
