@@ -188,7 +188,7 @@ impl Client {
         };
         let deadline = Instant::now() + Duration::from_secs(1);
         loop {
-            match pmdaemon_daemon::procinfo::stat(pid) {
+            match pmdaemon_core::procinfo::stat(pid) {
                 None => return true,
                 Some(stat) if stat.zombie => return true,
                 Some(_) if Instant::now() >= deadline => return false,

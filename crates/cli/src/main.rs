@@ -11,7 +11,7 @@ mod transport;
 use std::process::ExitCode;
 
 use clap::Parser;
-use pmdaemon_daemon::Home;
+use pmdaemon_core::home::Home;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

@@ -4,8 +4,11 @@
 //! configuration of an app ([`config::AppConfig`]), the requests and responses
 //! of the HTTP/JSON API ([`api`]), and the small value types both sides parse
 //! from user input (durations and sizes in [`units`], command lines in
-//! [`command`]). The crate does no I/O and knows nothing of tokio, so the CLI
-//! stays a thin client and the daemon stays the only owner of state.
+//! [`command`]), and what both sides must agree on about the machine: the
+//! files of a home ([`home`]) and facts read from `/proc` ([`procinfo`]).
+//! Besides reading config files and `/proc`, the crate does no I/O and knows
+//! nothing of tokio, so the CLI stays a thin client and the daemon stays the
+//! only owner of state.
 
 pub mod api;
 pub mod command;
@@ -13,9 +16,11 @@ pub mod config;
 pub mod ecosystem;
 pub mod error;
 pub mod export;
+pub mod home;
 pub mod limits;
 pub mod openapi;
 pub mod ports;
+pub mod procinfo;
 pub mod units;
 pub mod web;
 

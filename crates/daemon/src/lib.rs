@@ -28,9 +28,7 @@ mod home_watch;
 pub mod inheritance;
 pub mod logs;
 pub mod metrics;
-pub mod paths;
 pub mod ports;
-pub mod procinfo;
 pub mod reaper;
 pub mod recover;
 pub mod spawn;
@@ -51,7 +49,11 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Notify;
 
 pub use error::Error;
-pub use paths::Home;
+/// The home's files (in core, shared with the CLI).
+pub use pmdaemon_core::home as paths;
+pub use pmdaemon_core::home::Home;
+/// Facts read from `/proc` (in core, shared with the CLI).
+pub use pmdaemon_core::procinfo;
 
 /// How to run the daemon.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use pmdaemon_core::api::KillResponse;
-use pmdaemon_daemon::Home;
+use pmdaemon_core::home::Home;
 
 use crate::client::Client;
 
@@ -48,5 +48,5 @@ pub async fn run(home: Home, json: bool) -> Result<()> {
 }
 
 fn is_zombie(pid: u32) -> bool {
-    pmdaemon_daemon::procinfo::stat(pid).is_some_and(|stat| stat.zombie)
+    pmdaemon_core::procinfo::stat(pid).is_some_and(|stat| stat.zombie)
 }

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use pmdaemon_core::api::ProcessInfo;
-use pmdaemon_daemon::Home;
+use pmdaemon_core::home::Home;
 
 use crate::cli::ListArgs;
 use crate::client::Client;

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use pmdaemon_core::api::{LogLine, LogStream, LogsResponse};
-use pmdaemon_daemon::Home;
+use pmdaemon_core::home::Home;
 
 use super::target_path;
 use crate::cli::LogsArgs;

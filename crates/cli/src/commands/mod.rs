@@ -26,7 +26,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use pmdaemon_core::api::ProcessInfo;
-use pmdaemon_daemon::Home;
+use pmdaemon_core::home::Home;
 
 use crate::cli::Command;
 use crate::client::Client;

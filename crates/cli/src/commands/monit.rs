@@ -9,8 +9,8 @@ use anyhow::Result;
 use pmdaemon_core::api::{
     LogsResponse, ProcessInfo, ReloadRequest, RestartRequest, Status, SystemInfo,
 };
+use pmdaemon_core::home::Home;
 use pmdaemon_core::units::{format_bytes, format_uptime};
-use pmdaemon_daemon::Home;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind};
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Color, Modifier, Style};

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use hyper::Method;
 use pmdaemon_core::api::{ReloadEvent, ReloadOutcome, ReloadRequest};
-use pmdaemon_daemon::Home;
+use pmdaemon_core::home::Home;
 
 use super::{expand_target, report};
 use crate::cli::ReloadArgs;

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use hyper::Method;
 use pmdaemon_core::api::RestartRequest;
-use pmdaemon_daemon::Home;
+use pmdaemon_core::home::Home;
 
 use super::act_on_target;
 use crate::cli::RestartArgs;

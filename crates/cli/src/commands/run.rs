@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use pmdaemon_core::api::{ProcessInfo, Status};
-use pmdaemon_daemon::Home;
+use pmdaemon_core::home::Home;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::{LogsArgs, StartArgs};

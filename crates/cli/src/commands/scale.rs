@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use pmdaemon_core::api::{ProcessInfo, ScaleRequest};
-use pmdaemon_daemon::Home;
+use pmdaemon_core::home::Home;
 
 use super::{report, target_path};
 use crate::cli::ScaleArgs;

@@ -9,8 +9,8 @@ use pmdaemon_core::api::{
 };
 use pmdaemon_core::command::{default_name_for, split_command_line};
 use pmdaemon_core::config::{AppConfig, CheckType, HealthCheck, LogType};
+use pmdaemon_core::home::Home;
 use pmdaemon_core::units::{parse_duration_ms, parse_seconds_ms, parse_size};
-use pmdaemon_daemon::Home;
 
 use super::{ecosystem, report, target_path};
 use crate::cli::{EnvArg, StartArgs};

@@ -17,7 +17,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use nix::unistd::{Uid, User};
-use pmdaemon_daemon::Home;
+use pmdaemon_core::home::Home;
 
 use crate::cli::{StartupArgs, UnstartupArgs};
 

@@ -10,9 +10,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use hyper::Method;
+use pmdaemon_core::home::Home;
 use pmdaemon_core::web::{check_key, KeySource, WebSettings, WebStatus, WEB_ROUTE};
 use pmdaemon_daemon::web::settings;
-use pmdaemon_daemon::Home;
 
 use crate::cli::WebArgs;
 use crate::client::Client;

@@ -9,7 +9,6 @@ pub struct Home {
 }
 
 impl Home {
-    /// A home rooted at `root`.
     /// The home at `root`, made absolute (a relative home would give two
     /// projects the same marks, and change meaning with the directory).
     pub fn new(root: impl Into<PathBuf>) -> Self {
@@ -66,7 +65,7 @@ impl Home {
         self.root.join("logs")
     }
     /// `logs/<instance>-out.log` or `-err.log`.
-    pub fn log_file(&self, instance: &str, stream: pmdaemon_core::api::LogStream) -> PathBuf {
+    pub fn log_file(&self, instance: &str, stream: crate::api::LogStream) -> PathBuf {
         self.logs_dir().join(format!("{instance}-{stream}.log"))
     }
 }
