@@ -34,6 +34,7 @@ use crate::config::AppConfig;
 use crate::ports::PortSpec;
 
 mod events;
+pub mod routes;
 pub use events::*;
 
 /// Header carrying the sender's [`crate::VERSION`] on requests and responses.

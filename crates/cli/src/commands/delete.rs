@@ -10,6 +10,6 @@ use crate::cli::TargetArgs;
 /// Stops the target and forgets it.
 pub async fn run(args: TargetArgs, home: Home) -> Result<()> {
     let target = args.target.as_deref();
-    let request = (Method::DELETE, "");
+    let request = (Method::DELETE, pmdaemon_core::api::routes::PROCESS);
     act_on_target(home, target, request, None::<&()>, "deleted", args.json).await
 }

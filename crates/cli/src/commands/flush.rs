@@ -11,8 +11,8 @@ use crate::client::Client;
 /// Empties the log files (and deletes rotated ones) of the target or of all.
 pub async fn run(args: FlushArgs, home: Home) -> Result<()> {
     let path = match args.target.as_deref() {
-        Some("all") | None => "/api/flush".to_string(),
-        Some(target) => format!("{}/flush", target_path(target)?),
+        Some("all") | None => pmdaemon_core::api::routes::FLUSH_ALL.to_string(),
+        Some(target) => target_path(pmdaemon_core::api::routes::FLUSH, target)?,
     };
     let client = Client::connect(home).await?;
     let response: FlushResponse = client.post(&path, &()).await?;

@@ -11,7 +11,7 @@ use crate::render;
 
 /// Prints everything about each instance of the target.
 pub async fn run(args: InfoArgs, home: Home) -> Result<()> {
-    let path = target_path(&args.target)?;
+    let path = target_path(pmdaemon_core::api::routes::PROCESS, &args.target)?;
     let client = Client::connect(home).await?;
     let details: Vec<ProcessDetail> = client.get(&path).await?;
     if args.json {

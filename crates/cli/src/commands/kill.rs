@@ -21,7 +21,7 @@ pub async fn run(home: Home, json: bool) -> Result<()> {
         }
         return Ok(());
     };
-    let response: KillResponse = client.post("/api/daemon/kill", &()).await?;
+    let response: KillResponse = client.post(pmdaemon_core::api::routes::KILL, &()).await?;
     // The daemon exits right after answering; wait for it, so that a script
     // can rely on it being gone.
     let deadline = Instant::now() + Duration::from_secs(10);

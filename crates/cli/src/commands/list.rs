@@ -11,7 +11,7 @@ use crate::render;
 /// Prints the process table, or every field as JSON.
 pub async fn run(args: ListArgs, home: Home) -> Result<()> {
     let client = Client::connect(home).await?;
-    let processes: Vec<ProcessInfo> = client.get("/api/processes").await?;
+    let processes: Vec<ProcessInfo> = client.get(pmdaemon_core::api::routes::PROCESSES).await?;
     if args.json {
         println!("{}", render::json(&processes)?);
     } else {

@@ -14,8 +14,8 @@ use crate::render;
 /// started come first, file by file).
 pub async fn run(args: LogsArgs, home: Home) -> Result<()> {
     let base = match &args.target {
-        Some(target) => format!("{}/logs", target_path(target)?),
-        None => "/api/logs".to_string(),
+        Some(target) => target_path(pmdaemon_core::api::routes::LOGS, target)?,
+        None => pmdaemon_core::api::routes::ALL_LOGS.to_string(),
     };
     let stream = if args.err {
         "&stream=err"

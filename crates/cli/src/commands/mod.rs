@@ -25,7 +25,7 @@ pub mod web;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use pmdaemon_core::api::ProcessInfo;
+use pmdaemon_core::api::{routes, ProcessInfo};
 use pmdaemon_core::home::Home;
 
 use crate::cli::Command;
@@ -73,14 +73,15 @@ pub async fn run(command: Command, config: Option<PathBuf>, home: Home) -> Resul
     }
 }
 
-/// The API path of a target. Names are restricted to URL-safe characters,
-/// so anything else cannot name a process.
-pub fn target_path(target: &str) -> Result<String> {
+/// The path of `route` (one of [`routes`]) for a target. Names are
+/// restricted to URL-safe characters, so anything else cannot name a
+/// process.
+pub fn target_path(route: &str, target: &str) -> Result<String> {
     let safe = !target.is_empty() && target.chars().all(pmdaemon_core::config::is_name_char);
     if !safe {
         bail!("no process or app named '{target}' (see `pmdaemon list`)");
     }
-    Ok(format!("/api/processes/{target}"))
+    Ok(routes::path(route, target))
 }
 
 /// What an action verb prints: a line saying what was done, then the whole
@@ -97,7 +98,7 @@ pub async fn report(
     }
     let names: Vec<&str> = affected.iter().map(|p| p.name.as_str()).collect();
     println!("[pmdaemon] {done}: {}", names.join(", "));
-    let all: Vec<ProcessInfo> = client.get("/api/processes").await?;
+    let all: Vec<ProcessInfo> = client.get(routes::PROCESSES).await?;
     println!("{}", render::process_table(&all));
     Ok(())
 }
@@ -115,12 +116,12 @@ fn or_config(target: &mut Option<String>, config: &Option<PathBuf>) -> Result<()
 }
 
 /// What stop, restart, reload and delete share: `method` on each target's
-/// path plus `suffix` (for an ecosystem file, each of its apps pmdaemon
-/// knows), then one report of what was `done`.
+/// `route` (for an ecosystem file, of each of its apps pmdaemon knows), then
+/// one report of what was `done`.
 pub async fn act_on_target<B: serde::Serialize>(
     home: Home,
     target: Option<&str>,
-    (method, suffix): (hyper::Method, &str),
+    (method, route): (hyper::Method, &str),
     body: Option<&B>,
     done: &str,
     json: bool,
@@ -128,23 +129,25 @@ pub async fn act_on_target<B: serde::Serialize>(
     let target = target.context("give a target (see `pmdaemon help`)")?;
     let client = Client::connect(home).await?;
     let mut affected: Vec<ProcessInfo> = Vec::new();
-    for path in expand_target(&client, target).await? {
-        let answer: Vec<ProcessInfo> = client
-            .send(method.clone(), &format!("{path}{suffix}"), body)
-            .await?;
+    for path in expand_target(&client, target, route).await? {
+        let answer: Vec<ProcessInfo> = client.send(method.clone(), &path, body).await?;
         affected.extend(answer);
     }
     report(&client, done, &affected, json).await
 }
 
-/// The API paths a target names: the target itself, or, for an ecosystem
-/// file, the apps of that file that pmdaemon knows.
-pub(crate) async fn expand_target(client: &Client, target: &str) -> Result<Vec<String>> {
+/// The paths of `route` a target names: for the target itself, or, for an
+/// ecosystem file, for each app of that file that pmdaemon knows.
+pub(crate) async fn expand_target(
+    client: &Client,
+    target: &str,
+    route: &str,
+) -> Result<Vec<String>> {
     if !ecosystem::is_file(target) {
-        return Ok(vec![target_path(target)?]);
+        return Ok(vec![target_path(route, target)?]);
     }
     let loaded = ecosystem::load(std::path::Path::new(target), None)?;
-    let known: Vec<ProcessInfo> = client.get("/api/processes").await?;
+    let known: Vec<ProcessInfo> = client.get(routes::PROCESSES).await?;
     let names: Vec<String> = loaded
         .apps
         .into_iter()
@@ -154,5 +157,5 @@ pub(crate) async fn expand_target(client: &Client, target: &str) -> Result<Vec<S
     if names.is_empty() {
         bail!("none of the apps of {target} are known to pmdaemon (see `pmdaemon list`)");
     }
-    names.iter().map(|name| target_path(name)).collect()
+    names.iter().map(|name| target_path(route, name)).collect()
 }

@@ -132,7 +132,10 @@ async fn event_loop(
 }
 
 async fn refresh(client: &Client, screen: &mut Screen) {
-    match client.get::<Vec<ProcessInfo>>("/api/processes").await {
+    match client
+        .get::<Vec<ProcessInfo>>(pmdaemon_core::api::routes::PROCESSES)
+        .await
+    {
         Ok(processes) => {
             for process in &processes {
                 let history = screen.history.entry(process.name.clone()).or_default();
@@ -145,7 +148,7 @@ async fn refresh(client: &Client, screen: &mut Screen) {
         }
         Err(err) => screen.message = format!("{err:#}"),
     }
-    screen.system = client.get("/api/system").await.ok();
+    screen.system = client.get(pmdaemon_core::api::routes::SYSTEM).await.ok();
     let selected = screen
         .table
         .selected()
@@ -160,9 +163,9 @@ async fn refresh_logs(client: &Client, screen: &mut Screen) {
     let selected = screen.table.selected().unwrap_or(0);
     screen.logs.clear();
     if let Some(process) = screen.processes.get(selected) {
-        if let Ok(path) = target_path(&process.name) {
+        if let Ok(path) = target_path(pmdaemon_core::api::routes::LOGS, &process.name) {
             if let Ok(logs) = client
-                .get::<LogsResponse>(&format!("{path}/logs?lines=20"))
+                .get::<LogsResponse>(&format!("{path}?lines=20"))
                 .await
             {
                 for tail in logs.tails {
@@ -177,21 +180,19 @@ async fn refresh_logs(client: &Client, screen: &mut Screen) {
 }
 
 async fn perform(client: &Client, action: Action, target: &str) -> String {
-    let Ok(path) = target_path(target) else {
+    use pmdaemon_core::api::routes;
+    let route = match action {
+        Action::Stop => routes::STOP,
+        Action::Restart => routes::RESTART,
+        Action::Reload => routes::RELOAD,
+    };
+    let Ok(path) = target_path(route, target) else {
         return format!("cannot act on {target}");
     };
     let result: Result<Vec<ProcessInfo>> = match action {
-        Action::Stop => client.post(&format!("{path}/stop"), &()).await,
-        Action::Restart => {
-            client
-                .post(&format!("{path}/restart"), &RestartRequest::default())
-                .await
-        }
-        Action::Reload => {
-            client
-                .post(&format!("{path}/reload"), &ReloadRequest::default())
-                .await
-        }
+        Action::Stop => client.post(&path, &()).await,
+        Action::Restart => client.post(&path, &RestartRequest::default()).await,
+        Action::Reload => client.post(&path, &ReloadRequest::default()).await,
     };
     match result {
         Ok(_) => format!("{} of {target} done", action.verb()),

@@ -25,35 +25,30 @@ pub async fn run(args: ReloadArgs, home: Home) -> Result<()> {
     };
     let mut outcomes: Vec<ReloadOutcome> = Vec::new();
     let mut failure = None;
-    for path in expand_target(&client, target).await? {
+    for path in expand_target(&client, target, pmdaemon_core::api::routes::RELOAD).await? {
         let mut finished = false;
         client
-            .send_stream_lines(
-                Method::POST,
-                &format!("{path}/reload"),
-                Some(&body),
-                |line| {
-                    match serde_json::from_slice::<ReloadEvent>(line)? {
-                        ReloadEvent::Reloading {
-                            instance,
-                            step,
-                            total,
-                        } if !args.json => {
-                            eprintln!("[pmdaemon] reloading {instance} ({step} of {total})…");
-                        }
-                        ReloadEvent::Finished {
-                            outcomes: these,
-                            error,
-                        } => {
-                            outcomes.extend(these);
-                            failure = failure.take().or(error);
-                            finished = true;
-                        }
-                        _ => {}
+            .send_stream_lines(Method::POST, &path, Some(&body), |line| {
+                match serde_json::from_slice::<ReloadEvent>(line)? {
+                    ReloadEvent::Reloading {
+                        instance,
+                        step,
+                        total,
+                    } if !args.json => {
+                        eprintln!("[pmdaemon] reloading {instance} ({step} of {total})…");
                     }
-                    Ok(())
-                },
-            )
+                    ReloadEvent::Finished {
+                        outcomes: these,
+                        error,
+                    } => {
+                        outcomes.extend(these);
+                        failure = failure.take().or(error);
+                        finished = true;
+                    }
+                    _ => {}
+                }
+                Ok(())
+            })
             .await?;
         if !finished {
             bail!("the daemon ended the reload without saying how it went (see `pmdaemon list`)");
@@ -69,7 +64,7 @@ pub async fn run(args: ReloadArgs, home: Home) -> Result<()> {
         bail!(error);
     }
     if !args.json {
-        let affected: Vec<_> = client.get("/api/processes").await?;
+        let affected: Vec<_> = client.get(pmdaemon_core::api::routes::PROCESSES).await?;
         let affected: Vec<_> = affected
             .into_iter()
             .filter(|p: &pmdaemon_core::api::ProcessInfo| {

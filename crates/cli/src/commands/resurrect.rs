@@ -10,7 +10,9 @@ use crate::client::Client;
 /// Starts every parked instance; says so when there is none.
 pub async fn run(home: Home, json: bool) -> Result<()> {
     let client = Client::connect(home).await?;
-    let started: Vec<ProcessInfo> = client.post("/api/resurrect", &()).await?;
+    let started: Vec<ProcessInfo> = client
+        .post(pmdaemon_core::api::routes::RESURRECT, &())
+        .await?;
     if started.is_empty() && !json {
         println!("[pmdaemon] nothing to resurrect: no app was stopped by `pmdaemon kill`");
         return Ok(());

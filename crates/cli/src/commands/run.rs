@@ -134,7 +134,10 @@ fn reap(daemon: u32, exited: tokio::sync::oneshot::Sender<i32>) {
 /// `errored`.
 async fn all_ended(home: &Home) -> Option<Result<()>> {
     let client = Client::existing(home.clone()).await?;
-    let list: Vec<ProcessInfo> = client.get("/api/processes").await.ok()?;
+    let list: Vec<ProcessInfo> = client
+        .get(pmdaemon_core::api::routes::PROCESSES)
+        .await
+        .ok()?;
     let running = |p: &ProcessInfo| !matches!(p.status, Status::Stopped | Status::Errored);
     if list.iter().any(running) {
         return None;

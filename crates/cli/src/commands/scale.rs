@@ -11,12 +11,12 @@ use crate::client::Client;
 /// Adds instances (on the next ports of the app's spec) or removes the
 /// highest-numbered ones.
 pub async fn run(args: ScaleArgs, home: Home) -> Result<()> {
-    let path = target_path(&args.app)?;
+    let path = target_path(pmdaemon_core::api::routes::SCALE, &args.app)?;
     let client = Client::connect(home).await?;
     let request = ScaleRequest {
         instances: args.instances,
     };
-    let instances: Vec<ProcessInfo> = client.post(&format!("{path}/scale"), &request).await?;
+    let instances: Vec<ProcessInfo> = client.post(&path, &request).await?;
     let done = format!("scaled {} to {}", args.app, args.instances);
     report(&client, &done, &instances, args.json).await
 }

@@ -58,13 +58,15 @@ pub async fn run(mut args: StartArgs, config_file: Option<PathBuf>, home: Home) 
     };
     let client = Client::connect(home).await?;
     if !is_file && looks_like_a_target(&script, &args) {
-        let path = target_path(&script)?;
+        let path = target_path(pmdaemon_core::api::routes::START, &script)?;
         if client.find::<Vec<ProcessDetail>>(&path).await?.is_some() {
-            let started: Vec<ProcessInfo> = client.post(&format!("{path}/start"), &()).await?;
+            let started: Vec<ProcessInfo> = client.post(&path, &()).await?;
             return report(&client, "started", &started, args.json).await;
         }
     }
-    let started: Vec<ProcessInfo> = client.post("/api/processes", &request).await?;
+    let started: Vec<ProcessInfo> = client
+        .post(pmdaemon_core::api::routes::PROCESSES, &request)
+        .await?;
     report(&client, "started", &started, args.json).await?;
     if args.wait_ready {
         let ids: Vec<u32> = started.iter().map(|p| p.id).collect();
@@ -246,10 +248,12 @@ async fn apply_file(
         file: Some(std::path::absolute(file).context("cannot resolve the file's path")?),
         prune: args.prune,
     };
-    let response: ApplyResponse = client.post("/api/apply", &request).await?;
+    let response: ApplyResponse = client
+        .post(pmdaemon_core::api::routes::APPLY, &request)
+        .await?;
     // One look at the table serves the report and the readiness wait.
     let all: Vec<ProcessInfo> = if !args.json || args.wait_ready {
-        client.get("/api/processes").await?
+        client.get(pmdaemon_core::api::routes::PROCESSES).await?
     } else {
         Vec::new()
     };
@@ -333,7 +337,7 @@ async fn wait_ready(client: &Client, ids: &[u32], wait_timeout: &str) -> Result<
     // a crash.
     let mut restarts_before: BTreeMap<u32, u32> = BTreeMap::new();
     loop {
-        let all: Vec<ProcessInfo> = client.get("/api/processes").await?;
+        let all: Vec<ProcessInfo> = client.get(pmdaemon_core::api::routes::PROCESSES).await?;
         let mine: Vec<&ProcessInfo> = all.iter().filter(|p| ids.contains(&p.id)).collect();
         for process in &mine {
             // Unstable restarts only: a watch, cron or memory restart
@@ -411,9 +415,9 @@ async fn crashed(client: &Client, process: &ProcessInfo) -> anyhow::Error {
         "{} {what} before it was ready; last exit: {exit}",
         process.name
     );
-    let tail = match target_path(&process.name) {
+    let tail = match target_path(pmdaemon_core::api::routes::LOGS, &process.name) {
         Ok(path) => client
-            .get::<pmdaemon_core::api::LogsResponse>(&format!("{path}/logs?lines=5&stream=err"))
+            .get::<pmdaemon_core::api::LogsResponse>(&format!("{path}?lines=5&stream=err"))
             .await
             .ok(),
         Err(_) => None,

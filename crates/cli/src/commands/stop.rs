@@ -10,6 +10,6 @@ use crate::cli::TargetArgs;
 /// Stops the target; returns once none of its processes is left.
 pub async fn run(args: TargetArgs, home: Home) -> Result<()> {
     let target = args.target.as_deref();
-    let request = (Method::POST, "/stop");
+    let request = (Method::POST, pmdaemon_core::api::routes::STOP);
     act_on_target(home, target, request, Some(&()), "stopped", args.json).await
 }

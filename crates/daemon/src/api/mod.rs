@@ -19,7 +19,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use pmdaemon_core::api::{ErrorBody, VERSION_HEADER};
+use pmdaemon_core::api::{routes, ErrorBody, VERSION_HEADER};
 use pmdaemon_core::web::{HEALTH_ROUTE, OPENAPI_ROUTE, WEB_ROUTE, WS_ROUTE};
 use pmdaemon_core::VERSION;
 use tokio::sync::Notify;
@@ -101,29 +101,29 @@ fn finish(routes: Router<AppState>, state: AppState, max_body: usize) -> Router 
 /// The routes shared by every transport.
 fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/version", get(daemon::version))
-        .route("/api/daemon/kill", post(daemon::kill))
-        .route("/api/resurrect", post(daemon::resurrect))
+        .route(routes::VERSION, get(daemon::version))
+        .route(routes::KILL, post(daemon::kill))
+        .route(routes::RESURRECT, post(daemon::resurrect))
         .route(
-            "/api/processes",
+            routes::PROCESSES,
             get(processes::list).post(processes::start),
         )
-        .route("/api/apply", post(processes::apply))
-        .route("/api/system", get(metrics::system))
-        .route("/metrics", get(metrics::metrics))
+        .route(routes::APPLY, post(processes::apply))
+        .route(routes::SYSTEM, get(metrics::system))
+        .route(routes::METRICS, get(metrics::metrics))
         .route(
-            "/api/processes/{target}",
+            routes::PROCESS,
             get(processes::info).delete(control::delete),
         )
-        .route("/api/processes/{target}/start", post(control::start))
-        .route("/api/processes/{target}/stop", post(control::stop))
-        .route("/api/processes/{target}/restart", post(control::restart))
-        .route("/api/processes/{target}/scale", post(control::scale))
-        .route("/api/processes/{target}/reload", post(control::reload))
-        .route("/api/processes/{target}/logs", get(logs::target))
-        .route("/api/logs", get(logs::all))
-        .route("/api/flush", post(logs::flush_all))
-        .route("/api/processes/{target}/flush", post(logs::flush_target))
+        .route(routes::START, post(control::start))
+        .route(routes::STOP, post(control::stop))
+        .route(routes::RESTART, post(control::restart))
+        .route(routes::SCALE, post(control::scale))
+        .route(routes::RELOAD, post(control::reload))
+        .route(routes::LOGS, get(logs::target))
+        .route(routes::ALL_LOGS, get(logs::all))
+        .route(routes::FLUSH_ALL, post(logs::flush_all))
+        .route(routes::FLUSH, post(logs::flush_target))
         .route(WS_ROUTE, get(ws::ws))
         .route(OPENAPI_ROUTE, get(daemon::openapi))
 }
@@ -132,7 +132,7 @@ fn routes() -> Router<AppState> {
 /// Version and kill stay reachable so that the old daemon can be replaced.
 async fn check_version(request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    let exempt = path == "/api/version" || path == "/api/daemon/kill";
+    let exempt = path == routes::VERSION || path == routes::KILL;
     let theirs = request
         .headers()
         .get(VERSION_HEADER)
