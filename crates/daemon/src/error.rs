@@ -57,6 +57,63 @@ pub enum Error {
     /// The program to run does not exist or cannot be executed.
     #[error("{0}")]
     BadCommand(String),
+    /// A rolling reload stopped at an instance that did not become ready;
+    /// the instances not replaced run the previous version.
+    #[error("reload stopped: {instance} did not become ready within {wait_ms} ms ({why}); {replaced} of {total} instances were replaced, {left} still run the previous version")]
+    ReloadAborted {
+        /// The instance that was not ready.
+        instance: String,
+        /// How long it was given.
+        wait_ms: u128,
+        /// Why it was not ready.
+        why: String,
+        /// Instances replaced before it.
+        replaced: usize,
+        /// Instances the reload covered.
+        total: usize,
+        /// Instances that still run the previous version.
+        left: usize,
+    },
+    /// `scale <app> 0`.
+    #[error(
+        "scaling {app} to 0 would delete it; use `pmdaemon stop {app}` or `pmdaemon delete {app}`"
+    )]
+    ScaleToZero {
+        /// The app.
+        app: String,
+    },
+    /// Scaling would create an instance whose name another app or instance
+    /// has.
+    #[error("scaling {app} to {instances} would create an instance named {name}, which is already the name of an app or instance; rename one of them")]
+    NameClash {
+        /// The app scaled.
+        app: String,
+        /// The count asked for.
+        instances: u32,
+        /// The name that clashes.
+        name: String,
+    },
+    /// Scaling an app that serves its single port alone.
+    #[error("{app} serves port {port} alone; to share it among {instances} instances, start it as a cluster (--instances {instances}, or exec_mode \"cluster\" in its file)")]
+    PortNotShared {
+        /// The app.
+        app: String,
+        /// Its port.
+        port: u16,
+        /// The count asked for.
+        instances: u32,
+    },
+    /// `restart --port` of a shared-port cluster.
+    #[error("{app} is a shared-port cluster: all its instances serve port {port}, which --port cannot change for one run; delete it and start it on the new port")]
+    SharedPortFixed {
+        /// The app.
+        app: String,
+        /// Its shared port.
+        port: u16,
+    },
+    /// `restart --port` across several apps.
+    #[error("--port applies to the instances of one app; name that app or one of its instances")]
+    PortsForOneApp,
     /// User input that does not make sense.
     #[error(transparent)]
     Invalid(#[from] pmdaemon_core::Error),

@@ -176,9 +176,17 @@ impl From<Error> for ApiError {
         let status = match &error {
             Error::UnknownTarget { .. } => StatusCode::NOT_FOUND,
             Error::DuplicateName { .. } => StatusCode::CONFLICT,
-            Error::BadCommand(_) | Error::Invalid(_) | Error::NoPorts(_) | Error::Web(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            Error::BadCommand(_)
+            | Error::Invalid(_)
+            | Error::NoPorts(_)
+            | Error::Web(_)
+            | Error::ScaleToZero { .. }
+            | Error::PortNotShared { .. }
+            | Error::PortsForOneApp => StatusCode::UNPROCESSABLE_ENTITY,
+            // The state of the apps is in the way, not the request's form.
+            Error::ReloadAborted { .. }
+            | Error::NameClash { .. }
+            | Error::SharedPortFixed { .. } => StatusCode::CONFLICT,
             Error::PortInUse { .. } => StatusCode::CONFLICT,
             Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,

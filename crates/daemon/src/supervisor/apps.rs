@@ -117,9 +117,9 @@ impl Supervisor {
             return Err(Error::ShuttingDown);
         }
         if instances == 0 {
-            return Err(Error::BadCommand(format!(
-                "scaling {app} to 0 would delete it; use `pmdaemon stop {app}` or `pmdaemon delete {app}`"
-            )));
+            return Err(Error::ScaleToZero {
+                app: app.to_string(),
+            });
         }
         pmdaemon_core::config::check_instances(instances)?;
         let (added, removed) = {
@@ -134,9 +134,11 @@ impl Supervisor {
             }
             if let (Some(PortSpec::Single(port)), None) = (&config.port, config.sharing()) {
                 if instances > 1 {
-                    return Err(Error::BadCommand(format!(
-                            "{app} serves port {port} alone; to share it among {instances} instances, start it as a cluster (--instances {instances}, or exec_mode \"cluster\" in its file)"
-                        )));
+                    return Err(Error::PortNotShared {
+                        app: app.to_string(),
+                        port: *port,
+                        instances,
+                    });
                 }
             }
             let have = current.len() as u32;
@@ -150,9 +152,11 @@ impl Supervisor {
                     if table.apps.iter().any(|a| a.config.name == name)
                         || table.instances.values().any(|i| i.name == name)
                     {
-                        return Err(Error::BadCommand(format!(
-                            "scaling {app} to {instances} would create an instance named {name}, which is already the name of an app or instance; rename one of them"
-                        )));
+                        return Err(Error::NameClash {
+                            app: app.to_string(),
+                            instances,
+                            name,
+                        });
                     }
                 }
                 let ports = self.allocate_ports(&table, &config, &indices)?;

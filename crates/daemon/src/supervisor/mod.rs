@@ -347,16 +347,13 @@ impl Supervisor {
         };
         let apps = table.apps_of(ids);
         if apps.len() != 1 {
-            return Err(Error::BadCommand(
-                "--port applies to the instances of one app; name that app or one of its instances"
-                    .into(),
-            ));
+            return Err(Error::PortsForOneApp);
         }
         if let Some((port, _)) = table.app(&apps[0]).and_then(|a| a.config.sharing()) {
-            return Err(Error::BadCommand(format!(
-                "{} is a shared-port cluster: all its instances serve port {port}, which --port cannot change for one run; delete it and start it on the new port",
-                apps[0]
-            )));
+            return Err(Error::SharedPortFixed {
+                app: apps[0].clone(),
+                port,
+            });
         }
         check_ports_fit(&spec, ids.len() as u32)?;
         let indices: Vec<u32> = (0..ids.len() as u32).collect();

@@ -141,16 +141,19 @@ impl Supervisor {
                     let kept = started.is_some()
                         && self.app_config(*id).and_then(|c| c.sharing()).is_some();
                     let left = total - replaced - usize::from(!kept);
-                    let error = format!(
-                        "reload stopped: {name} did not become ready within {} ms ({why}); {replaced} of {total} instances were replaced, {left} still run the previous version",
-                        wait.as_millis(),
-                    );
                     rollout.set(name, ReloadResult::Failed, pid, Some(why.clone()));
                     rollout.emit(ReloadEvent::Failed {
                         instance: name.clone(),
-                        error: why,
+                        error: why.clone(),
                     });
-                    return Err(Error::BadCommand(error));
+                    return Err(Error::ReloadAborted {
+                        instance: name.clone(),
+                        wait_ms: wait.as_millis(),
+                        why,
+                        replaced,
+                        total,
+                        left,
+                    });
                 }
                 replaced += 1;
                 rollout.set(name, ReloadResult::Replaced, pid, None);
