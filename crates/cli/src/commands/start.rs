@@ -58,9 +58,11 @@ pub async fn run(mut args: StartArgs, config_file: Option<PathBuf>, home: Home) 
     };
     let client = Client::connect(home).await?;
     if !is_file && looks_like_a_target(&script, &args) {
-        let path = target_path(pmdaemon_core::api::routes::START, &script)?;
-        if client.find::<Vec<ProcessDetail>>(&path).await?.is_some() {
-            let started: Vec<ProcessInfo> = client.post(&path, &()).await?;
+        use pmdaemon_core::api::routes;
+        let known = target_path(routes::PROCESS, &script)?;
+        if client.find::<Vec<ProcessDetail>>(&known).await?.is_some() {
+            let start = target_path(routes::START, &script)?;
+            let started: Vec<ProcessInfo> = client.post(&start, &()).await?;
             return report(&client, "started", &started, args.json).await;
         }
     }
