@@ -80,7 +80,7 @@ fn wrk_with_reloads(port: u16, seconds: u64, reload: &dyn Fn() -> Result<()>) ->
     Ok(load.join().map_err(|_| "wrk thread panicked")??)
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
         .local_addr()?
         .port())

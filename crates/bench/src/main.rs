@@ -3,7 +3,7 @@
 //! ```sh
 //! cargo build --release -p pmdaemon -p pmdaemon-bench
 //! ./target/release/pmdaemon-bench [--pmdaemon PATH] [--rounds N] [--seconds S]
-//!     [--only restart|list|sampler|logs|cluster]
+//!     [--only restart|list|sampler|logs|cluster|web]
 //! ```
 //!
 //! Each figure is reported with a baseline measured in the same run, since
@@ -11,6 +11,7 @@
 //! pmdaemon in the way.
 
 mod cluster;
+mod web;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
@@ -48,7 +49,7 @@ fn main() -> Result<()> {
             "--only" => {
                 only = Some(
                     iter.next()
-                        .ok_or("--only needs restart|list|sampler|logs|cluster")?
+                        .ok_or("--only needs restart|list|sampler|logs|cluster|web")?
                         .clone(),
                 )
             }
@@ -79,6 +80,10 @@ fn main() -> Result<()> {
     }
     if run("cluster") {
         cluster::shared_port(&pmdaemon, seconds)?;
+    }
+    if run("web") {
+        // 40 GETs of each kind per round: 2000 by default, for the p99.
+        web::web_api(&pmdaemon, rounds * 40, seconds)?;
     }
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! `export`: the seed's example apps as Kubernetes manifests (checked by
-//! kubernetes-validate), a Compose file (checked by `docker compose config`
-//! where Docker has it, else by its structure) and systemd units (checked
-//! by systemd-analyze verify).
+//! kubernetes-validate), a Compose file (checked against the Compose spec's
+//! JSON Schema by check-jsonschema, by `docker compose config` where Docker
+//! has it, and by its structure) and systemd units (checked by
+//! systemd-analyze verify).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -101,7 +102,18 @@ fn the_compose_file_is_well_formed() {
             .unwrap();
         assert!(check.status.success(), "{check:?}\n{compose}");
     } else {
-        eprintln!("docker compose is not available: checking the structure instead");
+        eprintln!("docker compose is not available: the JSON Schema and the structure are checked");
+    }
+    // The Compose spec's schema, as check-jsonschema ships it (no network).
+    if need("check-jsonschema", &["--version"]) {
+        let check = std::process::Command::new("check-jsonschema")
+            .args(["--builtin-schema", "vendor.compose-spec"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&check.stdout).to_string()
+            + &String::from_utf8_lossy(&check.stderr);
+        assert!(check.status.success(), "{said}\n{compose}");
     }
     let root: Value = serde_saphyr::from_str(&compose).unwrap();
     let top: Vec<&String> = root.as_object().unwrap().keys().collect();
