@@ -50,6 +50,9 @@ pub async fn ws(
     let door = door.map(|Extension(door)| door);
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
+        // Clients send a few small messages: a 4 KiB read buffer instead of
+        // the 128 KiB default keeps 100 clients at ~2 MB, not ~15 MB.
+        .read_buffer_size(4 * 1024)
         .on_upgrade(move |socket| serve(socket, state, key, door))
 }
 
