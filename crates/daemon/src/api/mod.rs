@@ -4,10 +4,16 @@
 
 mod control;
 mod daemon;
+mod delete;
 mod errors;
 mod logs;
 mod metrics;
 mod processes;
+mod reload;
+mod restart;
+mod scale;
+mod start;
+mod stop;
 mod web;
 mod ws;
 
@@ -111,15 +117,12 @@ fn routes() -> Router<AppState> {
         .route(routes::APPLY, post(processes::apply))
         .route(routes::SYSTEM, get(metrics::system))
         .route(routes::METRICS, get(metrics::metrics))
-        .route(
-            routes::PROCESS,
-            get(processes::info).delete(control::delete),
-        )
-        .route(routes::START, post(control::start))
-        .route(routes::STOP, post(control::stop))
-        .route(routes::RESTART, post(control::restart))
-        .route(routes::SCALE, post(control::scale))
-        .route(routes::RELOAD, post(control::reload))
+        .route(routes::PROCESS, get(processes::info).delete(delete::delete))
+        .route(routes::START, post(start::start))
+        .route(routes::STOP, post(stop::stop))
+        .route(routes::RESTART, post(restart::restart))
+        .route(routes::SCALE, post(scale::scale))
+        .route(routes::RELOAD, post(reload::reload))
         .route(routes::LOGS, get(logs::target))
         .route(routes::ALL_LOGS, get(logs::all))
         .route(routes::FLUSH_ALL, post(logs::flush_all))
