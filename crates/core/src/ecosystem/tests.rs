@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::{CheckType, ExecMode};
 
 fn options() -> Options {
     Options {
