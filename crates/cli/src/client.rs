@@ -13,11 +13,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
+use pmdaemon_core::api::endpoints::{self, Endpoint};
 use pmdaemon_core::api::{ErrorBody, MAX_SOCKET_BODY, VERSION_HEADER};
 use pmdaemon_core::VERSION;
 use pmdaemon_daemon::{trust, Home};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use crate::transport::{self, DaemonStream};
 
@@ -37,7 +37,7 @@ impl Client {
     pub async fn connect(home: Home) -> Result<Self> {
         trust::check_home(home.root())?;
         let client = Self { home };
-        match client.stream().await {
+        match client.connection().await {
             Ok(_) => {}
             Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => bail!(err),
             Err(_) => client.start_daemon().await?,
@@ -49,72 +49,47 @@ impl Client {
     pub async fn existing(home: Home) -> Option<Self> {
         trust::check_home(home.root()).ok()?;
         let client = Self { home };
-        client.stream().await.ok().map(|_| client)
+        client.connection().await.ok().map(|_| client)
     }
 
-    async fn stream(&self) -> std::io::Result<DaemonStream> {
+    async fn connection(&self) -> std::io::Result<DaemonStream> {
         transport::connect(&self.home.socket()).await
     }
 
-    /// `GET path`.
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        self.send(Method::GET, path, None::<&()>).await
-    }
-
-    /// `POST path` with a JSON body.
-    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
-        self.send(Method::POST, path, Some(body)).await
-    }
-
-    /// `GET path`, `None` on 404.
-    pub async fn find<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>> {
-        let (status, body) = self.raw(Method::GET, path, None).await?;
-        if status == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        decode(status, &body).map(Some)
-    }
-
-    /// `method path` with an optional JSON body.
-    pub async fn send<B: Serialize, T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&B>,
-    ) -> Result<T> {
-        let body = body
-            .map(serde_json::to_vec)
-            .transpose()
-            .context("could not encode the request")?;
-        let (status, bytes) = self.raw(method, path, body).await?;
+    /// Calls endpoint `E` for `target` (ignored when its route names none)
+    /// and reads its reply.
+    pub async fn call<E: Endpoint>(&self, target: &str, request: &E::Request) -> Result<E::Reply> {
+        let (method, path, body) = prepare::<E>(target, request)?;
+        let (status, bytes) = self.raw(method, &path, body).await?;
         decode(status, &bytes)
     }
 
-    /// `GET path` whose answer is a stream of lines; `each` gets every line
-    /// as it arrives, until the daemon ends the stream.
-    pub async fn stream_lines(
+    /// As [`call`](Self::call), with `None` when the daemon knows no such
+    /// target.
+    pub async fn find<E: Endpoint>(
         &self,
-        path: &str,
-        each: impl FnMut(&[u8]) -> Result<()>,
-    ) -> Result<()> {
-        self.send_stream_lines(Method::GET, path, None::<&()>, each)
-            .await
+        target: &str,
+        request: &E::Request,
+    ) -> Result<Option<E::Reply>> {
+        let (method, path, body) = prepare::<E>(target, request)?;
+        let (status, bytes) = self.raw(method, &path, body).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        decode(status, &bytes).map(Some)
     }
 
-    /// `method path` (with an optional JSON body) whose answer is a stream
-    /// of lines, as [`stream_lines`](Self::stream_lines).
-    pub async fn send_stream_lines<B: Serialize>(
+    /// Calls endpoint `E` whose answer is a stream of lines (logs with
+    /// `follow`, a reload with `progress`); `each` gets every line as it
+    /// arrives, until the daemon ends the stream.
+    pub async fn stream<E: Endpoint>(
         &self,
-        method: Method,
-        path: &str,
-        body: Option<&B>,
+        target: &str,
+        request: &E::Request,
         mut each: impl FnMut(&[u8]) -> Result<()>,
     ) -> Result<()> {
-        let body = body
-            .map(serde_json::to_vec)
-            .transpose()
-            .context("could not encode the request")?;
-        let response = self.request(method, path, body).await?;
+        let (method, path, body) = prepare::<E>(target, request)?;
+        let response = self.request(method, &path, body).await?;
         let status = response.status();
         let mut body = response.into_body();
         if !status.is_success() {
@@ -168,7 +143,7 @@ impl Client {
                     // Let a dying daemon finish exiting, so that the next
                     // attempt does not reach it again.
                     self.daemon_died().await;
-                    if self.stream().await.is_err() {
+                    if self.connection().await.is_err() {
                         self.start_daemon().await?;
                     }
                 }
@@ -206,7 +181,7 @@ impl Client {
         body: Bytes,
     ) -> Result<hyper::Response<hyper::body::Incoming>> {
         let socket = self.home.socket();
-        let stream = self.stream().await.with_context(|| {
+        let stream = self.connection().await.with_context(|| {
             format!(
                 "cannot reach the daemon at {} (is it running?)",
                 socket.display()
@@ -258,7 +233,7 @@ impl Client {
         // won the lock: then ours exited and theirs is about to listen.
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
-            if self.stream().await.is_ok() {
+            if self.connection().await.is_ok() {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -363,6 +338,38 @@ fn never_read(err: &anyhow::Error) -> bool {
             )
         })
     })
+}
+
+/// The method, path and body of a call of `E`: the target must be a name
+/// (names are restricted to URL-safe characters, so anything else cannot
+/// name a process); a `GET`'s request goes in the query string.
+fn prepare<E: Endpoint>(
+    target: &str,
+    request: &E::Request,
+) -> Result<(Method, String, Option<Vec<u8>>)> {
+    if E::takes_target() {
+        let safe = !target.is_empty() && target.chars().all(pmdaemon_core::config::is_name_char);
+        if !safe {
+            bail!("no process or app named '{target}' (see `pmdaemon list`)");
+        }
+    }
+    let mut path = endpoints::path::<E>(target);
+    let (method, body) = match E::METHOD {
+        endpoints::Method::Get => {
+            let query =
+                serde_urlencoded::to_string(request).context("could not encode the request")?;
+            if !query.is_empty() {
+                path = format!("{path}?{query}");
+            }
+            (Method::GET, None)
+        }
+        endpoints::Method::Post => {
+            let body = serde_json::to_vec(request).context("could not encode the request")?;
+            (Method::POST, Some(body))
+        }
+        endpoints::Method::Delete => (Method::DELETE, None),
+    };
+    Ok((method, path, body))
 }
 
 fn decode<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T> {

@@ -1,25 +1,11 @@
 //! The requests and responses of the daemon's HTTP/JSON API.
 //!
-//! Routes (all under the same router, on the Unix socket and later on TCP):
-//! - `GET /api/version` → [`VersionInfo`]
-//! - `GET /api/processes` → `Vec<ProcessInfo>`
-//! - `POST /api/processes` with [`StartRequest`] → `Vec<ProcessInfo>`
-//! - `POST /api/apply` with [`ApplyRequest`] → [`ApplyResponse`]
-//! - `GET /api/processes/{target}` → `Vec<ProcessDetail>`
-//! - `POST /api/processes/{target}/{start|stop|restart}` → `Vec<ProcessInfo>`
-//!   (`restart` takes an optional [`RestartRequest`] body)
-//! - `POST /api/processes/{app}/scale` with [`ScaleRequest`] → `Vec<ProcessInfo>`
-//! - `DELETE /api/processes/{target}` → `Vec<ProcessInfo>`
-//! - `GET /api/processes/{target}/logs?lines=N&stream=out|err` and
-//!   `GET /api/logs?lines=N` → [`LogsResponse`]
-//! - `POST /api/flush`, `POST /api/processes/{target}/flush` → [`FlushResponse`]
-//! - `GET /api/system` → [`SystemInfo`]
-//! - `GET /metrics` → Prometheus text format
-//! - `POST /api/daemon/kill` → [`KillResponse`]
-//! - `GET /ws` → a WebSocket of [`Event`]s, steered by [`ClientMessage`]s
-//! - `GET /openapi.json` → the OpenAPI document ([`crate::openapi`])
-//! - `GET|POST|DELETE /api/web` (Unix socket only) and `GET /health` (TCP
-//!   only): see [`crate::web`]
+//! Each endpoint (method, route, request, reply) is defined once in
+//! [`endpoints`]: the daemon registers its handlers through those types and
+//! the CLI calls them through the same ones. Besides them, the daemon serves
+//! `GET /metrics` (Prometheus text), `GET /ws` (a WebSocket of [`Event`]s,
+//! steered by [`ClientMessage`]s), `GET /openapi.json` ([`crate::openapi`])
+//! and, on TCP only, `GET /health` (see [`crate::web`]).
 //!
 //! Errors come back with a 4xx/5xx status and an [`ErrorBody`].
 
@@ -33,6 +19,7 @@ use utoipa::ToSchema;
 use crate::config::AppConfig;
 use crate::ports::PortSpec;
 
+pub mod endpoints;
 mod events;
 pub mod routes;
 pub use events::*;

@@ -1,7 +1,7 @@
 //! `pmdaemon delete <target>`.
 
 use anyhow::Result;
-use hyper::Method;
+use pmdaemon_core::api::endpoints::Delete;
 use pmdaemon_core::home::Home;
 
 use super::act_on_target;
@@ -10,6 +10,5 @@ use crate::cli::TargetArgs;
 /// Stops the target and forgets it.
 pub async fn run(args: TargetArgs, home: Home) -> Result<()> {
     let target = args.target.as_deref();
-    let request = (Method::DELETE, pmdaemon_core::api::routes::PROCESS);
-    act_on_target(home, target, request, None::<&()>, "deleted", args.json).await
+    act_on_target::<Delete>(home, target, &(), "deleted", args.json).await
 }

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use pmdaemon_core::api::endpoints::Kill;
 use pmdaemon_core::api::KillResponse;
 use pmdaemon_core::home::Home;
 
@@ -21,7 +22,7 @@ pub async fn run(home: Home, json: bool) -> Result<()> {
         }
         return Ok(());
     };
-    let response: KillResponse = client.post(pmdaemon_core::api::routes::KILL, &()).await?;
+    let response: KillResponse = client.call::<Kill>("", &()).await?;
     // The daemon exits right after answering; wait for it, so that a script
     // can rely on it being gone.
     let deadline = Instant::now() + Duration::from_secs(10);

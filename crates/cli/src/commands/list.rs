@@ -1,6 +1,7 @@
 //! `pmdaemon list` (`ls`, `status`).
 
 use anyhow::Result;
+use pmdaemon_core::api::endpoints::List;
 use pmdaemon_core::api::ProcessInfo;
 use pmdaemon_core::home::Home;
 
@@ -11,7 +12,7 @@ use crate::render;
 /// Prints the process table, or every field as JSON.
 pub async fn run(args: ListArgs, home: Home) -> Result<()> {
     let client = Client::connect(home).await?;
-    let processes: Vec<ProcessInfo> = client.get(pmdaemon_core::api::routes::PROCESSES).await?;
+    let processes: Vec<ProcessInfo> = client.call::<List>("", &()).await?;
     if args.json {
         println!("{}", render::json(&processes)?);
     } else {

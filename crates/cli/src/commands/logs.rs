@@ -1,10 +1,10 @@
 //! `pmdaemon logs [target] [--lines N] [--err|--out]`.
 
 use anyhow::Result;
-use pmdaemon_core::api::{LogLine, LogStream, LogsResponse};
+use pmdaemon_core::api::endpoints::{AllLogs, Logs};
+use pmdaemon_core::api::{LogLine, LogStream, LogsQuery, LogsResponse};
 use pmdaemon_core::home::Home;
 
-use super::target_path;
 use crate::cli::LogsArgs;
 use crate::client::Client;
 use crate::render;
@@ -13,25 +13,28 @@ use crate::render;
 /// were written as far as the daemon knows (lines written before it
 /// started come first, file by file).
 pub async fn run(args: LogsArgs, home: Home) -> Result<()> {
-    let base = match &args.target {
-        Some(target) => target_path(pmdaemon_core::api::routes::LOGS, target)?,
-        None => pmdaemon_core::api::routes::ALL_LOGS.to_string(),
-    };
     let stream = if args.err {
-        "&stream=err"
+        Some(LogStream::Err)
     } else if args.out {
-        "&stream=out"
+        Some(LogStream::Out)
     } else {
-        ""
+        None
+    };
+    let mut query = LogsQuery {
+        lines: Some(args.lines),
+        stream,
+        follow: false,
     };
     let client = Client::connect(home).await?;
+    let target = args.target.as_deref();
     if args.follow {
-        let path = format!("{base}?lines={}{stream}&follow=true", args.lines);
-        return follow(&client, &path, args.raw, args.json).await;
+        query.follow = true;
+        return follow(&client, target, &query, args.raw, args.json).await;
     }
-    let response: LogsResponse = client
-        .get(&format!("{base}?lines={}{stream}", args.lines))
-        .await?;
+    let response: LogsResponse = match target {
+        Some(target) => client.call::<Logs>(target, &query).await?,
+        None => client.call::<AllLogs>("", &query).await?,
+    };
     if args.json {
         println!("{}", render::json(&response)?);
         return Ok(());
@@ -58,7 +61,13 @@ pub async fn run(args: LogsArgs, home: Home) -> Result<()> {
 /// Streams lines until the daemon ends or Ctrl-C; each is prefixed with its
 /// instance in a stable colour (plain when stdout is not a terminal), or
 /// printed as one JSON object per line with `json`.
-async fn follow(client: &Client, path: &str, raw: bool, json: bool) -> Result<()> {
+async fn follow(
+    client: &Client,
+    target: Option<&str>,
+    query: &LogsQuery,
+    raw: bool,
+    json: bool,
+) -> Result<()> {
     let colour = crate::render::colour_for(&std::io::stdout());
     let print = |bytes: &[u8]| -> Result<()> {
         let line: LogLine = serde_json::from_slice(bytes)?;
@@ -69,8 +78,14 @@ async fn follow(client: &Client, path: &str, raw: bool, json: bool) -> Result<()
         print_line(&line.instance, line.stream, &line.line, raw, colour);
         Ok(())
     };
+    let lines = async {
+        match target {
+            Some(target) => client.stream::<Logs>(target, query, print).await,
+            None => client.stream::<AllLogs>("", query, print).await,
+        }
+    };
     tokio::select! {
-        result = client.stream_lines(path, print) => result,
+        result = lines => result,
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }

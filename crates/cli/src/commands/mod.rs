@@ -25,7 +25,8 @@ pub mod web;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use pmdaemon_core::api::{routes, ProcessInfo};
+use pmdaemon_core::api::endpoints::{Endpoint, List};
+use pmdaemon_core::api::ProcessInfo;
 use pmdaemon_core::home::Home;
 
 use crate::cli::Command;
@@ -73,17 +74,6 @@ pub async fn run(command: Command, config: Option<PathBuf>, home: Home) -> Resul
     }
 }
 
-/// The path of `route` (one of [`routes`]) for a target. Names are
-/// restricted to URL-safe characters, so anything else cannot name a
-/// process.
-pub fn target_path(route: &str, target: &str) -> Result<String> {
-    let safe = !target.is_empty() && target.chars().all(pmdaemon_core::config::is_name_char);
-    if !safe {
-        bail!("no process or app named '{target}' (see `pmdaemon list`)");
-    }
-    Ok(routes::path(route, target))
-}
-
 /// What an action verb prints: a line saying what was done, then the whole
 /// table (as PM2 does), or only the affected instances as JSON.
 pub async fn report(
@@ -98,7 +88,7 @@ pub async fn report(
     }
     let names: Vec<&str> = affected.iter().map(|p| p.name.as_str()).collect();
     println!("[pmdaemon] {done}: {}", names.join(", "));
-    let all: Vec<ProcessInfo> = client.get(routes::PROCESSES).await?;
+    let all = client.call::<List>("", &()).await?;
     println!("{}", render::process_table(&all));
     Ok(())
 }
@@ -115,39 +105,36 @@ fn or_config(target: &mut Option<String>, config: &Option<PathBuf>) -> Result<()
     Ok(())
 }
 
-/// What stop, restart, reload and delete share: `method` on each target's
-/// `route` (for an ecosystem file, of each of its apps pmdaemon knows), then
+/// What stop, restart, start and delete share: endpoint `E` on each
+/// target (for an ecosystem file, on each of its apps pmdaemon knows), then
 /// one report of what was `done`.
-pub async fn act_on_target<B: serde::Serialize>(
+pub async fn act_on_target<E>(
     home: Home,
     target: Option<&str>,
-    (method, route): (hyper::Method, &str),
-    body: Option<&B>,
+    request: &E::Request,
     done: &str,
     json: bool,
-) -> Result<()> {
+) -> Result<()>
+where
+    E: Endpoint<Reply = Vec<ProcessInfo>>,
+{
     let target = target.context("give a target (see `pmdaemon help`)")?;
     let client = Client::connect(home).await?;
     let mut affected: Vec<ProcessInfo> = Vec::new();
-    for path in expand_target(&client, target, route).await? {
-        let answer: Vec<ProcessInfo> = client.send(method.clone(), &path, body).await?;
-        affected.extend(answer);
+    for target in expand_target(&client, target).await? {
+        affected.extend(client.call::<E>(&target, request).await?);
     }
     report(&client, done, &affected, json).await
 }
 
-/// The paths of `route` a target names: for the target itself, or, for an
-/// ecosystem file, for each app of that file that pmdaemon knows.
-pub(crate) async fn expand_target(
-    client: &Client,
-    target: &str,
-    route: &str,
-) -> Result<Vec<String>> {
+/// The targets a target names: itself, or, for an ecosystem file, each app
+/// of that file that pmdaemon knows.
+pub(crate) async fn expand_target(client: &Client, target: &str) -> Result<Vec<String>> {
     if !ecosystem::is_file(target) {
-        return Ok(vec![target_path(route, target)?]);
+        return Ok(vec![target.to_string()]);
     }
     let loaded = ecosystem::load(std::path::Path::new(target), None)?;
-    let known: Vec<ProcessInfo> = client.get(routes::PROCESSES).await?;
+    let known = client.call::<List>("", &()).await?;
     let names: Vec<String> = loaded
         .apps
         .into_iter()
@@ -157,5 +144,5 @@ pub(crate) async fn expand_target(
     if names.is_empty() {
         bail!("none of the apps of {target} are known to pmdaemon (see `pmdaemon list`)");
     }
-    names.iter().map(|name| target_path(route, name)).collect()
+    Ok(names)
 }

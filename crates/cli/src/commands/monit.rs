@@ -6,8 +6,9 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use pmdaemon_core::api::endpoints::{List, Logs, Reload, Restart, Stop, System};
 use pmdaemon_core::api::{
-    LogsResponse, ProcessInfo, ReloadRequest, RestartRequest, Status, SystemInfo,
+    LogsQuery, ProcessInfo, ReloadRequest, RestartRequest, Status, SystemInfo,
 };
 use pmdaemon_core::home::Home;
 use pmdaemon_core::units::{format_bytes, format_uptime};
@@ -18,7 +19,6 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, TableState};
 use ratatui::{DefaultTerminal, Frame};
 
-use super::target_path;
 use crate::cli::MonitArgs;
 use crate::client::Client;
 
@@ -132,10 +132,7 @@ async fn event_loop(
 }
 
 async fn refresh(client: &Client, screen: &mut Screen) {
-    match client
-        .get::<Vec<ProcessInfo>>(pmdaemon_core::api::routes::PROCESSES)
-        .await
-    {
+    match client.call::<List>("", &()).await {
         Ok(processes) => {
             for process in &processes {
                 let history = screen.history.entry(process.name.clone()).or_default();
@@ -148,7 +145,7 @@ async fn refresh(client: &Client, screen: &mut Screen) {
         }
         Err(err) => screen.message = format!("{err:#}"),
     }
-    screen.system = client.get(pmdaemon_core::api::routes::SYSTEM).await.ok();
+    screen.system = client.call::<System>("", &()).await.ok();
     let selected = screen
         .table
         .selected()
@@ -163,36 +160,34 @@ async fn refresh_logs(client: &Client, screen: &mut Screen) {
     let selected = screen.table.selected().unwrap_or(0);
     screen.logs.clear();
     if let Some(process) = screen.processes.get(selected) {
-        if let Ok(path) = target_path(pmdaemon_core::api::routes::LOGS, &process.name) {
-            if let Ok(logs) = client
-                .get::<LogsResponse>(&format!("{path}?lines=20"))
-                .await
-            {
-                for tail in logs.tails {
-                    let tag = tail.stream;
-                    screen
-                        .logs
-                        .extend(tail.lines.into_iter().map(|l| format!("{tag} │ {l}")));
-                }
+        let query = LogsQuery {
+            lines: Some(20),
+            ..LogsQuery::default()
+        };
+        if let Ok(logs) = client.call::<Logs>(&process.name, &query).await {
+            for tail in logs.tails {
+                let tag = tail.stream;
+                screen
+                    .logs
+                    .extend(tail.lines.into_iter().map(|l| format!("{tag} │ {l}")));
             }
         }
     }
 }
 
 async fn perform(client: &Client, action: Action, target: &str) -> String {
-    use pmdaemon_core::api::routes;
-    let route = match action {
-        Action::Stop => routes::STOP,
-        Action::Restart => routes::RESTART,
-        Action::Reload => routes::RELOAD,
-    };
-    let Ok(path) = target_path(route, target) else {
-        return format!("cannot act on {target}");
-    };
     let result: Result<Vec<ProcessInfo>> = match action {
-        Action::Stop => client.post(&path, &()).await,
-        Action::Restart => client.post(&path, &RestartRequest::default()).await,
-        Action::Reload => client.post(&path, &ReloadRequest::default()).await,
+        Action::Stop => client.call::<Stop>(target, &()).await,
+        Action::Restart => {
+            client
+                .call::<Restart>(target, &RestartRequest::default())
+                .await
+        }
+        Action::Reload => {
+            client
+                .call::<Reload>(target, &ReloadRequest::default())
+                .await
+        }
     };
     match result {
         Ok(_) => format!("{} of {target} done", action.verb()),

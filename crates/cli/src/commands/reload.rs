@@ -1,7 +1,7 @@
 //! `pmdaemon reload <target> [--parallel K] [--json]`.
 
 use anyhow::{bail, Context, Result};
-use hyper::Method;
+use pmdaemon_core::api::endpoints::{List, Reload};
 use pmdaemon_core::api::{ReloadEvent, ReloadOutcome, ReloadRequest};
 use pmdaemon_core::home::Home;
 
@@ -25,10 +25,10 @@ pub async fn run(args: ReloadArgs, home: Home) -> Result<()> {
     };
     let mut outcomes: Vec<ReloadOutcome> = Vec::new();
     let mut failure = None;
-    for path in expand_target(&client, target, pmdaemon_core::api::routes::RELOAD).await? {
+    for target in expand_target(&client, target).await? {
         let mut finished = false;
         client
-            .send_stream_lines(Method::POST, &path, Some(&body), |line| {
+            .stream::<Reload>(&target, &body, |line| {
                 match serde_json::from_slice::<ReloadEvent>(line)? {
                     ReloadEvent::Reloading {
                         instance,
@@ -64,7 +64,7 @@ pub async fn run(args: ReloadArgs, home: Home) -> Result<()> {
         bail!(error);
     }
     if !args.json {
-        let affected: Vec<_> = client.get(pmdaemon_core::api::routes::PROCESSES).await?;
+        let affected = client.call::<List>("", &()).await?;
         let affected: Vec<_> = affected
             .into_iter()
             .filter(|p: &pmdaemon_core::api::ProcessInfo| {

@@ -135,7 +135,7 @@ fn reap(daemon: u32, exited: tokio::sync::oneshot::Sender<i32>) {
 async fn all_ended(home: &Home) -> Option<Result<()>> {
     let client = Client::existing(home.clone()).await?;
     let list: Vec<ProcessInfo> = client
-        .get(pmdaemon_core::api::routes::PROCESSES)
+        .call::<pmdaemon_core::api::endpoints::List>("", &())
         .await
         .ok()?;
     let running = |p: &ProcessInfo| !matches!(p.status, Status::Stopped | Status::Errored);

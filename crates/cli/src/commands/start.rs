@@ -4,15 +4,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use pmdaemon_core::api::{
-    ApplyAction, ApplyRequest, ApplyResponse, ProcessDetail, ProcessInfo, StartRequest,
-};
+use pmdaemon_core::api::endpoints::{Apply, Info, List, Logs, Start, StartApp};
+use pmdaemon_core::api::{ApplyAction, ApplyRequest, ApplyResponse, ProcessInfo, StartRequest};
 use pmdaemon_core::command::{default_name_for, split_command_line};
 use pmdaemon_core::config::{AppConfig, CheckType, HealthCheck, LogType};
 use pmdaemon_core::home::Home;
 use pmdaemon_core::units::{parse_duration_ms, parse_seconds_ms, parse_size};
 
-use super::{ecosystem, report, target_path};
+use super::{ecosystem, report};
 use crate::cli::{EnvArg, StartArgs};
 use crate::client::Client;
 use crate::render;
@@ -58,17 +57,12 @@ pub async fn run(mut args: StartArgs, config_file: Option<PathBuf>, home: Home) 
     };
     let client = Client::connect(home).await?;
     if !is_file && looks_like_a_target(&script, &args) {
-        use pmdaemon_core::api::routes;
-        let known = target_path(routes::PROCESS, &script)?;
-        if client.find::<Vec<ProcessDetail>>(&known).await?.is_some() {
-            let start = target_path(routes::START, &script)?;
-            let started: Vec<ProcessInfo> = client.post(&start, &()).await?;
+        if client.find::<Info>(&script, &()).await?.is_some() {
+            let started = client.call::<Start>(&script, &()).await?;
             return report(&client, "started", &started, args.json).await;
         }
     }
-    let started: Vec<ProcessInfo> = client
-        .post(pmdaemon_core::api::routes::PROCESSES, &request)
-        .await?;
+    let started = client.call::<StartApp>("", &request).await?;
     report(&client, "started", &started, args.json).await?;
     if args.wait_ready {
         let ids: Vec<u32> = started.iter().map(|p| p.id).collect();
@@ -250,12 +244,10 @@ async fn apply_file(
         file: Some(std::path::absolute(file).context("cannot resolve the file's path")?),
         prune: args.prune,
     };
-    let response: ApplyResponse = client
-        .post(pmdaemon_core::api::routes::APPLY, &request)
-        .await?;
+    let response: ApplyResponse = client.call::<Apply>("", &request).await?;
     // One look at the table serves the report and the readiness wait.
     let all: Vec<ProcessInfo> = if !args.json || args.wait_ready {
-        client.get(pmdaemon_core::api::routes::PROCESSES).await?
+        client.call::<List>("", &()).await?
     } else {
         Vec::new()
     };
@@ -339,7 +331,7 @@ async fn wait_ready(client: &Client, ids: &[u32], wait_timeout: &str) -> Result<
     // a crash.
     let mut restarts_before: BTreeMap<u32, u32> = BTreeMap::new();
     loop {
-        let all: Vec<ProcessInfo> = client.get(pmdaemon_core::api::routes::PROCESSES).await?;
+        let all: Vec<ProcessInfo> = client.call::<List>("", &()).await?;
         let mine: Vec<&ProcessInfo> = all.iter().filter(|p| ids.contains(&p.id)).collect();
         for process in &mine {
             // Unstable restarts only: a watch, cron or memory restart
@@ -417,13 +409,12 @@ async fn crashed(client: &Client, process: &ProcessInfo) -> anyhow::Error {
         "{} {what} before it was ready; last exit: {exit}",
         process.name
     );
-    let tail = match target_path(pmdaemon_core::api::routes::LOGS, &process.name) {
-        Ok(path) => client
-            .get::<pmdaemon_core::api::LogsResponse>(&format!("{path}?lines=5&stream=err"))
-            .await
-            .ok(),
-        Err(_) => None,
+    let query = pmdaemon_core::api::LogsQuery {
+        lines: Some(5),
+        stream: Some(pmdaemon_core::api::LogStream::Err),
+        follow: false,
     };
+    let tail = client.call::<Logs>(&process.name, &query).await.ok();
     let lines: Vec<String> = tail
         .into_iter()
         .flat_map(|t| t.tails)

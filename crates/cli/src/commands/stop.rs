@@ -1,7 +1,7 @@
 //! `pmdaemon stop <target>`.
 
 use anyhow::Result;
-use hyper::Method;
+use pmdaemon_core::api::endpoints::Stop;
 use pmdaemon_core::home::Home;
 
 use super::act_on_target;
@@ -10,6 +10,5 @@ use crate::cli::TargetArgs;
 /// Stops the target; returns once none of its processes is left.
 pub async fn run(args: TargetArgs, home: Home) -> Result<()> {
     let target = args.target.as_deref();
-    let request = (Method::POST, pmdaemon_core::api::routes::STOP);
-    act_on_target(home, target, request, Some(&()), "stopped", args.json).await
+    act_on_target::<Stop>(home, target, &(), "stopped", args.json).await
 }

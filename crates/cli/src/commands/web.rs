@@ -9,9 +9,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use hyper::Method;
+use pmdaemon_core::api::endpoints::{WebSet, WebStatusOf, WebUnset};
 use pmdaemon_core::home::Home;
-use pmdaemon_core::web::{check_key, KeySource, WebSettings, WebStatus, WEB_ROUTE};
+use pmdaemon_core::web::{check_key, KeySource, WebSettings, WebStatus};
 use pmdaemon_daemon::web::settings;
 
 use crate::cli::WebArgs;
@@ -50,7 +50,7 @@ async fn start(args: WebArgs, home: Home) -> Result<()> {
         None => None,
     };
     let client = Client::connect(home.clone()).await?;
-    let previous: WebStatus = client.get(WEB_ROUTE).await?;
+    let previous: WebStatus = client.call::<WebStatusOf>("", &()).await?;
     let mut generated = None;
     let (key_file, key_source) = if let Some(key) = &args.api_key {
         write_key(&home.api_key_file(), key)?;
@@ -73,7 +73,7 @@ async fn start(args: WebArgs, home: Home) -> Result<()> {
         key_file,
         key_source,
     };
-    let status: WebStatus = match client.post(WEB_ROUTE, &settings).await {
+    let status: WebStatus = match client.call::<WebSet>("", &settings).await {
         Ok(status) => status,
         Err(err) => {
             // A key nobody has seen must not stay behind to be reused.
@@ -95,7 +95,7 @@ async fn start(args: WebArgs, home: Home) -> Result<()> {
 
 async fn status(home: &Home, json: bool) -> Result<()> {
     let status = match Client::existing(home.clone()).await {
-        Some(client) => client.get(WEB_ROUTE).await?,
+        Some(client) => client.call::<WebStatusOf>("", &()).await?,
         None => WebStatus {
             settings: settings::load(home)?,
             listening: Vec::new(),
@@ -112,7 +112,7 @@ async fn status(home: &Home, json: bool) -> Result<()> {
 
 async fn stop(home: Home) -> Result<()> {
     let status: WebStatus = match Client::existing(home.clone()).await {
-        Some(client) => client.send(Method::DELETE, WEB_ROUTE, None::<&()>).await?,
+        Some(client) => client.call::<WebUnset>("", &()).await?,
         None => {
             settings::remove(&home)?;
             WebStatus {

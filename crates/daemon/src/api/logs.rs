@@ -4,10 +4,11 @@
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::Json;
-use pmdaemon_core::api::{FlushResponse, LogsQuery};
+use pmdaemon_core::api::{FlushResponse, LogsQuery, LogsResponse};
 
+use super::typed::Answer;
 use super::{ApiError, ApiResult, AppState};
 
 /// Default number of lines, as in PM2.
@@ -18,7 +19,7 @@ pub async fn target(
     State(state): State<AppState>,
     Path(target): Path<String>,
     Query(query): Query<LogsQuery>,
-) -> Result<Response, ApiError> {
+) -> Result<Answer<LogsResponse>, ApiError> {
     answer(state, Some(target), query).await
 }
 
@@ -26,7 +27,7 @@ pub async fn target(
 pub async fn all(
     State(state): State<AppState>,
     Query(query): Query<LogsQuery>,
-) -> Result<Response, ApiError> {
+) -> Result<Answer<LogsResponse>, ApiError> {
     answer(state, None, query).await
 }
 
@@ -34,14 +35,14 @@ async fn answer(
     state: AppState,
     target: Option<String>,
     query: LogsQuery,
-) -> Result<Response, ApiError> {
+) -> Result<Answer<LogsResponse>, ApiError> {
     let lines = query.lines.unwrap_or(DEFAULT_LINES);
     if !query.follow {
         let tails = state
             .supervisor
             .logs(target.as_deref(), lines, query.stream)
             .await?;
-        return Ok(Json(tails).into_response());
+        return Ok(Answer::Json(tails));
     }
     let sources = state
         .supervisor
@@ -66,11 +67,13 @@ async fn answer(
             })
         },
     );
-    Ok((
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
-        Body::from_stream(stream),
-    )
-        .into_response())
+    Ok(Answer::Stream(
+        (
+            [(header::CONTENT_TYPE, "application/x-ndjson")],
+            Body::from_stream(stream),
+        )
+            .into_response(),
+    ))
 }
 
 /// `POST /api/processes/{target}/flush`.

@@ -14,6 +14,7 @@ mod restart;
 mod scale;
 mod start;
 mod stop;
+mod typed;
 mod web;
 mod ws;
 
@@ -23,13 +24,18 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
+use pmdaemon_core::api::endpoints::{
+    AllLogs, Apply, Delete, Flush, FlushAll, Info, Kill, List, Logs, Reload, Restart, Resurrect,
+    Scale, Start, StartApp, Stop, System, Version, WebSet, WebStatusOf, WebUnset,
+};
 use pmdaemon_core::api::{routes, ErrorBody, VERSION_HEADER};
-use pmdaemon_core::web::{HEALTH_ROUTE, OPENAPI_ROUTE, WEB_ROUTE, WS_ROUTE};
+use pmdaemon_core::web::{HEALTH_ROUTE, OPENAPI_ROUTE, WS_ROUTE};
 use pmdaemon_core::VERSION;
 use tokio::sync::Notify;
 
+use self::typed::serve;
 use crate::supervisor::Supervisor;
 use crate::web::{auth, Door, Opened};
 use crate::Error;
@@ -72,14 +78,11 @@ pub struct HideEnv;
 
 /// The router of the Unix socket: every route, and the web setting.
 pub fn socket_router(state: AppState) -> Router {
-    finish(
-        routes().route(
-            WEB_ROUTE,
-            get(web::status).post(web::set).delete(web::unset),
-        ),
-        state,
-        pmdaemon_core::api::MAX_SOCKET_BODY,
-    )
+    let routes = routes();
+    let routes = serve::<WebStatusOf, _, _>(routes, web::status);
+    let routes = serve::<WebSet, _, _>(routes, web::set);
+    let routes = serve::<WebUnset, _, _>(routes, web::unset);
+    finish(routes, state, pmdaemon_core::api::MAX_SOCKET_BODY)
 }
 
 /// The router of the TCP door: every route, `/health`, the dashboard, and
@@ -104,29 +107,30 @@ fn finish(routes: Router<AppState>, state: AppState, max_body: usize) -> Router 
         .with_state(state)
 }
 
-/// The routes shared by every transport.
+/// The routes shared by every transport: each endpoint of
+/// [`pmdaemon_core::api::endpoints`] with its handler, then the routes that
+/// are not JSON (metrics, the WebSocket, the OpenAPI document).
 fn routes() -> Router<AppState> {
-    Router::new()
-        .route(routes::VERSION, get(daemon::version))
-        .route(routes::KILL, post(daemon::kill))
-        .route(routes::RESURRECT, post(daemon::resurrect))
-        .route(
-            routes::PROCESSES,
-            get(processes::list).post(processes::start),
-        )
-        .route(routes::APPLY, post(processes::apply))
-        .route(routes::SYSTEM, get(metrics::system))
-        .route(routes::METRICS, get(metrics::metrics))
-        .route(routes::PROCESS, get(processes::info).delete(delete::delete))
-        .route(routes::START, post(start::start))
-        .route(routes::STOP, post(stop::stop))
-        .route(routes::RESTART, post(restart::restart))
-        .route(routes::SCALE, post(scale::scale))
-        .route(routes::RELOAD, post(reload::reload))
-        .route(routes::LOGS, get(logs::target))
-        .route(routes::ALL_LOGS, get(logs::all))
-        .route(routes::FLUSH_ALL, post(logs::flush_all))
-        .route(routes::FLUSH, post(logs::flush_target))
+    let r = Router::new();
+    let r = serve::<Version, _, _>(r, daemon::version);
+    let r = serve::<Kill, _, _>(r, daemon::kill);
+    let r = serve::<Resurrect, _, _>(r, daemon::resurrect);
+    let r = serve::<List, _, _>(r, processes::list);
+    let r = serve::<StartApp, _, _>(r, processes::start);
+    let r = serve::<Apply, _, _>(r, processes::apply);
+    let r = serve::<System, _, _>(r, metrics::system);
+    let r = serve::<Info, _, _>(r, processes::info);
+    let r = serve::<Delete, _, _>(r, delete::delete);
+    let r = serve::<Start, _, _>(r, start::start);
+    let r = serve::<Stop, _, _>(r, stop::stop);
+    let r = serve::<Restart, _, _>(r, restart::restart);
+    let r = serve::<Scale, _, _>(r, scale::scale);
+    let r = serve::<Reload, _, _>(r, reload::reload);
+    let r = serve::<Logs, _, _>(r, logs::target);
+    let r = serve::<AllLogs, _, _>(r, logs::all);
+    let r = serve::<FlushAll, _, _>(r, logs::flush_all);
+    let r = serve::<Flush, _, _>(r, logs::flush_target);
+    r.route(routes::METRICS, get(metrics::metrics))
         .route(WS_ROUTE, get(ws::ws))
         .route(OPENAPI_ROUTE, get(daemon::openapi))
 }

@@ -1,11 +1,9 @@
 //! `POST /api/processes/{target}/reload`.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::Json;
-use pmdaemon_core::api::ReloadRequest;
+use pmdaemon_core::api::{ProcessInfo, ReloadRequest};
 
-use super::control::optional_body;
+use super::typed::{Answer, OptionalJson};
 use super::{to_completion, ApiError, AppState};
 
 /// `POST /api/processes/{target}/reload`, with an optional
@@ -18,16 +16,15 @@ use super::{to_completion, ApiError, AppState};
 pub async fn reload(
     State(state): State<AppState>,
     Path(target): Path<String>,
-    body: Bytes,
-) -> Result<axum::response::Response, ApiError> {
+    OptionalJson(request): OptionalJson<ReloadRequest>,
+) -> Result<Answer<Vec<ProcessInfo>>, ApiError> {
     use axum::response::IntoResponse;
-    let request: ReloadRequest = optional_body(&body, "reload")?;
     let supervisor = state.supervisor;
     if !request.progress {
         let infos =
             to_completion(async move { supervisor.reload(&target, request.parallel, None).await })
                 .await?;
-        return Ok(Json(infos).into_response());
+        return Ok(Answer::Json(infos));
     }
     // Unknown targets are refused before the stream starts.
     supervisor.detail(&target)?;
@@ -47,9 +44,11 @@ pub async fn reload(
             receiver,
         ))
     });
-    Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
-        axum::body::Body::from_stream(stream),
-    )
-        .into_response())
+    Ok(Answer::Stream(
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+            axum::body::Body::from_stream(stream),
+        )
+            .into_response(),
+    ))
 }

@@ -1,11 +1,10 @@
 //! `POST /api/processes/{target}/restart`.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::Json;
 use pmdaemon_core::api::{ProcessInfo, RestartRequest};
 
-use super::control::optional_body;
+use super::typed::OptionalJson;
 use super::{to_completion, ApiResult, AppState};
 use crate::supervisor::Action;
 
@@ -14,9 +13,8 @@ use crate::supervisor::Action;
 pub async fn restart(
     State(state): State<AppState>,
     Path(target): Path<String>,
-    body: Bytes,
+    OptionalJson(request): OptionalJson<RestartRequest>,
 ) -> ApiResult<Vec<ProcessInfo>> {
-    let request: RestartRequest = optional_body(&body, "restart")?;
     let supervisor = state.supervisor;
     Ok(Json(
         to_completion(async move {
