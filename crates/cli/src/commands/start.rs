@@ -56,11 +56,12 @@ pub async fn run(mut args: StartArgs, config_file: Option<PathBuf>, home: Home) 
         inherited_env: inherited_env(),
     };
     let client = Client::connect(home).await?;
-    if !is_file && looks_like_a_target(&script, &args) {
-        if client.find::<Info>(&script, &()).await?.is_some() {
-            let started = client.call::<Start>(&script, &()).await?;
-            return report(&client, "started", &started, args.json).await;
-        }
+    if !is_file
+        && looks_like_a_target(&script, &args)
+        && client.find::<Info>(&script, &()).await?.is_some()
+    {
+        let started = client.call::<Start>(&script, &()).await?;
+        return report(&client, "started", &started, args.json).await;
     }
     let started = client.call::<StartApp>("", &request).await?;
     report(&client, "started", &started, args.json).await?;
