@@ -54,9 +54,47 @@ pub enum Error {
     /// A port spec has no room left.
     #[error("{0}")]
     NoPorts(String),
-    /// The program to run does not exist or cannot be executed.
-    #[error("{0}")]
-    BadCommand(String),
+    /// A working directory, script or program that cannot be used.
+    #[error("{role} {} {problem}", path.display())]
+    Unusable {
+        /// What the path was meant to be.
+        role: PathRole,
+        /// The path.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: PathProblem,
+    },
+    /// A program name that is neither a file in the working directory nor
+    /// on `PATH`.
+    #[error("program '{program}' not found: it is not a file in {} and not on PATH", cwd.display())]
+    ProgramNotFound {
+        /// The name given.
+        program: String,
+        /// The working directory.
+        cwd: PathBuf,
+    },
+    /// An app of an ecosystem file cannot run (nothing was changed).
+    #[error("app '{app}': {source}")]
+    AppCannotRun {
+        /// The app.
+        app: String,
+        /// Why.
+        #[source]
+        source: Box<Error>,
+    },
+    /// An instance was deleted while it was being acted on.
+    #[error("it was deleted")]
+    Deleted,
+    /// An instance's task ended before it answered (a bug: the daemon
+    /// logs it).
+    #[error("the task of instance {id} ended unexpectedly")]
+    InstanceGone {
+        /// The instance.
+        id: u32,
+    },
+    /// A reload's new process did not become ready.
+    #[error(transparent)]
+    NotReady(#[from] NotReady),
     /// A rolling reload stopped at an instance that did not become ready;
     /// the instances not replaced run the previous version.
     #[error("reload stopped: {instance} did not become ready within {wait_ms} ms ({why}); {replaced} of {total} instances were replaced, {left} still run the previous version")]
@@ -151,4 +189,82 @@ impl Error {
             source,
         }
     }
+}
+
+/// What a path given to run an app was meant to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathRole {
+    /// `cwd`.
+    WorkingDirectory,
+    /// The script an interpreter runs.
+    Script,
+    /// The executable.
+    Program,
+}
+
+impl std::fmt::Display for PathRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::WorkingDirectory => "working directory",
+            Self::Script => "script",
+            Self::Program => "program",
+        })
+    }
+}
+
+/// What is wrong with a [`PathRole`]'s path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathProblem {
+    /// Nothing is there.
+    Missing,
+    /// A file where a directory is needed.
+    NotADirectory,
+    /// A directory where a file is needed (`what`: "a file", "an
+    /// executable").
+    IsADirectory {
+        /// What was needed.
+        needed: &'static str,
+    },
+    /// No execute permission; `hint` says what to do.
+    NotExecutable {
+        /// " (chmod +x it)" or the like.
+        hint: &'static str,
+    },
+}
+
+impl std::fmt::Display for PathProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Missing => f.write_str("does not exist"),
+            Self::NotADirectory => f.write_str("is not a directory"),
+            Self::IsADirectory { needed } => write!(f, "is a directory, not {needed}"),
+            Self::NotExecutable { hint } => write!(f, "is not executable{hint}"),
+        }
+    }
+}
+
+/// Why a reload's new process was not put in service.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotReady {
+    /// It exited first.
+    #[error("the new process exited ({reason}) before it was ready")]
+    Exited {
+        /// How it ended.
+        reason: pmdaemon_core::api::ExitReason,
+    },
+    /// A stop, delete or shutdown came first.
+    #[error("interrupted by a stop")]
+    Interrupted,
+    /// Its time was up.
+    #[error("the new process was not ready within {wait_ms} ms{}", match health_error {
+        Some(error) => format!(" ({error})"),
+        None => String::new(),
+    })]
+    Timeout {
+        /// The time it had.
+        wait_ms: u128,
+        /// Its last failed health check, if any.
+        health_error: Option<String>,
+    },
 }

@@ -48,7 +48,7 @@ use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Notify;
 
-pub use error::Error;
+pub use error::{Error, NotReady, PathProblem, PathRole};
 /// The home's files (in core, shared with the CLI).
 pub use pmdaemon_core::home as paths;
 pub use pmdaemon_core::home::Home;

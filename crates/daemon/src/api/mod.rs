@@ -183,7 +183,10 @@ impl From<Error> for ApiError {
         let status = match &error {
             Error::UnknownTarget { .. } => StatusCode::NOT_FOUND,
             Error::DuplicateName { .. } => StatusCode::CONFLICT,
-            Error::BadCommand(_)
+            Error::Unusable { .. }
+            | Error::ProgramNotFound { .. }
+            | Error::AppCannotRun { .. }
+            | Error::Spawn { .. }
             | Error::Invalid(_)
             | Error::NoPorts(_)
             | Error::Web(_)
@@ -195,6 +198,8 @@ impl From<Error> for ApiError {
             | Error::NameClash { .. }
             | Error::SharedPortFixed { .. } => StatusCode::CONFLICT,
             Error::PortInUse { .. } => StatusCode::CONFLICT,
+            Error::Deleted => StatusCode::NOT_FOUND,
+            Error::NotReady(_) => StatusCode::CONFLICT,
             Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

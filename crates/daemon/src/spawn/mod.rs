@@ -17,6 +17,7 @@ pub use unix::{
     CHECK_MARK,
 };
 
+use crate::error::{PathProblem, PathRole};
 use crate::Error;
 
 /// Everything needed to exec one instance.
@@ -99,16 +100,18 @@ pub fn plan(
     match std::fs::metadata(&cwd) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => {
-            return Err(Error::BadCommand(format!(
-                "working directory {} is not a directory",
-                cwd.display()
-            )))
+            return Err(Error::Unusable {
+                role: PathRole::WorkingDirectory,
+                path: cwd,
+                problem: PathProblem::NotADirectory,
+            })
         }
         Err(_) => {
-            return Err(Error::BadCommand(format!(
-                "working directory {} does not exist",
-                cwd.display()
-            )))
+            return Err(Error::Unusable {
+                role: PathRole::WorkingDirectory,
+                path: cwd,
+                problem: PathProblem::Missing,
+            })
         }
     }
     let Invocation {
@@ -120,17 +123,19 @@ pub fn plan(
         let path = clean_path(&cwd.join(script));
         match std::fs::metadata(&path) {
             Ok(meta) if meta.is_dir() => {
-                return Err(Error::BadCommand(format!(
-                    "script {} is a directory, not a file",
-                    path.display()
-                )))
+                return Err(Error::Unusable {
+                    role: PathRole::Script,
+                    path,
+                    problem: PathProblem::IsADirectory { needed: "a file" },
+                })
             }
             Ok(_) => {}
             Err(_) => {
-                return Err(Error::BadCommand(format!(
-                    "script {} does not exist",
-                    path.display()
-                )))
+                return Err(Error::Unusable {
+                    role: PathRole::Script,
+                    path,
+                    problem: PathProblem::Missing,
+                })
             }
         }
     }
@@ -167,31 +172,31 @@ pub fn resolve_program(
         }
     }
     Err(last_error.unwrap_or_else(|| {
-        Error::BadCommand(format!(
-            "program '{program}' not found: it is not a file in {} and not on PATH",
-            cwd.display()
-        ))
+        Error::ProgramNotFound {
+            program: program.to_string(),
+            cwd: cwd.to_path_buf(),
+        }
     }))
 }
 
 fn check_executable(path: &Path) -> Result<(), Error> {
-    let meta = std::fs::metadata(path)
-        .map_err(|_| Error::BadCommand(format!("program {} does not exist", path.display())))?;
+    let unusable = |problem| Error::Unusable {
+        role: PathRole::Program,
+        path: path.to_path_buf(),
+        problem,
+    };
+    let meta = std::fs::metadata(path).map_err(|_| unusable(PathProblem::Missing))?;
     if meta.is_dir() {
-        return Err(Error::BadCommand(format!(
-            "program {} is a directory, not an executable",
-            path.display()
-        )));
+        return Err(unusable(PathProblem::IsADirectory {
+            needed: "an executable",
+        }));
     }
     if meta.permissions().mode() & 0o111 == 0 {
         let hint = match path.extension().and_then(OsStr::to_str) {
             Some(_) => " (give it an --interpreter, or chmod +x it)",
             None => " (chmod +x it)",
         };
-        return Err(Error::BadCommand(format!(
-            "program {} is not executable{hint}",
-            path.display()
-        )));
+        return Err(unusable(PathProblem::NotExecutable { hint }));
     }
     Ok(())
 }

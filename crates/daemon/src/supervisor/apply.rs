@@ -23,7 +23,10 @@ impl Supervisor {
         for config in &request.apps {
             config.validate()?;
             super::plan_first(config, &request.inherited_env)
-                .map_err(|err| Error::BadCommand(format!("app '{}': {err}", config.name)))?;
+                .map_err(|err| Error::AppCannotRun {
+                    app: config.name.clone(),
+                    source: Box::new(err),
+                })?;
         }
         let mut outcomes = Vec::new();
         for config in request.apps.iter().cloned() {

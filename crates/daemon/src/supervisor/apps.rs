@@ -96,12 +96,12 @@ impl Supervisor {
                 .spawn_task(*id, false)
                 .send(Command::Start(reply))
                 .await;
-            replies.push(receiver);
+            replies.push((*id, receiver));
         }
         if let Some(err) = first_failure(replies).await {
             self.remove(ids).await;
             self.persist_now().await;
-            return Err(Error::BadCommand(err));
+            return Err(err);
         }
         Ok(())
     }

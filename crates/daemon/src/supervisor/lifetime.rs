@@ -45,7 +45,7 @@ impl Supervisor {
         let failure = self.command_all(&ids, Command::Start).await;
         self.persist_now().await;
         if let Some(err) = failure {
-            return Err(Error::BadCommand(err));
+            return Err(err);
         }
         let table = self.lock();
         Ok(ids.iter().filter_map(|id| table.info(*id)).collect())

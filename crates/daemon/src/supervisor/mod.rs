@@ -280,14 +280,14 @@ impl Supervisor {
         &self,
         ids: &[u32],
         make: impl Fn(instance::Reply) -> Command,
-    ) -> Option<String> {
+    ) -> Option<Error> {
         let mut replies = Vec::new();
         for id in ids {
             let handle = self.lock().handles.get(id).cloned();
             let Some(handle) = handle else { continue };
             let (reply, receiver) = oneshot::channel();
             if handle.send(make(reply)).await.is_ok() {
-                replies.push(receiver);
+                replies.push((*id, receiver));
             }
         }
         first_failure(replies).await
@@ -327,7 +327,7 @@ impl Supervisor {
             .await;
         self.persist_now().await;
         if let Some(err) = failure {
-            return Err(Error::BadCommand(err));
+            return Err(err);
         }
         let table = self.lock();
         Ok(ids.iter().filter_map(|id| table.info(*id)).collect())
@@ -466,16 +466,17 @@ impl Supervisor {
 }
 
 /// Awaits every reply; returns the first error.
-async fn first_failure(replies: Vec<oneshot::Receiver<Result<(), String>>>) -> Option<String> {
+async fn first_failure(replies: Vec<(u32, oneshot::Receiver<Result<(), Error>>)>) -> Option<Error> {
     let mut failure = None;
-    for receiver in replies {
+    for (id, receiver) in replies {
         match receiver.await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
                 failure.get_or_insert(err);
             }
             Err(_) => {
-                failure.get_or_insert("the instance task ended unexpectedly".to_string());
+                tracing::error!("the task of instance {id} ended without answering");
+                failure.get_or_insert(Error::InstanceGone { id });
             }
         }
     }

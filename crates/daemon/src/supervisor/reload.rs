@@ -128,7 +128,7 @@ impl Supervisor {
                     std::time::Duration::from_millis,
                 );
                 let outcome = match &started {
-                    Some(err) => Err(err.clone()),
+                    Some(err) => Err(err.to_string()),
                     None => {
                         self.wait_ready(*id, tokio::time::Instant::now() + wait)
                             .await

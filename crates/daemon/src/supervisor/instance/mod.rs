@@ -17,7 +17,7 @@ mod reload;
 use super::Supervisor;
 use crate::reaper::ExitReceiver;
 use crate::store::{now_ms, Desired};
-use crate::{health, logs, procinfo, spawn};
+use crate::{health, logs, procinfo, spawn, Error};
 
 /// Backoff never waits longer than this (PM2's ceiling).
 const MAX_BACKOFF_MS: u64 = 15_000;
@@ -51,7 +51,7 @@ pub(crate) enum Command {
 }
 
 /// Answered when a command is complete: an error is one sentence.
-pub(crate) type Reply = oneshot::Sender<Result<(), String>>;
+pub(crate) type Reply = oneshot::Sender<Result<(), Error>>;
 
 struct Running {
     pid: u32,
@@ -214,25 +214,25 @@ impl Instance {
     }
 
     /// Spawns the process; the record says online once it runs.
-    fn launch(&mut self) -> Result<(), String> {
-        let (mut plan, name) = self
-            .supervisor
-            .plan_for(self.id)
-            .map_err(|err| err.to_string())?;
+    fn launch(&mut self) -> Result<(), Error> {
+        let (mut plan, name) = self.supervisor.plan_for(self.id)?;
         let config = self.config().unwrap_or_default();
         // sd_notify: the socket exists before the process does.
         let notify = if config.wait_ready {
             let dir = self.supervisor.home.root().join("notify");
             let (path, socket) = health::notify_socket(&dir, &name)
-                .map_err(|err| format!("cannot create the NOTIFY_SOCKET for {name}: {err}"))?;
+                .map_err(|err| Error::io("create the NOTIFY_SOCKET in", &dir, err))?;
             plan.env
                 .insert("NOTIFY_SOCKET".into(), path.display().to_string());
             Some(socket)
         } else {
             None
         };
-        let spawned = spawn::spawn(&self.supervisor.reaper, &plan)
-            .map_err(|err| format!("could not start {}: {err}", plan.program.display()))?;
+        let spawned =
+            spawn::spawn(&self.supervisor.reaper, &plan).map_err(|source| Error::Spawn {
+                program: plan.program.display().to_string(),
+                source,
+            })?;
         let files = &self.supervisor.log_files;
         let (out, err) = self.supervisor.log_paths(self.id);
         let rotation = logs::Rotation::of(&config);
@@ -312,7 +312,7 @@ impl Instance {
         Ok(())
     }
 
-    fn fail_launch(&mut self, error: &str) {
+    fn fail_launch(&mut self, error: &Error) {
         tracing::warn!("instance {} could not start: {error}", self.id);
         self.update(|record| {
             record.status = Status::Errored;
@@ -405,7 +405,7 @@ impl Instance {
         }
     }
 
-    fn start(&mut self) -> Result<(), String> {
+    fn start(&mut self) -> Result<(), Error> {
         self.update(|record| {
             record.desired = Desired::Running;
             record.unstable_restarts = 0;
@@ -430,7 +430,7 @@ impl Instance {
         self.supervisor.persist_soon();
     }
 
-    async fn restart(&mut self) -> Result<(), String> {
+    async fn restart(&mut self) -> Result<(), Error> {
         self.restart_at = None;
         self.terminate().await;
         self.update(|record| {

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use tokio::time::{sleep, sleep_until, Instant};
 
 use super::{wait_exit, Command, Instance, Running};
-use crate::health;
+use crate::{health, Error, NotReady};
 use crate::store::Desired;
 
 /// What the record said of the old process, to restore after a failure.
@@ -32,9 +32,9 @@ struct Previous {
 impl Instance {
     /// Replaces the running process (see the module doc); an instance that
     /// is not in a shared-port cluster, or not running, is restarted.
-    pub(super) async fn reload(&mut self) -> Result<(), String> {
+    pub(super) async fn reload(&mut self) -> Result<(), Error> {
         let Some(config) = self.config() else {
-            return Err("it was deleted".into());
+            return Err(Error::Deleted);
         };
         if config.sharing().is_none() || self.running.is_none() {
             return self.restart().await;
@@ -62,7 +62,7 @@ impl Instance {
         // The old pid is on disk before a second process exists.
         self.supervisor.persist_now().await;
         if let Err(err) = self.launch() {
-            self.restore(old, previous, None, &err);
+            self.restore(old, previous, None, &err.to_string());
             return Err(err);
         }
         // ... and so is the new one, before it can serve.
@@ -73,9 +73,9 @@ impl Instance {
         let (outcome, old_exit) = self.wait_new_ready(&mut old, wait).await;
         if let Err(why) = outcome {
             self.abandon_new(&config, old.pid).await;
-            self.restore(old, previous, old_exit, &why);
+            self.restore(old, previous, old_exit, &why.to_string());
             self.supervisor.persist_soon();
-            return Err(why);
+            return Err(why.into());
         }
         let new_pid = self.running.as_ref().map_or(0, |r| r.pid);
         // The new process serves: the old one gets no new connections and is
@@ -114,7 +114,7 @@ impl Instance {
         &mut self,
         old: &mut Running,
         wait: Duration,
-    ) -> (Result<(), String>, Option<ExitReason>) {
+    ) -> (Result<(), NotReady>, Option<ExitReason>) {
         let deadline = Instant::now() + wait;
         let mut old_exit = None;
         let supervisor = std::sync::Arc::clone(&self.supervisor);
@@ -130,7 +130,6 @@ impl Instance {
             }
             tokio::select! {
                 reason = wait_exit(&mut self.running) => {
-                    let why = format!("the new process exited ({reason}) before it was ready");
                     if let Some(new) = self.running.take() {
                         crate::spawn::signal_group(new.pid, nix::sys::signal::Signal::SIGKILL);
                         if let Some(config) = self.config() {
@@ -139,7 +138,7 @@ impl Instance {
                         }
                     }
                     self.update(|r| r.last_exit = Some(reason));
-                    return (Err(why), old_exit);
+                    return (Err(NotReady::Exited { reason }), old_exit);
                 }
                 reason = &mut old.exit, if old_exit.is_none() => {
                     tracing::warn!("instance {id}: pid {} exited during its reload", old.pid);
@@ -154,16 +153,13 @@ impl Instance {
                     );
                     self.deferred.push_back(command);
                     if interrupts {
-                        return (Err("interrupted by a stop".to_string()), old_exit);
+                        return (Err(NotReady::Interrupted), old_exit);
                     }
                 }
                 () = changed => {}
                 () = sleep_until(deadline) => {
-                    let error = self.update(|r| r.health_error.clone()).flatten();
-                    let why = match error {
-                        Some(error) => format!("the new process was not ready within {} ms ({error})", wait.as_millis()),
-                        None => format!("the new process was not ready within {} ms", wait.as_millis()),
-                    };
+                    let health_error = self.update(|r| r.health_error.clone()).flatten();
+                    let why = NotReady::Timeout { wait_ms: wait.as_millis(), health_error };
                     return (Err(why), old_exit);
                 }
             }
