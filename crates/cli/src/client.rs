@@ -15,8 +15,9 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use pmdaemon_core::api::endpoints::{self, Endpoint};
 use pmdaemon_core::api::{ErrorBody, MAX_SOCKET_BODY, VERSION_HEADER};
+use pmdaemon_core::home::Home;
+use pmdaemon_core::trust;
 use pmdaemon_core::VERSION;
-use pmdaemon_daemon::{trust, Home};
 use serde::de::DeserializeOwned;
 
 use crate::transport::{self, DaemonStream};
@@ -280,7 +281,7 @@ pub async fn spawn_daemon(home: &Home, foreground: bool) -> Result<(Child, bool)
     // pipe a script waits on) must not stay open for the daemon's life.
     unsafe {
         command.pre_exec(|| {
-            pmdaemon_daemon::inheritance::close_descriptors_from(3, true);
+            pmdaemon_core::files::close_descriptors_from(3, true);
             Ok(())
         });
     }

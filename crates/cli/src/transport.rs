@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use nix::sys::socket::{send, MsgFlags};
-use pmdaemon_daemon::trust;
+use pmdaemon_core::trust;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::UnixStream;
 
@@ -29,7 +29,7 @@ pub async fn connect(path: &Path) -> io::Result<DaemonStream> {
     Ok(DaemonStream(stream))
 }
 
-fn denied(err: pmdaemon_daemon::Error) -> io::Error {
+fn denied(err: pmdaemon_core::files::FileError) -> io::Error {
     io::Error::new(io::ErrorKind::PermissionDenied, err.to_string())
 }
 

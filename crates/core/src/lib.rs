@@ -16,11 +16,13 @@ pub mod config;
 pub mod ecosystem;
 pub mod error;
 pub mod export;
+pub mod files;
 pub mod home;
 pub mod limits;
 pub mod openapi;
 pub mod ports;
 pub mod procinfo;
+pub mod trust;
 pub mod units;
 pub mod web;
 

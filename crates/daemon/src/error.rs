@@ -170,14 +170,9 @@ pub enum Error {
     /// The daemon is shutting down and takes no new work.
     #[error("the daemon is shutting down")]
     ShuttingDown,
-    /// A home or socket someone else could have planted or changed.
-    #[error("refusing to use {}: {reason}", path.display())]
-    Untrusted {
-        /// The file or directory.
-        path: PathBuf,
-        /// Who owns it or who can write it, and what to do.
-        reason: String,
-    },
+    /// A file of the home that cannot be used (or trusted).
+    #[error(transparent)]
+    File(#[from] pmdaemon_core::files::FileError),
 }
 
 impl Error {

@@ -25,7 +25,7 @@ static CALLER_UMASK: AtomicU32 = AtomicU32::new(u32::MAX);
 /// Must run before the daemon opens anything (the runtime, the log), since
 /// every descriptor above 2 is closed.
 pub fn detach_from_caller() {
-    close_descriptors_from(3, false);
+    pmdaemon_core::files::close_descriptors_from(3, false);
     if let Err(err) = std::env::set_current_dir("/") {
         tracing::warn!("cannot move to /: {err}");
     }
@@ -91,40 +91,6 @@ pub fn restore_for_child() -> std::io::Result<()> {
             }
         }
     }
-    close_descriptors_from(3, true);
+    pmdaemon_core::files::close_descriptors_from(3, true);
     Ok(())
-}
-
-/// Closes (or, with `on_exec`, marks close-on-exec) every descriptor from
-/// `first` up. Async-signal-safe: `close_range(2)`, or a loop of plain
-/// calls on kernels older than 5.11.
-pub fn close_descriptors_from(first: u32, on_exec: bool) {
-    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-    let flags = if on_exec { CLOSE_RANGE_CLOEXEC } else { 0 };
-    // SAFETY: close_range only affects descriptors of this process, and the
-    // caller promises none of them is in use past this point (or, with
-    // CLOEXEC, past exec).
-    let done = unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, flags) };
-    if done == 0 {
-        return;
-    }
-    // SAFETY: as above, one descriptor at a time.
-    unsafe {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        let last = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur.min(65_536) as libc::c_int
-        } else {
-            1024
-        };
-        for fd in first as libc::c_int..last {
-            if on_exec {
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-            } else {
-                libc::close(fd);
-            }
-        }
-    }
 }

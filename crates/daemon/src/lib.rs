@@ -35,7 +35,6 @@ pub mod spawn;
 pub mod store;
 pub mod supervisor;
 mod triggers;
-pub mod trust;
 pub mod web;
 
 use std::fs::{self, OpenOptions};
@@ -93,7 +92,7 @@ async fn serve(options: Options) -> Result<(), Error> {
             .create(root)
             .map_err(|err| Error::io("create", root, err))?;
     }
-    trust::check_home(root)?;
+    pmdaemon_core::trust::check_home(root)?;
     let _lock = lock_home(&home)?;
     // A clean exit removes the pid file: finding one means the previous
     // daemon died (killed, crashed) without stopping its apps.

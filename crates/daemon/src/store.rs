@@ -3,9 +3,7 @@
 //! leaves either the old table or the new one, never a torn file.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use pmdaemon_core::api::{ExitReason, HistoryEvent, Status};
@@ -254,30 +252,10 @@ pub fn save(path: &Path, state: &State) -> Result<(), Error> {
     write_atomic(path, &bytes)
 }
 
-/// Replaces `path` with `bytes` (mode 0600) so that a crash at any moment
-/// leaves the old content or the new, never a torn file.
+/// Replaces `path` with `bytes` atomically (see
+/// [`pmdaemon_core::files::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|err| Error::io("create", &tmp, err))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|err| Error::io("write", &tmp, err))?;
-    fs::rename(&tmp, path).map_err(|err| Error::io("replace", path, err))?;
-    if let Some(dir) = path.parent() {
-        // The rename is durable only once the directory entry is.
-        if let Ok(dir) = File::open(dir) {
-            let _ = dir.sync_all();
-        }
-    }
-    Ok(())
+    Ok(pmdaemon_core::files::write_atomic(path, bytes)?)
 }
 
 #[cfg(test)]

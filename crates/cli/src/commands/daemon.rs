@@ -1,7 +1,8 @@
 //! `pmdaemon daemon`: the daemon in the foreground.
 
 use anyhow::Result;
-use pmdaemon_daemon::{Home, Options};
+use pmdaemon_core::home::Home;
+use pmdaemon_daemon::Options;
 use tracing_subscriber::EnvFilter;
 
 /// Runs the daemon until `pmdaemon kill`, SIGTERM or Ctrl-C. Its log goes to

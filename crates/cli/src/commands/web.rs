@@ -11,8 +11,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use pmdaemon_core::api::endpoints::{WebSet, WebStatusOf, WebUnset};
 use pmdaemon_core::home::Home;
+use pmdaemon_core::web::settings;
 use pmdaemon_core::web::{check_key, KeySource, WebSettings, WebStatus};
-use pmdaemon_daemon::web::settings;
 
 use crate::cli::WebArgs;
 use crate::client::Client;
@@ -147,6 +147,6 @@ fn generate_key() -> Result<String> {
 }
 
 fn write_key(path: &Path, key: &str) -> Result<()> {
-    pmdaemon_daemon::store::write_atomic(path, format!("{key}\n").as_bytes())?;
+    pmdaemon_core::files::write_atomic(path, format!("{key}\n").as_bytes())?;
     Ok(())
 }

@@ -171,11 +171,9 @@ pub fn resolve_program(
             Err(_) => {}
         }
     }
-    Err(last_error.unwrap_or_else(|| {
-        Error::ProgramNotFound {
-            program: program.to_string(),
-            cwd: cwd.to_path_buf(),
-        }
+    Err(last_error.unwrap_or_else(|| Error::ProgramNotFound {
+        program: program.to_string(),
+        cwd: cwd.to_path_buf(),
     }))
 }
 

@@ -22,11 +22,12 @@ impl Supervisor {
         }
         for config in &request.apps {
             config.validate()?;
-            super::plan_first(config, &request.inherited_env)
-                .map_err(|err| Error::AppCannotRun {
+            super::plan_first(config, &request.inherited_env).map_err(|err| {
+                Error::AppCannotRun {
                     app: config.name.clone(),
                     source: Box::new(err),
-                })?;
+                }
+            })?;
         }
         let mut outcomes = Vec::new();
         for config in request.apps.iter().cloned() {

@@ -10,13 +10,12 @@
 
 pub mod auth;
 pub mod dashboard;
-pub mod settings;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pmdaemon_core::web::{WebSettings, WebStatus};
+use pmdaemon_core::web::{settings, WebSettings, WebStatus};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch, Mutex};
 
@@ -84,7 +83,7 @@ impl Door {
                 if let Err(err) = settings::save(&self.home, &settings) {
                     close(&mut current).await;
                     current.error = Some(err.to_string());
-                    return Err(err);
+                    return Err(err.into());
                 }
                 current.settings = Some(settings);
                 current.error = None;

@@ -18,8 +18,8 @@ use tokio::sync::oneshot;
 use tokio::time::{sleep, sleep_until, Instant};
 
 use super::{wait_exit, Command, Instance, Running};
-use crate::{health, Error, NotReady};
 use crate::store::Desired;
+use crate::{health, Error, NotReady};
 
 /// What the record said of the old process, to restore after a failure.
 struct Previous {

@@ -3,9 +3,9 @@
 use std::fs;
 use std::path::Path;
 
-use pmdaemon_core::web::{check_key, WebSettings};
-
-use crate::{Error, Home};
+use super::{check_key, WebSettings};
+use crate::files::{write_atomic, FileError as Error};
+use crate::home::Home;
 
 /// The saved setting; `None` when the web API is off. A file that cannot be
 /// read or understood keeps the API off (and says why): it never opens a
@@ -17,12 +17,12 @@ pub fn load(home: &Home) -> Result<Option<WebSettings>, Error> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(Error::io("read", path, err)),
     };
-    serde_json::from_slice(&bytes).map(Some).map_err(|err| {
-        Error::Web(format!(
-            "{} is not a valid web setting: {err}",
-            path.display()
-        ))
-    })
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|err| Error::Invalid {
+            reason: format!("not a valid web setting: {err}"),
+            path,
+        })
 }
 
 /// Saves the setting atomically.
@@ -30,7 +30,7 @@ pub fn save(home: &Home, settings: &WebSettings) -> Result<(), Error> {
     let path = home.web_file();
     let bytes = serde_json::to_vec_pretty(settings)
         .map_err(|err| Error::io("serialize", &path, std::io::Error::other(err)))?;
-    crate::store::write_atomic(&path, &bytes)
+    write_atomic(&path, &bytes)
 }
 
 /// Forgets the setting (the API stays off from now on).
@@ -48,14 +48,17 @@ pub fn read_key(path: &Path) -> Result<String, Error> {
     let text =
         fs::read_to_string(path).map_err(|err| Error::io("read the API key from", path, err))?;
     let key = text.trim().to_string();
-    check_key(&key).map_err(|reason| Error::Web(format!("{}: {reason}", path.display())))?;
+    check_key(&key).map_err(|reason| Error::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    })?;
     Ok(key)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pmdaemon_core::web::{KeySource, DEFAULT_HOST, DEFAULT_PORT};
+    use crate::web::{KeySource, DEFAULT_HOST, DEFAULT_PORT};
 
     #[test]
     fn the_setting_round_trips_and_removing_it_turns_the_api_off() {

@@ -6,6 +6,8 @@
 //! configured, and reads are open without it only on a loopback address
 //! with a key pmdaemon generated (the user gave none).
 
+pub mod settings;
+
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

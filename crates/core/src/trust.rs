@@ -1,6 +1,7 @@
 //! Whether a home, its socket, and the process behind the socket can be
 //! trusted, checked as ssh checks `~/.ssh`: by the CLI before it sends
-//! anything and by the daemon before it reads `state.json`.
+//! anything and by the daemon before it reads `state.json`. Both sides
+//! use this one module.
 //!
 //! Someone who can write the home could plant a `state.json` whose apps
 //! then run as us, or put their own socket in place of the daemon's and
@@ -16,7 +17,7 @@ use std::path::Path;
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use nix::unistd::Uid;
 
-use crate::Error;
+use crate::files::FileError as Error;
 
 fn untrusted(path: &Path, reason: String) -> Error {
     Error::Untrusted {
