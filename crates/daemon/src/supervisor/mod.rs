@@ -207,9 +207,10 @@ impl Supervisor {
         table.app(app).map(|a| a.config.clone())
     }
 
-    /// The exec plan of instance `id`, and its name.
-    pub(crate) fn plan_for(&self, id: u32) -> Result<(Plan, String), Error> {
-        let (config, inherited, index, name, port) = {
+    /// Everything one launch of instance `id` needs, read in one look at
+    /// the table: its exec plan, name, app config and log paths.
+    pub(crate) fn launch_inputs(&self, id: u32) -> Result<LaunchInputs, Error> {
+        let (config, inherited, index, name, port, logs) = {
             let table = self.lock();
             let record = table
                 .instances
@@ -224,6 +225,7 @@ impl Supervisor {
                 record.index,
                 record.name.clone(),
                 record.effective_port(),
+                table.log_paths(id, &self.home),
             )
         };
         let instance = InstanceEnv {
@@ -237,7 +239,12 @@ impl Supervisor {
             self.home.root().display().to_string(),
         );
         self.share_port(&config, &mut plan)?;
-        Ok((plan, name))
+        Ok(LaunchInputs {
+            plan,
+            name,
+            config,
+            logs,
+        })
     }
 
     /// Gives a process of a shared-port cluster its part of the port: the
@@ -463,6 +470,18 @@ impl Supervisor {
             }
         }
     }
+}
+
+/// What [`Supervisor::launch_inputs`] gives an instance task.
+pub(crate) struct LaunchInputs {
+    /// How to run it.
+    pub plan: Plan,
+    /// The instance's name.
+    pub name: String,
+    /// Its app's configuration.
+    pub config: AppConfig,
+    /// Its stdout and stderr log paths.
+    pub logs: (std::path::PathBuf, std::path::PathBuf),
 }
 
 /// Awaits every reply; returns the first error.

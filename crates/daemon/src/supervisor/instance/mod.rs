@@ -215,8 +215,12 @@ impl Instance {
 
     /// Spawns the process; the record says online once it runs.
     fn launch(&mut self) -> Result<(), Error> {
-        let (mut plan, name) = self.supervisor.plan_for(self.id)?;
-        let config = self.config().unwrap_or_default();
+        let super::LaunchInputs {
+            mut plan,
+            name,
+            config,
+            logs: (out, err),
+        } = self.supervisor.launch_inputs(self.id)?;
         // sd_notify: the socket exists before the process does.
         let notify = if config.wait_ready {
             let dir = self.supervisor.home.root().join("notify");
@@ -234,7 +238,6 @@ impl Instance {
                 source,
             })?;
         let files = &self.supervisor.log_files;
-        let (out, err) = self.supervisor.log_paths(self.id);
         let rotation = logs::Rotation::of(&config);
         let format = |stream| logs::LineFormat::of(&config, &name, stream);
         logs::pump(files, spawned.stdout, out, rotation, format(LogStream::Out));
