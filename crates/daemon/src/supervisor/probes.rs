@@ -9,7 +9,6 @@ use tokio::sync::oneshot;
 
 use super::instance::Command;
 use super::Supervisor;
-use crate::logs;
 
 impl Supervisor {
     /// Records a health check's verdict, if `pid` still runs as `id`.
@@ -141,32 +140,22 @@ impl Supervisor {
     }
 
     /// Restarts the instances `target` names because of `reason` (memory
-    /// limit, watch, cron): the reason goes to their history, their error
-    /// log and the daemon log; ports given by `restart --port` are kept.
+    /// limit, watch, cron, health): each instance's task says why and
+    /// restarts if the user wants it running; ports given by
+    /// `restart --port` are kept.
     pub(crate) async fn restart_for(self: &Arc<Self>, target: impl ToString, reason: String) {
         let target = target.to_string();
         let ids = match self.lock().resolve(&target) {
             Ok(ids) => ids,
             Err(_) => return,
         };
-        tracing::warn!("{target}: {reason}; restarting");
-        for id in &ids {
-            let log = {
-                let mut table = self.lock();
-                if let Some(record) = table.instances.get_mut(id) {
-                    record.record("restart", reason.clone());
-                }
-                table.log_paths(*id, &self.home).1
-            };
-            let rotation = self
-                .app_config(*id)
-                .map(|c| logs::Rotation::of(&c))
-                .unwrap_or_default();
-            self.log_files
-                .get(&log, rotation)
-                .note(&format!("[pmdaemon] restarting: {reason}"));
-        }
-        if let Some(err) = self.command_all(&ids, Command::RestartIfWanted).await {
+        let failure = self
+            .command_all(&ids, |reply| Command::RestartFor {
+                reason: reason.clone(),
+                reply,
+            })
+            .await;
+        if let Some(err) = failure {
             tracing::warn!("{target}: restart after '{reason}' failed: {err}");
         }
         self.persist_now().await;

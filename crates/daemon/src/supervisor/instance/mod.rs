@@ -40,9 +40,15 @@ pub(crate) enum Command {
     /// starts beside the old one, which is drained and stopped once the new
     /// one is ready; elsewhere the same as `Restart`.
     Reload(Reply),
-    /// Restart it only if the user wants it running (watch, cron and memory
-    /// restarts must not start an instance the user stopped).
-    RestartIfWanted(Reply),
+    /// A probe (memory limit, watch, cron, health) asks for a restart:
+    /// only if the user wants it running (they must not start an instance
+    /// the user stopped); `reason` goes to its history and its error log.
+    RestartFor {
+        /// Why, in a few words.
+        reason: String,
+        /// Answered once it runs again (or was left stopped).
+        reply: Reply,
+    },
     /// Stop it and end the task (the record is removed by the caller).
     Delete(Reply),
     /// Stop it without changing what the user asked for, and end the task:
@@ -149,11 +155,16 @@ impl Instance {
                 let result = self.reload().await;
                 let _ = reply.send(result);
             }
-            Some(Command::RestartIfWanted(reply)) => {
+            Some(Command::RestartFor { reason, reply }) => {
                 let wanted = self
                     .update(|r| r.desired == Desired::Running)
                     .unwrap_or(false);
-                let result = if wanted { self.restart().await } else { Ok(()) };
+                let result = if wanted {
+                    self.note_restart(&reason);
+                    self.restart().await
+                } else {
+                    Ok(())
+                };
                 let _ = reply.send(result);
             }
             Some(Command::Delete(reply)) => {
@@ -313,6 +324,26 @@ impl Instance {
         self.supervisor.persist_soon();
         tracing::info!("{name} started with pid {pid}");
         Ok(())
+    }
+
+    /// Says why a probe restarts it: in its history, its error log and the
+    /// daemon log.
+    fn note_restart(&self, reason: &str) {
+        let Some((name, config)) = self
+            .update(|record| {
+                record.record("restart", reason.to_string());
+                record.name.clone()
+            })
+            .zip(self.config())
+        else {
+            return;
+        };
+        tracing::warn!("{name}: {reason}; restarting");
+        let (_, err) = self.supervisor.log_paths(self.id);
+        self.supervisor
+            .log_files
+            .get(&err, logs::Rotation::of(&config))
+            .note(&format!("[pmdaemon] restarting: {reason}"));
     }
 
     fn fail_launch(&mut self, error: &Error) {
