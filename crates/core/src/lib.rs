@@ -1,14 +1,17 @@
 //! The model shared by the `pmdaemon` CLI and its daemon.
 //!
 //! Everything that crosses the control socket is defined here once: the
-//! configuration of an app ([`config::AppConfig`]), the requests and responses
-//! of the HTTP/JSON API ([`api`]), and the small value types both sides parse
-//! from user input (durations and sizes in [`units`], command lines in
-//! [`command`]), and what both sides must agree on about the machine: the
-//! files of a home ([`home`]) and facts read from `/proc` ([`procinfo`]).
-//! Besides reading config files and `/proc`, the crate does no I/O and knows
-//! nothing of tokio, so the CLI stays a thin client and the daemon stays the
-//! only owner of state.
+//! configuration of an app ([`config::AppConfig`]), each endpoint of the
+//! HTTP/JSON API with its request and reply ([`api::endpoints`]), and the
+//! small value types both sides parse from user input (durations and sizes
+//! in [`units`], command lines in [`command`]); and what both sides must
+//! agree on about the machine: the files of a home ([`home`], [`files`],
+//! the web setting in [`web::settings`]), whether a home and its socket can
+//! be trusted ([`trust`]) and facts read from `/proc` ([`procinfo`]).
+//! Besides those files and `/proc`, the crate does no I/O and knows nothing
+//! of tokio, so the CLI stays a thin client (it imports nothing of the
+//! daemon but its entry point) and the daemon stays the only owner of
+//! state.
 
 pub mod api;
 pub mod command;

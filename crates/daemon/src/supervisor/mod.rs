@@ -8,8 +8,8 @@
 //! persister task ([`crate::store::Persister`]) that coalesces bursts;
 //! mutating API calls wait until their change is on disk before answering.
 //!
-//! The rooms: this file holds the table's lock, the instance plans and the
-//! control verbs; `apps` registers and scales apps, `apply` brings them to an
+//! The rooms: this file holds the table's lock and the control verbs;
+//! `launch` gathers what an instance's launch needs (plan, shared port); `apps` registers and scales apps, `apply` brings them to an
 //! ecosystem file, `reload` rolls them, `lifetime` resumes, parks and shuts
 //! down, `probes` takes what health checks, samplers and triggers report,
 //! and `log_views` says which files each instance writes and reads them.
@@ -17,6 +17,7 @@
 mod apply;
 mod apps;
 pub(crate) mod instance;
+mod launch;
 mod lifetime;
 mod log_views;
 mod probes;
@@ -34,10 +35,10 @@ use tokio::sync::{oneshot, watch, Notify};
 
 use self::apps::{add_instances, plan_first};
 use self::instance::Command;
+pub(crate) use self::launch::LaunchInputs;
 use self::table::Table;
 use crate::paths::Home;
 use crate::reaper::Reaper;
-use crate::spawn::{self, InstanceEnv, Plan};
 use crate::store::{self, InstanceRecord, State};
 use crate::{logs, ports, Error};
 
@@ -205,80 +206,6 @@ impl Supervisor {
         let table = self.lock();
         let app = &table.instances.get(&id)?.app;
         table.app(app).map(|a| a.config.clone())
-    }
-
-    /// Everything one launch of instance `id` needs, read in one look at
-    /// the table: its exec plan, name, app config and log paths.
-    pub(crate) fn launch_inputs(&self, id: u32) -> Result<LaunchInputs, Error> {
-        let (config, inherited, index, name, port, logs) = {
-            let table = self.lock();
-            let record = table
-                .instances
-                .get(&id)
-                .ok_or_else(|| table.unknown(&id.to_string()))?;
-            let app = table
-                .app(&record.app)
-                .ok_or_else(|| table.unknown(&record.app))?;
-            (
-                app.config.clone(),
-                app.inherited_env.clone(),
-                record.index,
-                record.name.clone(),
-                record.effective_port(),
-                table.log_paths(id, &self.home),
-            )
-        };
-        let instance = InstanceEnv {
-            index,
-            name: &name,
-            port,
-        };
-        let mut plan = spawn::plan(&config, &inherited, &instance)?;
-        plan.env.insert(
-            "PMDAEMON_HOME".into(),
-            self.home.root().display().to_string(),
-        );
-        self.share_port(&config, &mut plan)?;
-        Ok(LaunchInputs {
-            plan,
-            name,
-            config,
-            logs,
-        })
-    }
-
-    /// Gives a process of a shared-port cluster its part of the port: the
-    /// listening socket as fd 3 (socket mode) or a private `PORT` (proxy
-    /// mode), and, for Node, the preload that maps `listen(port)` to it.
-    /// The port is bound here if it is not yet (a new daemon).
-    fn share_port(&self, config: &AppConfig, plan: &mut Plan) -> Result<(), Error> {
-        let Some((port, mode)) = config.sharing() else {
-            return Ok(());
-        };
-        let shared = self.balancer.open(&config.name, port, mode)?;
-        let env = &mut plan.env;
-        env.insert("PMDAEMON_SHARED_PORT".into(), port.to_string());
-        env.insert("PMDAEMON_SHARED_MODE".into(), mode.to_string());
-        match mode {
-            pmdaemon_core::config::SharedPort::Proxy => {
-                let private = crate::balancer::private_port()?;
-                env.insert("PORT".into(), private.to_string());
-                plan.private_port = Some(private);
-            }
-            _ => {
-                env.insert("LISTEN_FDS".into(), "1".into());
-                env.insert("LISTEN_FDNAMES".into(), config.name.clone());
-                plan.listen_socket = shared.listener();
-            }
-        }
-        let preload = self.balancer.node_preload(&self.home.root().join("node"))?;
-        let require = format!("--require \"{}\"", preload.display());
-        let options = match env.get("NODE_OPTIONS") {
-            Some(existing) if !existing.trim().is_empty() => format!("{existing} {require}"),
-            _ => require,
-        };
-        env.insert("NODE_OPTIONS".into(), options);
-        Ok(())
     }
 
     /// Sends each instance of `ids` the command `make` builds (all before
@@ -470,18 +397,6 @@ impl Supervisor {
             }
         }
     }
-}
-
-/// What [`Supervisor::launch_inputs`] gives an instance task.
-pub(crate) struct LaunchInputs {
-    /// How to run it.
-    pub plan: Plan,
-    /// The instance's name.
-    pub name: String,
-    /// Its app's configuration.
-    pub config: AppConfig,
-    /// Its stdout and stderr log paths.
-    pub logs: (std::path::PathBuf, std::path::PathBuf),
 }
 
 /// Awaits every reply; returns the first error.
