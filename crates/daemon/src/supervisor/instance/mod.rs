@@ -9,10 +9,11 @@ use nix::sys::signal::Signal;
 use pmdaemon_core::api::{ExitReason, Health, LogStream, Status};
 use pmdaemon_core::config::AppConfig;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{sleep, sleep_until, Instant};
+use tokio::time::{sleep_until, Instant};
 
 mod policy;
 mod reload;
+mod stop;
 
 use super::Supervisor;
 use crate::reaper::ExitReceiver;
@@ -57,8 +58,11 @@ struct Running {
     pid: u32,
     exit: ExitReceiver,
     started: Instant,
-    /// Health check and sd_notify listener of this process; they end with it.
+    /// Health check, sd_notify and IPC listeners of this process; they end
+    /// with it.
     watchers: Vec<tokio::task::JoinHandle<()>>,
+    /// The daemon's end of a Node app's IPC channel.
+    ipc: Option<crate::node_ipc::Sender>,
 }
 
 impl Drop for Running {
@@ -231,8 +235,23 @@ impl Instance {
         } else {
             None
         };
+        // Node apps get the IPC channel PM2 gives them (process.send).
+        let ipc = if plan.runs_node() {
+            let (theirs, reader, sender) = crate::node_ipc::channel()
+                .map_err(|err| format!("cannot create the IPC channel for {name}: {err}"))?;
+            plan.ipc_channel = Some(Arc::new(theirs));
+            let fd = spawn::IPC_FD.to_string();
+            plan.env.insert("NODE_CHANNEL_FD".into(), fd);
+            plan.env
+                .insert("NODE_CHANNEL_SERIALIZATION_MODE".into(), "json".into());
+            Some((reader, sender))
+        } else {
+            None
+        };
         let spawned = spawn::spawn(&self.supervisor.reaper, &plan)
             .map_err(|err| format!("could not start {}: {err}", plan.program.display()))?;
+        // The child holds its end now; ours must not keep the channel open.
+        plan.ipc_channel = None;
         let files = &self.supervisor.log_files;
         let (out, err) = self.supervisor.log_paths(self.id);
         let rotation = logs::Rotation::of(&config);
@@ -268,6 +287,14 @@ impl Instance {
             .listen_timeout
             .map_or(health::DEFAULT_LISTEN_TIMEOUT, Duration::from_millis);
         let mut watchers = Vec::new();
+        let ipc = ipc.map(|(reader, sender)| {
+            let ready = config.wait_ready;
+            let supervisor = &self.supervisor;
+            watchers.push(crate::node_ipc::listen(
+                supervisor, reader, self.id, pid, ready,
+            ));
+            sender
+        });
         if let Some(socket) = notify {
             watchers.push(health::listen_for_ready(
                 &self.supervisor,
@@ -306,6 +333,7 @@ impl Instance {
             exit: spawned.exit,
             started: Instant::now(),
             watchers,
+            ipc,
         });
         self.supervisor.persist_soon();
         tracing::info!("{name} started with pid {pid}");
@@ -440,134 +468,6 @@ impl Instance {
             record.record("restarting", "restarted on request");
         });
         self.launch().inspect_err(|err| self.fail_launch(err))
-    }
-
-    /// Stops the running process and everything in its process group: the
-    /// stop signal, then SIGKILL once `kill_timeout` has passed. Returns when
-    /// no process of the group is left.
-    async fn terminate(&mut self) {
-        let Some(mut running) = self.running.take() else {
-            return;
-        };
-        let config = self.config().unwrap_or_default();
-        self.update(|record| record.status = Status::Stopping);
-        let reason = self.stop_process(&mut running, &config, None).await;
-        self.update(|record| {
-            record.last_exit = Some(reason);
-            record.pid = None;
-            record.private_port = None;
-            record.record("exited", format!("{reason} on stop"));
-        });
-    }
-
-    /// Stops one process and its group: the stop signal, SIGKILL after
-    /// `kill_timeout`; returns how it ended once no process of the group is
-    /// left. Its proxy backend is forgotten.
-    /// `spare` is another process of this instance that must live on (the
-    /// old one, while a reload abandons its replacement).
-    async fn stop_process(
-        &self,
-        running: &mut Running,
-        config: &AppConfig,
-        spare: Option<u32>,
-    ) -> ExitReason {
-        self.supervisor.balancer.drain(&config.name, running.pid);
-        let signal = spawn::stop_signal(config);
-        let pgid = running.pid;
-        spawn::signal_group(pgid, signal);
-        let deadline = Instant::now() + Duration::from_millis(config.kill_timeout);
-        let reason = tokio::select! {
-            reason = &mut running.exit => reason.ok(),
-            () = sleep_until(deadline) => None,
-        };
-        let reason = match reason {
-            Some(reason) => reason,
-            None => {
-                tracing::info!(
-                    "pid {pgid} ignored {signal} for {} ms; sending SIGKILL",
-                    config.kill_timeout
-                );
-                spawn::signal_group(pgid, Signal::SIGKILL);
-                (&mut running.exit)
-                    .await
-                    .unwrap_or(ExitReason::Signal(libc::SIGKILL))
-            }
-        };
-        if !self.wait_group_gone(pgid, deadline).await {
-            spawn::signal_group(pgid, Signal::SIGKILL);
-            if !self
-                .wait_group_gone(pgid, Instant::now() + KILL_GRACE)
-                .await
-            {
-                tracing::warn!("process group {pgid} survived SIGKILL");
-            }
-        }
-        self.supervisor.balancer.remove_backend(&config.name, pgid);
-        self.kill_escaped(config, spare).await;
-        reason
-    }
-
-    /// Kills whatever left this instance's group (setsid) and is still
-    /// alive, until none is left (each kill may orphan another one to us).
-    async fn kill_escaped(&self, config: &AppConfig, spare: Option<u32>) {
-        let marks = self.marks();
-        // The instance's other live processes carry the same marks.
-        let except: Vec<u32> = self
-            .running
-            .iter()
-            .map(|r| r.pid)
-            .chain(spare)
-            .chain(self.supervisor.known_pids())
-            .collect();
-        for _ in 0..8 {
-            let found = tokio::task::spawn_blocking({
-                let (marks, except) = (marks.clone(), except.clone());
-                move || spawn::kill_escaped(&marks, &except)
-            })
-            .await
-            .unwrap_or(0);
-            if found == 0 {
-                return;
-            }
-            tracing::warn!(
-                "{}: killed {found} process(es) that left the group",
-                config.name
-            );
-            // Their children are reparented to us once they are reaped.
-            tokio::select! {
-                () = self.supervisor.reaper.reaped() => {}
-                () = sleep(Duration::from_millis(50)) => {}
-            }
-        }
-    }
-
-    /// The marks in the environment of every process of this instance.
-    fn marks(&self) -> Vec<String> {
-        let name = self.update(|r| r.name.clone()).unwrap_or_default();
-        vec![
-            format!("PMDAEMON_HOME={}", self.supervisor.home.root().display()),
-            format!("PMDAEMON_INSTANCE_NAME={name}"),
-        ]
-    }
-
-    /// Waits until process group `pgid` is empty or `deadline` passes. Its
-    /// orphans are reparented to the daemon (a subreaper), so each reaping
-    /// pass is a cue to look again; a short tick covers members whose parent
-    /// is still alive.
-    async fn wait_group_gone(&self, pgid: u32, deadline: Instant) -> bool {
-        loop {
-            if !spawn::group_alive(pgid) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::select! {
-                () = self.supervisor.reaper.reaped() => {}
-                () = sleep(Duration::from_millis(10)) => {}
-                () = sleep_until(deadline) => {}
-            }
-        }
     }
 }
 
