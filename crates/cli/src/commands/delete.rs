@@ -1,4 +1,4 @@
-//! `pmdaemon delete <target>`.
+//! `pmdaemon delete <target>…`.
 
 use anyhow::Result;
 use hyper::Method;
@@ -9,7 +9,14 @@ use crate::cli::TargetArgs;
 
 /// Stops the target and forgets it.
 pub async fn run(args: TargetArgs, home: Home) -> Result<()> {
-    let target = args.target.as_deref();
     let request = (Method::DELETE, pmdaemon_core::api::routes::PROCESS);
-    act_on_target(home, target, request, None::<&()>, "deleted", args.json).await
+    act_on_target(
+        home,
+        &args.targets,
+        request,
+        None::<&()>,
+        "deleted",
+        args.json,
+    )
+    .await
 }

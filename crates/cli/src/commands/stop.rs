@@ -1,4 +1,4 @@
-//! `pmdaemon stop <target>`.
+//! `pmdaemon stop <target>…`.
 
 use anyhow::Result;
 use hyper::Method;
@@ -9,7 +9,14 @@ use crate::cli::TargetArgs;
 
 /// Stops the target; returns once none of its processes is left.
 pub async fn run(args: TargetArgs, home: Home) -> Result<()> {
-    let target = args.target.as_deref();
     let request = (Method::POST, pmdaemon_core::api::routes::STOP);
-    act_on_target(home, target, request, Some(&()), "stopped", args.json).await
+    act_on_target(
+        home,
+        &args.targets,
+        request,
+        Some(&()),
+        "stopped",
+        args.json,
+    )
+    .await
 }

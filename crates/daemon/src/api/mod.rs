@@ -10,8 +10,10 @@ mod logs;
 mod metrics;
 mod processes;
 mod reload;
+mod reset;
 mod restart;
 mod scale;
+mod signal;
 mod start;
 mod stop;
 mod web;
@@ -123,6 +125,9 @@ fn routes() -> Router<AppState> {
         .route(routes::RESTART, post(restart::restart))
         .route(routes::SCALE, post(scale::scale))
         .route(routes::RELOAD, post(reload::reload))
+        .route(routes::RESET, post(reset::reset))
+        .route(routes::SIGNAL, post(signal::signal))
+        .route(routes::SAVE, post(daemon::save))
         .route(routes::LOGS, get(logs::target))
         .route(routes::ALL_LOGS, get(logs::all))
         .route(routes::FLUSH_ALL, post(logs::flush_all))

@@ -23,6 +23,9 @@ pub async fn reload(
     use axum::response::IntoResponse;
     let request: ReloadRequest = optional_body(&body, "reload")?;
     let supervisor = state.supervisor;
+    if let Some(env) = request.env {
+        supervisor.update_env(&target, env)?;
+    }
     if !request.progress {
         let infos =
             to_completion(async move { supervisor.reload(&target, request.parallel, None).await })

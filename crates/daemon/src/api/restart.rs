@@ -18,6 +18,9 @@ pub async fn restart(
 ) -> ApiResult<Vec<ProcessInfo>> {
     let request: RestartRequest = optional_body(&body, "restart")?;
     let supervisor = state.supervisor;
+    if let Some(env) = request.env {
+        supervisor.update_env(&target, env)?;
+    }
     Ok(Json(
         to_completion(async move {
             supervisor

@@ -49,6 +49,8 @@ pub(crate) enum Command {
     /// Stop it without changing what the user asked for, and end the task:
     /// the daemon is going away and the next one brings it back.
     Shutdown(Reply),
+    /// Send its running process a signal (an error if none runs).
+    Signal(Signal, Reply),
 }
 
 /// Answered when a command is complete: an error is one sentence.
@@ -164,6 +166,17 @@ impl Instance {
                 self.stop().await;
                 let _ = reply.send(Ok(()));
                 return true;
+            }
+            Some(Command::Signal(signal, reply)) => {
+                let result = match &self.running {
+                    Some(running) => {
+                        let pid = nix::unistd::Pid::from_raw(running.pid as i32);
+                        nix::sys::signal::kill(pid, signal)
+                            .map_err(|err| format!("cannot send {signal}: {err}"))
+                    }
+                    None => Err("it is not running".to_string()),
+                };
+                let _ = reply.send(result);
             }
             Some(Command::Shutdown(reply)) => {
                 self.restart_at = None;
