@@ -109,6 +109,47 @@ fn the_ipc_channel_does_not_keep_a_finished_node_app_alive() {
     assert!(wait_until(DEADLINE, || fx.get("once-0").status == Status::Stopped));
 }
 
+#[test]
+fn garbage_on_the_channel_and_a_closed_channel_harm_nothing() {
+    if !need("node", &["--version"]) {
+        return;
+    }
+    let fx = Fixture::new();
+    let said = fx.work().join("said.txt");
+    // Raw bytes straight onto the channel's descriptor: not JSON, a line
+    // longer than the daemon reads, then a real 'ready'; then the app
+    // closes its end, so 'shutdown' cannot reach it any more.
+    std::fs::write(
+        fx.work().join("rude.js"),
+        format!(
+            "const fs = require('fs');\n\
+             const fd = Number(process.channel && process.channel.fd);\n\
+             fs.writeSync(fd > 0 ? fd : 4, 'not json\\n{{{{{{\\n' + 'x'.repeat(70000) + '\\n\\u00ff\\n');\n\
+             process.send('ready');\n\
+             process.on('SIGTERM', () => {{ fs.writeFileSync({path:?}, 'SIGTERM'); process.exit(0); }});\n\
+             setTimeout(() => {{ process.disconnect(); fs.writeFileSync({path:?}, 'closed'); }}, 100);\n\
+             setInterval(() => {{}}, 1000);\n",
+            path = said.display().to_string()
+        ),
+    )
+    .unwrap();
+    fx.start_json(
+        r#"{"name": "rude", "script": "rude.js", "wait_ready": true, "shutdown_with_message": true, "kill_timeout": 20000}"#,
+    );
+    let ready = fx.wait_for("rude-0", "ready", |p| p.ready);
+    wait_file(&said, |s| s == "closed");
+    let began = std::time::Instant::now();
+    fx.ok(&["stop", "rude"]);
+    // The message could not be sent: the stop signal went instead, at once.
+    assert_eq!(std::fs::read_to_string(&said).unwrap(), "SIGTERM");
+    assert!(began.elapsed() < Duration::from_secs(10));
+    assert_eq!(fx.get("rude-0").restarts, 0);
+    assert!(ready.pid.is_some());
+    // The daemon is as well as before.
+    fx.ok(&["start", "sleep 300", "--name", "after"]);
+    fx.wait_status("after-0", Status::Online);
+}
+
 /// A command line clap refuses (exit status 2); its message.
 fn usage_error(fx: &Fixture, args: &[&str]) -> String {
     let output = fx.output(args);

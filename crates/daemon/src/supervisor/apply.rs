@@ -82,10 +82,11 @@ impl Supervisor {
                 Some(format!("{} instance(s)", started.len())),
             ));
         };
+        if existing == config && request.update_env {
+            // From the next start on (now, with startOrRestart/-Reload).
+            self.update_env(&config.name, inherited_env.clone())?;
+        }
         if existing == config && request.existing != ExistingApps::Changed {
-            if request.update_env {
-                self.update_env(&config.name, inherited_env.clone())?;
-            }
             return self
                 .renew(&config.name, request.existing, "unchanged")
                 .await;
