@@ -53,6 +53,46 @@ fn a_node_app_that_sends_ready_with_wait_ready_is_ready_and_not_restarted() {
 }
 
 #[test]
+fn a_shared_port_node_cluster_has_both_its_socket_and_its_channel() {
+    if !need("node", &["--version"]) {
+        return;
+    }
+    let fx = Fixture::new();
+    let port = helper::free_ports(1);
+    // fd 3 is the shared socket (LISTEN_FDS), the channel sits after it.
+    std::fs::write(
+        fx.work().join("web.js"),
+        "require('http').createServer((q, r) => r.end('fds ' + process.env.LISTEN_FDS + ' ' + typeof process.send))\n\
+         .listen(Number(process.env.PORT), () => process.send('ready'));\n",
+    )
+    .unwrap();
+    let port_text = port.to_string();
+    fx.ok(&[
+        "start",
+        "web.js",
+        "--name",
+        "web",
+        "-i",
+        "2",
+        "--port",
+        &port_text,
+        "--sd-notify",
+        "--wait-ready",
+    ]);
+    for name in ["web-0", "web-1"] {
+        let instance = fx.get(name);
+        assert!(instance.ready && instance.restarts == 0, "{instance:?}");
+    }
+    assert_eq!(helper::http_get(port).as_deref(), Some("fds 1 function"));
+    // A rolling reload waits for each new process's 'ready'.
+    fx.ok(&["reload", "web"]);
+    assert!(fx
+        .list()
+        .iter()
+        .all(|p| p.ready && p.status == Status::Online));
+}
+
+#[test]
 fn shutdown_with_message_stops_a_node_app_with_the_shutdown_message() {
     if !need("node", &["--version"]) {
         return;
@@ -107,6 +147,24 @@ fn the_ipc_channel_does_not_keep_a_finished_node_app_alive() {
     // Node removes the variable once it has opened the channel.
     assert!(logs.contains("function undefined"), "{logs}");
     assert!(wait_until(DEADLINE, || fx.get("once-0").status == Status::Stopped));
+}
+
+#[test]
+fn a_channel_variable_from_the_caller_never_reaches_a_non_node_app() {
+    let fx = Fixture::new();
+    let seen = fx.work().join("seen.txt");
+    fx.script(
+        "show.sh",
+        "#!/bin/sh\necho \"fd=$NODE_CHANNEL_FD mode=$NODE_CHANNEL_SERIALIZATION_MODE\" > seen.txt\nexec sleep 300\n",
+    );
+    // As when a deploy script run by Node's child_process.fork calls pmdaemon.
+    fx.command()
+        .env("NODE_CHANNEL_FD", "3")
+        .env("NODE_CHANNEL_SERIALIZATION_MODE", "json")
+        .args(["start", "./show.sh"])
+        .assert()
+        .success();
+    wait_file(&seen, |s| s == "fd= mode=\n");
 }
 
 #[test]

@@ -259,6 +259,10 @@ impl Instance {
                 .insert("NODE_CHANNEL_SERIALIZATION_MODE".into(), "json".into());
             Some((reader, sender))
         } else {
+            // A channel variable inherited from a CLI that a Node parent
+            // ran would make a node this app starts open a stray fd.
+            plan.env.remove("NODE_CHANNEL_FD");
+            plan.env.remove("NODE_CHANNEL_SERIALIZATION_MODE");
             None
         };
         let spawned = spawn::spawn(&self.supervisor.reaper, &plan)
