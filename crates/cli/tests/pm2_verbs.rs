@@ -356,6 +356,7 @@ fn restart_keeps_the_saved_environment_unless_update_env() {
 #[test]
 fn jlist_has_the_shape_pm2_scripts_read() {
     let fx = Fixture::new();
+    assert_eq!(fx.ok(&["jlist"]).trim(), "[]");
     fx.ok(&["start", "sleep 300", "--name", "web", "-i", "2"]);
     fx.wait_status("web-1", Status::Online);
     let list: serde_json::Value = serde_json::from_str(&fx.ok(&["jlist"])).unwrap();
