@@ -5,6 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use pmdaemon_core::ports::PortSpec;
 
+mod service;
+pub mod values;
+
+pub use service::*;
+
 /// A process manager: keeps apps alive, clustered, logged and measured.
 #[derive(Debug, Parser)]
 #[command(name = "pmdaemon", version, about, propagate_version = true)]
@@ -12,7 +17,7 @@ pub struct Cli {
     /// An ecosystem file (JSON, YAML, TOML or PM2's ecosystem.config.js):
     /// what `start` starts, and the target of `stop`, `restart`, `reload`
     /// and `delete` when they are given none.
-    #[arg(long, short = 'c', value_name = "FILE")]
+    #[arg(long, short = 'c', value_name = "FILE", value_parser = values::parse_config)]
     pub config: Option<std::path::PathBuf>,
     /// The verb.
     #[command(subcommand)]
@@ -22,28 +27,50 @@ pub struct Cli {
 /// Every verb.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start an app (a program, a script, or a quoted command line), or an
-    /// existing stopped app by name.
+    /// Start an app (a program, a script, or a quoted command line), an
+    /// existing stopped app by name, or the ecosystem file of the current
+    /// directory (`ecosystem.config.js`, …) when given nothing.
     Start(Box<StartArgs>),
+    /// Apply an ecosystem file: start the apps that are missing, restart
+    /// (with their new configuration) those that exist.
+    #[command(name = "startOrRestart", alias = "start-or-restart")]
+    StartOrRestart(Box<StartArgs>),
+    /// Apply an ecosystem file: start the apps that are missing, reload
+    /// (rolling, with their new configuration) those that exist.
+    #[command(
+        name = "startOrReload",
+        visible_alias = "startOrGracefulReload",
+        aliases = ["start-or-reload", "start-or-graceful-reload"]
+    )]
+    StartOrReload(Box<StartArgs>),
     /// Like start, but in the foreground (for containers; `start` does this
     /// by itself as PID 1): apps' logs on stdout, SIGTERM stops everything,
     /// and it ends when no app is left running.
     Run(Box<StartArgs>),
-    /// Stop an instance, an app, an id, or all.
+    /// Stop instances, apps, ids, or all (`stop web worker`).
     Stop(TargetArgs),
-    /// Restart an instance, an app, an id, or all.
+    /// Restart instances, apps, ids, or all (`restart web worker`).
     Restart(RestartArgs),
     /// Rolling restart: one instance (or --parallel K) at a time, each
     /// waited for until ready; stops at the first that does not become ready.
     Reload(ReloadArgs),
-    /// Change the number of instances of an app.
+    /// Change the number of instances of an app: `4`, or `+2` / `-1`.
     Scale(ScaleArgs),
-    /// Stop and forget an instance, an app, an id, or all.
+    /// Send a signal to the processes of targets (PM2's `sendSignal`).
+    #[command(visible_alias = "sendSignal")]
+    Signal(SignalArgs),
+    /// Zero the restart counters of targets.
+    Reset(TargetArgs),
+    /// Stop and forget instances, apps, ids, or all.
     #[command(alias = "del")]
     Delete(TargetArgs),
     /// The process table.
-    #[command(visible_aliases = ["ls", "status"])]
+    #[command(visible_aliases = ["ls", "status", "ps", "l"])]
     List(ListArgs),
+    /// Every instance in PM2's JSON shape (`pm2 jlist`), for PM2 scripts.
+    Jlist,
+    /// `jlist`, indented.
+    Prettylist,
     /// Everything about an instance or app.
     #[command(visible_aliases = ["show", "describe"])]
     Info(InfoArgs),
@@ -55,6 +82,10 @@ pub enum Command {
     Monit(MonitArgs),
     /// Check an ecosystem file without starting anything.
     Validate(ValidateArgs),
+    /// Write a commented sample ecosystem.config.js in the current
+    /// directory (never over an existing file).
+    #[command(visible_alias = "ecosystem")]
+    Init,
     /// Serve the API over HTTP on TCP (kept across daemon restarts), show
     /// where it is served, or stop serving it.
     Web(WebArgs),
@@ -66,7 +97,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Start again every app that `pmdaemon kill` stopped.
+    /// Write the running apps to $PMDAEMON_HOME/dump.json, which
+    /// `resurrect` brings back (the table itself is saved on every change).
+    #[command(visible_alias = "dump")]
+    Save {
+        /// Print the dump's path and apps as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start again every app that `pmdaemon kill` stopped, and the apps of
+    /// `save`'s dump that are no longer known (after `delete`).
     Resurrect {
         /// Print the started instances as JSON.
         #[arg(long)]
@@ -88,89 +128,6 @@ pub enum Command {
     Man,
 }
 
-/// `startup`.
-#[derive(Debug, Args)]
-pub struct StartupArgs {
-    /// Print the unit instead of installing it (to review it, or install it
-    /// by hand where systemd is not running here).
-    #[arg(long)]
-    pub print: bool,
-    /// The user the daemon runs as (default: the one who invoked the
-    /// command, also through sudo).
-    #[arg(long, value_name = "NAME", conflicts_with = "systemd_user")]
-    pub user: Option<String>,
-    /// A unit of the user's own systemd instance (`systemctl --user`),
-    /// which needs no root; with `loginctl enable-linger` it starts at boot.
-    #[arg(long)]
-    pub systemd_user: bool,
-}
-
-/// `unstartup`.
-#[derive(Debug, Args)]
-pub struct UnstartupArgs {
-    /// The user whose unit to remove (default: the invoking one).
-    #[arg(long, value_name = "NAME", conflicts_with = "systemd_user")]
-    pub user: Option<String>,
-    /// Remove the unit of the user's own systemd instance.
-    #[arg(long)]
-    pub systemd_user: bool,
-}
-
-/// `export`.
-#[derive(Debug, Args)]
-pub struct ExportArgs {
-    /// The target.
-    #[command(subcommand)]
-    pub target: ExportTarget,
-}
-
-/// What `export` writes.
-#[derive(Debug, Subcommand)]
-pub enum ExportTarget {
-    /// A Deployment per app (and a Service per app with a port), as YAML on
-    /// stdout.
-    Kubernetes {
-        /// The ecosystem file.
-        file: PathBuf,
-        /// The container image that holds the apps.
-        #[arg(long, value_name = "IMAGE", default_value = "app:latest")]
-        image: String,
-        /// `--env <profile>`: merge the file's `env_<profile>`.
-        #[arg(long, value_name = "PROFILE")]
-        env: Option<String>,
-    },
-    /// A Compose file with a service per app, on stdout.
-    Compose {
-        /// The ecosystem file.
-        file: PathBuf,
-        /// The container image that holds the apps.
-        #[arg(long, value_name = "IMAGE", default_value = "app:latest")]
-        image: String,
-        /// `--env <profile>`: merge the file's `env_<profile>`.
-        #[arg(long, value_name = "PROFILE")]
-        env: Option<String>,
-    },
-    /// A systemd template unit per app (`<app>@.service`, `%i` = instance),
-    /// written to a directory.
-    Systemd {
-        /// The ecosystem file.
-        file: PathBuf,
-        /// Where to write the units.
-        #[arg(long, value_name = "DIR")]
-        dir: PathBuf,
-        /// `--env <profile>`: merge the file's `env_<profile>`.
-        #[arg(long, value_name = "PROFILE")]
-        env: Option<String>,
-    },
-}
-
-/// `completions`.
-#[derive(Debug, Args)]
-pub struct CompletionsArgs {
-    /// bash, zsh, fish, elvish or powershell.
-    pub shell: clap_complete::Shell,
-}
-
 /// `start`.
 #[derive(Debug, Args)]
 pub struct StartArgs {
@@ -184,6 +141,10 @@ pub struct StartArgs {
     /// longer in it.
     #[arg(help_heading = "Ecosystem files", long)]
     pub prune: bool,
+    /// With an ecosystem file: apps that already run take this command's
+    /// environment (otherwise they keep the one they were started with).
+    #[arg(help_heading = "Ecosystem files", long)]
+    pub update_env: bool,
     /// Arguments passed to the script (after `--`).
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -204,7 +165,8 @@ pub struct StartArgs {
         help_heading = "Cluster and ports",
         long,
         short = 'p',
-        value_name = "SPEC"
+        value_name = "SPEC",
+        value_parser = values::parse_port
     )]
     pub port: Option<PortSpec>,
     /// How the instances share a single port: `socket` (each inherits the
@@ -223,7 +185,7 @@ pub struct StartArgs {
     pub instance_var: String,
     /// `KEY=VALUE`: an environment variable for the app (repeatable); a
     /// bare word such as `production`: merge the file's `env_production`.
-    #[arg(help_heading = "Process", long = "env", short = 'e', value_name = "KEY=VALUE|PROFILE", value_parser = parse_env)]
+    #[arg(help_heading = "Process", long = "env", short = 'e', value_name = "KEY=VALUE|PROFILE", value_parser = values::parse_env)]
     pub env: Vec<EnvArg>,
     /// Working directory (default: the current one).
     #[arg(help_heading = "Process", long)]
@@ -349,12 +311,13 @@ pub struct DaemonArgs {
     pub fresh: bool,
 }
 
-/// A verb acting on a target.
+/// A verb acting on targets.
 #[derive(Debug, Args)]
 pub struct TargetArgs {
-    /// An instance (`web-1`), an app (`web`), an id (`3`), `all`, or an
+    /// Instances (`web-1`), apps (`web`), ids (`3`), `all`, or an
     /// ecosystem file (default: the file given with --config).
-    pub target: Option<String>,
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
     /// Print the affected instances as JSON.
     #[arg(long)]
     pub json: bool,
@@ -363,13 +326,18 @@ pub struct TargetArgs {
 /// `restart`.
 #[derive(Debug, Args)]
 pub struct RestartArgs {
-    /// An instance (`web-1`), an app (`web`), an id (`3`), `all`, or an
+    /// Instances (`web-1`), apps (`web`), ids (`3`), `all`, or an
     /// ecosystem file (default: the file given with --config).
-    pub target: Option<String>,
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
     /// Other ports for this run only (the saved configuration is kept):
     /// `4000-4003`, `auto:4000-4100`, or `4000` for one instance.
-    #[arg(long, short = 'p', value_name = "SPEC")]
+    #[arg(long, short = 'p', value_name = "SPEC", value_parser = values::parse_port)]
     pub port: Option<PortSpec>,
+    /// The apps take this command's environment from now on (otherwise
+    /// they keep the one they were started with).
+    #[arg(long)]
+    pub update_env: bool,
     /// Print the affected instances as JSON.
     #[arg(long)]
     pub json: bool,
@@ -378,12 +346,17 @@ pub struct RestartArgs {
 /// `reload`.
 #[derive(Debug, Args)]
 pub struct ReloadArgs {
-    /// An instance, an app, an id, `all`, or an ecosystem file (default:
-    /// the file given with --config).
-    pub target: Option<String>,
+    /// Instances, apps, ids, `all`, or an ecosystem file (default: the
+    /// file given with --config).
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
     /// Instances replaced at a time.
     #[arg(long, default_value_t = 1)]
     pub parallel: u32,
+    /// The apps take this command's environment from now on (otherwise
+    /// they keep the one they were started with).
+    #[arg(long)]
+    pub update_env: bool,
     /// Print each instance's outcome as JSON (`replaced`, `failed`,
     /// `not_reached`, with its pid and error).
     #[arg(long)]
@@ -395,9 +368,24 @@ pub struct ReloadArgs {
 pub struct ScaleArgs {
     /// The app.
     pub app: String,
-    /// How many instances it should have.
-    pub instances: u32,
+    /// How many instances it should have (`4`), or how many to add or
+    /// remove (`+2`, `-1`).
+    #[arg(allow_hyphen_values = true, value_parser = values::parse_scale)]
+    pub instances: values::Scale,
     /// Print the app's instances as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `signal`.
+#[derive(Debug, Args)]
+pub struct SignalArgs {
+    /// `SIGUSR2`, `USR2` or a number.
+    pub signal: String,
+    /// Instances, apps, ids or `all`.
+    #[arg(required = true, value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Print the signalled instances as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -427,35 +415,6 @@ pub struct ValidateArgs {
     pub file: std::path::PathBuf,
     /// Print the apps as pmdaemon reads them (or the problems) as JSON.
     #[arg(long)]
-    pub json: bool,
-}
-
-/// `web`.
-#[derive(Debug, Args)]
-pub struct WebArgs {
-    /// The address to listen on (an IP address, or localhost). Any but a
-    /// loopback address needs --api-key or --api-key-file.
-    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1")]
-    pub host: String,
-    /// The port.
-    #[arg(long, default_value_t = pmdaemon_core::web::DEFAULT_PORT)]
-    pub port: u16,
-    /// The key every client must send (`Authorization: Bearer KEY` or
-    /// `X-API-Key: KEY`); kept in $PMDAEMON_HOME/api-key. Without a key,
-    /// one is generated and printed once.
-    #[arg(long, value_name = "KEY", conflicts_with = "api_key_file")]
-    pub api_key: Option<String>,
-    /// A file holding the key (read whenever the daemon starts serving).
-    #[arg(long, value_name = "PATH")]
-    pub api_key_file: Option<PathBuf>,
-    /// Show where the API is served.
-    #[arg(long, conflicts_with_all = ["stop", "host", "port", "api_key", "api_key_file"])]
-    pub status: bool,
-    /// Stop serving the API on TCP (the Unix socket stays).
-    #[arg(long, conflicts_with_all = ["host", "port", "api_key", "api_key_file"])]
-    pub stop: bool,
-    /// With --status: as JSON.
-    #[arg(long, requires = "status")]
     pub json: bool,
 }
 
@@ -511,23 +470,6 @@ pub enum EnvArg {
     Profile(String),
 }
 
-fn parse_env(input: &str) -> Result<EnvArg, String> {
-    match input.split_once('=') {
-        Some((key, value)) if !key.is_empty() => {
-            Ok(EnvArg::Var(key.to_string(), value.to_string()))
-        }
-        Some(_) => Err(format!("'{input}' is not KEY=VALUE")),
-        None if !input.is_empty()
-            && input
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
-        {
-            Ok(EnvArg::Profile(input.to_string()))
-        }
-        None => Err(format!("'{input}' is neither KEY=VALUE nor a profile name")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,23 +478,5 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn env_pairs_need_a_key_and_an_equals_sign() {
-        assert_eq!(
-            parse_env("A=b=c").unwrap(),
-            EnvArg::Var("A".into(), "b=c".into())
-        );
-        assert_eq!(
-            parse_env("A=").unwrap(),
-            EnvArg::Var("A".into(), String::new())
-        );
-        assert_eq!(
-            parse_env("production").unwrap(),
-            EnvArg::Profile("production".into())
-        );
-        assert!(parse_env("=x").is_err());
-        assert!(parse_env("two words").is_err());
     }
 }

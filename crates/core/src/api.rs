@@ -69,6 +69,29 @@ pub struct ApplyRequest {
     /// Delete apps that came from this file but are no longer in it.
     #[serde(default)]
     pub prune: bool,
+    /// What happens to apps that already run (`startOrRestart`,
+    /// `startOrReload`); by default only changed ones restart.
+    #[serde(default)]
+    pub existing: ExistingApps,
+    /// Existing apps take `inherited_env` even when their configuration is
+    /// unchanged (`--update-env`); otherwise they keep the environment they
+    /// were started with.
+    #[serde(default)]
+    pub update_env: bool,
+}
+
+/// What an apply does to the apps of the file that pmdaemon already runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExistingApps {
+    /// Unchanged apps are left alone; changed ones restart (`start`).
+    #[default]
+    Changed,
+    /// Every one restarts, with its new configuration (`startOrRestart`).
+    Restart,
+    /// Every one is reloaded, one instance at a time, with its new
+    /// configuration (`startOrReload`, `startOrGracefulReload`).
+    Reload,
 }
 
 /// What apply did to one app.
@@ -79,8 +102,10 @@ pub enum ApplyAction {
     Started,
     /// Its configuration was the same; nothing was done.
     Unchanged,
-    /// Its configuration changed; it was restarted with the new one.
+    /// It was restarted (with its new configuration, if it changed).
     Restarted,
+    /// It was reloaded instance by instance (`startOrReload`).
+    Reloaded,
     /// It is no longer in the file and was deleted (`--prune`).
     Pruned,
     /// It could not be applied (see the detail).
@@ -111,14 +136,38 @@ pub struct ApplyResponse {
 pub struct RestartRequest {
     /// Ports for this run only (the saved spec is kept).
     pub port: Option<PortSpec>,
+    /// `--update-env`: the caller's environment, which replaces the one the
+    /// app inherited when it was started. Without it the app keeps that one.
+    pub env: Option<BTreeMap<String, String>>,
 }
 
-/// Body of `POST /api/processes/{app}/scale`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+/// Body of `POST /api/processes/{app}/scale`: `instances` or `add`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct ScaleRequest {
     /// The number of instances wanted.
-    pub instances: u32,
+    pub instances: Option<u32>,
+    /// Instances to add to those there are (negative: to remove), as
+    /// `scale web +2` / `scale web -1`.
+    pub add: Option<i32>,
+}
+
+/// Body of `POST /api/processes/{target}/signal`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignalRequest {
+    /// `SIGUSR2`, `USR2` or a number.
+    pub signal: String,
+}
+
+/// Response of `POST /api/save`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SaveResponse {
+    /// The dump written.
+    #[schema(value_type = String)]
+    pub file: PathBuf,
+    /// The apps in it.
+    pub apps: Vec<String>,
 }
 
 /// The life-cycle state of one instance.
@@ -266,6 +315,8 @@ impl fmt::Display for Health {
 pub struct ReloadRequest {
     /// Instances replaced at a time.
     pub parallel: u32,
+    /// `--update-env`, as in [`RestartRequest::env`].
+    pub env: Option<BTreeMap<String, String>>,
     /// Answer with a stream of [`ReloadEvent`]s, one JSON object per line,
     /// instead of the affected instances at the end.
     pub progress: bool,
@@ -275,6 +326,7 @@ impl Default for ReloadRequest {
     fn default() -> Self {
         Self {
             parallel: 1,
+            env: None,
             progress: false,
         }
     }

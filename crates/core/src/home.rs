@@ -52,6 +52,10 @@ impl Home {
     pub fn state_file(&self) -> PathBuf {
         self.root.join("state.json")
     }
+    /// The apps `pmdaemon save` wrote, which `resurrect` brings back.
+    pub fn dump_file(&self) -> PathBuf {
+        self.root.join("dump.json")
+    }
     /// The web API's setting (`pmdaemon web`), absent when it is off.
     pub fn web_file(&self) -> PathBuf {
         self.root.join("web.json")

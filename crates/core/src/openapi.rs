@@ -29,7 +29,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     ),
     paths(
         version, list, start_app, apply, info, delete, start, stop, restart, reload, scale,
-        target_logs, all_logs, flush_all, flush_target, system, metrics, kill, resurrect, health, ws,
+        reset, signal, save, target_logs, all_logs, flush_all, flush_target, system, metrics, kill,
+        resurrect, health, ws,
         openapi
     ),
     components(schemas(
@@ -141,6 +142,23 @@ fn reload() {}
         (status = 200, description = "The app's instances", body = Vec<ProcessInfo>),
         (status = "4XX", description = "Refused", body = ErrorBody)))]
 fn scale() {}
+
+#[utoipa::path(post, path = routes::RESET, tag = "control", params(Target),
+    responses(
+        (status = 200, description = "The instances, their restart counters at zero", body = Vec<ProcessInfo>),
+        (status = "4XX", description = "Refused", body = ErrorBody)))]
+fn reset() {}
+
+#[utoipa::path(post, path = routes::SIGNAL, tag = "control", params(Target),
+    request_body = SignalRequest,
+    responses(
+        (status = 200, description = "The instances signalled", body = Vec<ProcessInfo>),
+        (status = "4XX", description = "Refused, or none runs", body = ErrorBody)))]
+fn signal() {}
+
+#[utoipa::path(post, path = routes::SAVE, tag = "daemon",
+    responses((status = 200, description = "The running apps were written to dump.json", body = SaveResponse)))]
+fn save() {}
 
 #[utoipa::path(get, path = routes::LOGS, tag = "logs", params(Target, LogsParams),
     responses(

@@ -82,6 +82,43 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// `dump.json` cannot be read as a dump.
+    #[error("{} is not a dump pmdaemon can read ({why}); run `pmdaemon save` again", path.display())]
+    BadDump {
+        /// The dump file.
+        path: PathBuf,
+        /// What the parser said.
+        why: String,
+    },
+    /// A scale request with both or neither of a count and a change.
+    #[error("scale takes either a number of instances or a change (+N/-N)")]
+    ScaleAmbiguous,
+    /// A signal this system does not have.
+    #[error("no signal {signal} on this system")]
+    NoSuchSignal {
+        /// As given.
+        signal: String,
+    },
+    /// `signal` to a target none of whose instances runs.
+    #[error("{target} has no running process to send {signal} to")]
+    NothingToSignal {
+        /// The target.
+        target: String,
+        /// The signal.
+        signal: String,
+    },
+    /// Sending a signal failed.
+    #[error("cannot send {signal}: {source}")]
+    SignalFailed {
+        /// The signal.
+        signal: String,
+        /// Why.
+        #[source]
+        source: nix::Error,
+    },
+    /// The instance has no process (it stopped meanwhile).
+    #[error("it is not running")]
+    NotRunning,
     /// An instance was deleted while it was being acted on.
     #[error("it was deleted")]
     Deleted,

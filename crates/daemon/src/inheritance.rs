@@ -10,7 +10,7 @@
 //! open-file limit to the hard one (hundreds of apps each hold pipes and log
 //! files). The apps get back what the caller had: its umask and its soft
 //! limit, and only stdin, stdout and stderr (plus the listening socket as
-//! fd 3 where an app shares a port).
+//! fd 3 where an app shares a port, and a Node app's IPC channel as fd 4).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 

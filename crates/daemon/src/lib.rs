@@ -28,6 +28,7 @@ mod home_watch;
 pub mod inheritance;
 pub mod logs;
 pub mod metrics;
+mod node_ipc;
 pub mod ports;
 pub mod reaper;
 pub mod recover;

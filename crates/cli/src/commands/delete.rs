@@ -1,4 +1,4 @@
-//! `pmdaemon delete <target>`.
+//! `pmdaemon delete <target>…`.
 
 use anyhow::Result;
 use pmdaemon_core::api::endpoints::Delete;
@@ -9,6 +9,5 @@ use crate::cli::TargetArgs;
 
 /// Stops the target and forgets it.
 pub async fn run(args: TargetArgs, home: Home) -> Result<()> {
-    let target = args.target.as_deref();
-    act_on_target::<Delete>(home, target, &(), "deleted", args.json).await
+    act_on_target::<Delete>(home, &args.targets, &(), "deleted", args.json).await
 }

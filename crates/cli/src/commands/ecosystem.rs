@@ -10,6 +10,27 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use pmdaemon_core::ecosystem::{base_dir, parse, Format, Loaded, Options};
 
+/// The files `start` (and `startOrRestart`, …) picks in the current
+/// directory when given none, in PM2's order, then the other formats.
+pub const DEFAULT_FILES: &[&str] = &[
+    "ecosystem.config.js",
+    "ecosystem.config.cjs",
+    "ecosystem.config.mjs",
+    "ecosystem.json",
+    "ecosystem.json5",
+    "ecosystem.yaml",
+    "ecosystem.yml",
+    "ecosystem.toml",
+];
+
+/// The first of [`DEFAULT_FILES`] in the current directory.
+pub fn default_file() -> Option<std::path::PathBuf> {
+    DEFAULT_FILES
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|path| path.is_file())
+}
+
 /// Whether `text` names an existing ecosystem file.
 pub fn is_file(text: &str) -> bool {
     let path = Path::new(text);

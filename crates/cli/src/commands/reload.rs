@@ -1,11 +1,11 @@
-//! `pmdaemon reload <target> [--parallel K] [--json]`.
+//! `pmdaemon reload <target>… [--parallel K] [--update-env] [--json]`.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use pmdaemon_core::api::endpoints::{List, Reload};
 use pmdaemon_core::api::{ReloadEvent, ReloadOutcome, ReloadRequest};
 use pmdaemon_core::home::Home;
 
-use super::{expand_target, report};
+use super::{expand_targets, report};
 use crate::cli::ReloadArgs;
 use crate::client::Client;
 
@@ -14,18 +14,18 @@ use crate::client::Client;
 /// Shows each step as it happens (`reloading web-2 (3 of 4)…`) on stderr;
 /// with `--json`, prints every instance's outcome.
 pub async fn run(args: ReloadArgs, home: Home) -> Result<()> {
-    let target = args
-        .target
-        .as_deref()
-        .context("give a target (see `pmdaemon help`)")?;
+    if args.targets.is_empty() {
+        bail!("give a target (see `pmdaemon help`)");
+    }
     let client = Client::connect(home).await?;
     let body = ReloadRequest {
         parallel: args.parallel.max(1),
+        env: args.update_env.then(super::start::inherited_env),
         progress: true,
     };
     let mut outcomes: Vec<ReloadOutcome> = Vec::new();
     let mut failure = None;
-    for target in expand_target(&client, target).await? {
+    for target in expand_targets(&client, &args.targets).await? {
         let mut finished = false;
         client
             .stream::<Reload>(&target, &body, |line| {

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use pmdaemon_core::api::endpoints::{Apply, Info, List, Logs, Start, StartApp};
-use pmdaemon_core::api::{ApplyAction, ApplyRequest, ApplyResponse, ProcessInfo, StartRequest};
+use pmdaemon_core::api::{
+    ApplyAction, ApplyRequest, ApplyResponse, ExistingApps, ProcessInfo, StartRequest,
+};
 use pmdaemon_core::command::{default_name_for, split_command_line};
 use pmdaemon_core::config::{AppConfig, CheckType, HealthCheck, LogType};
 use pmdaemon_core::home::Home;
@@ -26,23 +28,24 @@ pub async fn run(mut args: StartArgs, config_file: Option<PathBuf>, home: Home) 
             args.script = paths.pop();
         }
     }
-    let profile = args.env.iter().find_map(|e| match e {
-        EnvArg::Profile(name) => Some(name.clone()),
-        EnvArg::Var(..) => None,
-    });
+    let profile = profile(&args);
     let file = match (&config_file, &args.script) {
         (Some(file), _) => Some(file.clone()),
         (None, Some(script)) if ecosystem::is_file(script) => Some(PathBuf::from(script)),
+        // PM2: `pm2 start` alone starts the ecosystem file of the directory.
+        (None, None) => ecosystem::default_file(),
         _ => None,
     };
     if let Some(file) = file {
-        return apply_file(&args, &file, config_file.is_some(), profile, home).await;
+        let via_config = config_file.is_some();
+        let existing = ExistingApps::Changed;
+        return apply_file(&args, &file, via_config, profile, home, existing).await;
     }
     if let Some(profile) = profile {
         bail!("--env {profile} names a profile of an ecosystem file, and none was given; use --env KEY=VALUE to set a variable");
     }
     let Some(script) = args.script.clone() else {
-        bail!("start needs something to run: a script, a quoted command line, an ecosystem file or the name of an app");
+        bail!("start needs something to run: a script, a quoted command line, an ecosystem file or the name of an app (none of {} is in this directory)", ecosystem::DEFAULT_FILES.join(", "));
     };
     let here = std::env::current_dir().context("cannot read the current directory")?;
     let cwd = match &args.cwd {
@@ -208,14 +211,49 @@ fn env_vars(args: &StartArgs) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Applies an ecosystem file: new apps start, unchanged ones are left
-/// alone, changed ones restart; prints what happened to each.
+/// `startOrRestart` / `startOrReload FILE`: the apps of the file that are
+/// missing start, the others restart or reload with their configuration.
+pub async fn start_or(
+    args: StartArgs,
+    config_file: Option<PathBuf>,
+    home: Home,
+    existing: ExistingApps,
+) -> Result<()> {
+    let file = match (&config_file, &args.script) {
+        (Some(file), _) => file.clone(),
+        (None, Some(script)) if ecosystem::is_file(script) => PathBuf::from(script),
+        (None, Some(script)) => {
+            bail!("'{script}' is not an ecosystem file (.json, .yaml, .yml, .toml or *.config.js)")
+        }
+        (None, None) => ecosystem::default_file().with_context(|| {
+            format!(
+                "give an ecosystem file (none of {} is in this directory)",
+                ecosystem::DEFAULT_FILES.join(", ")
+            )
+        })?,
+    };
+    let profile = profile(&args);
+    apply_file(&args, &file, config_file.is_some(), profile, home, existing).await
+}
+
+/// The profile `--env NAME` picks, if any.
+fn profile(args: &StartArgs) -> Option<String> {
+    args.env.iter().find_map(|e| match e {
+        EnvArg::Profile(name) => Some(name.clone()),
+        EnvArg::Var(..) => None,
+    })
+}
+
+/// Applies an ecosystem file: new apps start; existing ones are left alone
+/// unless changed (or restarted or reloaded, as `existing` says); prints
+/// what happened to each.
 async fn apply_file(
     args: &StartArgs,
     file: &std::path::Path,
     via_config: bool,
     profile: Option<String>,
     home: Home,
+    existing: ExistingApps,
 ) -> Result<()> {
     let mut loaded = ecosystem::load(file, profile)?;
     let mut only = args.only.clone();
@@ -244,6 +282,8 @@ async fn apply_file(
         inherited_env: inherited_env(),
         file: Some(std::path::absolute(file).context("cannot resolve the file's path")?),
         prune: args.prune,
+        existing,
+        update_env: args.update_env,
     };
     let response: ApplyResponse = client.call::<Apply>("", &request).await?;
     // One look at the table serves the report and the readiness wait.
@@ -311,7 +351,7 @@ fn instances(value: Option<&str>) -> Result<u32> {
 
 /// PM2 hands the caller's environment to the app (`NODE_ENV=production
 /// pm2 start app.js` works); so does pmdaemon.
-fn inherited_env() -> BTreeMap<String, String> {
+pub(crate) fn inherited_env() -> BTreeMap<String, String> {
     std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .filter(|(k, _)| k != "PMDAEMON_HOME")

@@ -1,4 +1,4 @@
-//! `pmdaemon stop <target>`.
+//! `pmdaemon stop <target>…`.
 
 use anyhow::Result;
 use pmdaemon_core::api::endpoints::Stop;
@@ -9,6 +9,5 @@ use crate::cli::TargetArgs;
 
 /// Stops the target; returns once none of its processes is left.
 pub async fn run(args: TargetArgs, home: Home) -> Result<()> {
-    let target = args.target.as_deref();
-    act_on_target::<Stop>(home, target, &(), "stopped", args.json).await
+    act_on_target::<Stop>(home, &args.targets, &(), "stopped", args.json).await
 }

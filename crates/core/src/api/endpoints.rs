@@ -15,8 +15,8 @@ use serde::Serialize;
 use super::routes;
 use super::{
     ApplyRequest, ApplyResponse, FlushResponse, KillResponse, LogsQuery, LogsResponse,
-    ProcessDetail, ProcessInfo, ReloadRequest, RestartRequest, ScaleRequest, StartRequest,
-    SystemInfo, VersionInfo,
+    ProcessDetail, ProcessInfo, ReloadRequest, RestartRequest, SaveResponse, ScaleRequest,
+    SignalRequest, StartRequest, SystemInfo, VersionInfo,
 };
 use crate::web::{WebSettings, WebStatus, WEB_ROUTE};
 
@@ -107,6 +107,12 @@ endpoints! {
     Restart: Post routes::RESTART, RestartRequest => Vec<ProcessInfo>;
     /// Changes an app's number of instances.
     Scale: Post routes::SCALE, ScaleRequest => Vec<ProcessInfo>;
+    /// Zeroes the target's restart counters.
+    Reset: Post routes::RESET, () => Vec<ProcessInfo>;
+    /// Sends a signal to each running process of the target.
+    Signal: Post routes::SIGNAL, SignalRequest => Vec<ProcessInfo>;
+    /// Writes the running apps to the dump `resurrect` reads.
+    Save: Post routes::SAVE, () => SaveResponse;
     /// Rolling reload; the body may be left out. With `progress`, the answer
     /// is a stream of [`super::ReloadEvent`] lines ending with `finished`.
     Reload: Post routes::RELOAD, ReloadRequest => Vec<ProcessInfo>;

@@ -7,8 +7,11 @@
 pub const VERSION: &str = "/api/version";
 /// `POST`: stop every app (parked), then the daemon.
 pub const KILL: &str = "/api/daemon/kill";
-/// `POST`: start again what `kill` parked.
+/// `POST`: start again what `kill` parked, and the apps of the dump that
+/// are not known.
 pub const RESURRECT: &str = "/api/resurrect";
+/// `POST`: write the apps to `dump.json` ([`super::SaveResponse`]).
+pub const SAVE: &str = "/api/save";
 /// `GET`: every instance; `POST`: start an app ([`super::StartRequest`]).
 pub const PROCESSES: &str = "/api/processes";
 /// `POST`: bring the apps of an ecosystem file to it ([`super::ApplyRequest`]).
@@ -27,6 +30,10 @@ pub const STOP: &str = "/api/processes/{target}/stop";
 pub const RESTART: &str = "/api/processes/{target}/restart";
 /// `POST`: scale an app ([`super::ScaleRequest`]).
 pub const SCALE: &str = "/api/processes/{target}/scale";
+/// `POST`: zero the restart counters of the target.
+pub const RESET: &str = "/api/processes/{target}/reset";
+/// `POST`: send a signal to the target's processes ([`super::SignalRequest`]).
+pub const SIGNAL: &str = "/api/processes/{target}/signal";
 /// `POST`: rolling reload ([`super::ReloadRequest`]).
 pub const RELOAD: &str = "/api/processes/{target}/reload";
 /// `GET`: the target's log tails, or with `follow=true` a stream.

@@ -78,8 +78,12 @@ pub struct AppConfig {
     pub max_memory_restart: Option<u64>,
     /// Health check run against every instance.
     pub health_check: Option<HealthCheck>,
-    /// Wait for `READY=1` on `NOTIFY_SOCKET` before calling an instance ready.
+    /// Wait for `READY=1` on `NOTIFY_SOCKET` (or, from a Node app,
+    /// `process.send('ready')`) before calling an instance ready.
     pub wait_ready: bool,
+    /// Stop a Node app by sending it the IPC message `'shutdown'` instead of
+    /// the stop signal (SIGKILL still follows after `kill_timeout`).
+    pub shutdown_with_message: bool,
     /// How long (ms) an instance may take to become ready.
     pub listen_timeout: Option<u64>,
     /// Paths whose changes restart the app (relative to `cwd`).
@@ -274,6 +278,7 @@ impl Default for AppConfig {
             max_memory_restart: None,
             health_check: None,
             wait_ready: false,
+            shutdown_with_message: false,
             listen_timeout: None,
             watch: Vec::new(),
             ignore_watch: Vec::new(),

@@ -155,6 +155,7 @@ pub(super) fn convert(
         max_memory_restart: app.max_memory_restart.map(|s| s.0),
         health_check,
         wait_ready: app.wait_ready.unwrap_or(false),
+        shutdown_with_message: app.shutdown_with_message.unwrap_or(false),
         listen_timeout: app.listen_timeout.map(|d| d.0),
         watch: match app.watch {
             Some(Watch::Enabled(true)) => vec![".".to_string()],

@@ -79,8 +79,10 @@ pub struct AppFile {
     pub max_memory_restart: Option<Size>,
     /// Health check of every instance.
     pub health_check: Option<HealthCheckFile>,
-    /// Wait for `READY=1` on `NOTIFY_SOCKET`.
+    /// Wait for `READY=1` on `NOTIFY_SOCKET` or `process.send('ready')`.
     pub wait_ready: Option<bool>,
+    /// Stop a Node app with the IPC message `'shutdown'`.
+    pub shutdown_with_message: Option<bool>,
     /// Restart on file changes: true, or the paths to watch.
     pub watch: Option<Watch>,
     /// Paths that never trigger a restart.

@@ -20,6 +20,7 @@ use super::{locate, Problem};
 const BOOLEAN_FIELDS: &[&str] = &[
     "autorestart",
     "wait_ready",
+    "shutdown_with_message",
     "merge_logs",
     "time",
     "log_compress",

@@ -54,6 +54,13 @@ pub async fn resurrect(
     ))
 }
 
+/// `POST /api/save`: the running apps to `dump.json`.
+pub async fn save(
+    State(state): State<AppState>,
+) -> Result<Json<pmdaemon_core::api::SaveResponse>, super::ApiError> {
+    Ok(Json(state.supervisor.save().await?))
+}
+
 /// `GET /openapi.json`: the API described from its types (built once).
 pub async fn openapi() -> Response {
     static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();

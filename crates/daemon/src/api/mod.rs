@@ -10,8 +10,10 @@ mod logs;
 mod metrics;
 mod processes;
 mod reload;
+mod reset;
 mod restart;
 mod scale;
+mod signal;
 mod start;
 mod stop;
 mod typed;
@@ -27,8 +29,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use pmdaemon_core::api::endpoints::{
-    AllLogs, Apply, Delete, Flush, FlushAll, Info, Kill, List, Logs, Reload, Restart, Resurrect,
-    Scale, Start, StartApp, Stop, System, Version, WebSet, WebStatusOf, WebUnset,
+    AllLogs, Apply, Delete, Flush, FlushAll, Info, Kill, List, Logs, Reload, Reset, Restart,
+    Resurrect, Save, Scale, Signal, Start, StartApp, Stop, System, Version, WebSet, WebStatusOf,
+    WebUnset,
 };
 use pmdaemon_core::api::{routes, ErrorBody, VERSION_HEADER};
 use pmdaemon_core::web::{HEALTH_ROUTE, OPENAPI_ROUTE, WS_ROUTE};
@@ -126,6 +129,9 @@ fn routes() -> Router<AppState> {
     let r = serve::<Restart, _, _>(r, restart::restart);
     let r = serve::<Scale, _, _>(r, scale::scale);
     let r = serve::<Reload, _, _>(r, reload::reload);
+    let r = serve::<Reset, _, _>(r, reset::reset);
+    let r = serve::<Signal, _, _>(r, signal::signal);
+    let r = serve::<Save, _, _>(r, daemon::save);
     let r = serve::<Logs, _, _>(r, logs::target);
     let r = serve::<AllLogs, _, _>(r, logs::all);
     let r = serve::<FlushAll, _, _>(r, logs::flush_all);
@@ -186,6 +192,9 @@ impl From<Error> for ApiError {
             Error::Unusable { .. }
             | Error::ProgramNotFound { .. }
             | Error::AppCannotRun { .. }
+            | Error::BadDump { .. }
+            | Error::ScaleAmbiguous
+            | Error::NoSuchSignal { .. }
             | Error::Spawn { .. }
             | Error::Invalid(_)
             | Error::NoPorts(_)
@@ -199,7 +208,9 @@ impl From<Error> for ApiError {
             | Error::SharedPortFixed { .. } => StatusCode::CONFLICT,
             Error::PortInUse { .. } => StatusCode::CONFLICT,
             Error::Deleted => StatusCode::NOT_FOUND,
-            Error::NotReady(_) => StatusCode::CONFLICT,
+            Error::NotReady(_) | Error::NotRunning | Error::NothingToSignal { .. } => {
+                StatusCode::CONFLICT
+            }
             Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -20,6 +20,9 @@ pub async fn reload(
 ) -> Result<Answer<Vec<ProcessInfo>>, ApiError> {
     use axum::response::IntoResponse;
     let supervisor = state.supervisor;
+    if let Some(env) = request.env {
+        supervisor.update_env(&target, env)?;
+    }
     if !request.progress {
         let infos =
             to_completion(async move { supervisor.reload(&target, request.parallel, None).await })

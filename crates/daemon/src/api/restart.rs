@@ -16,6 +16,9 @@ pub async fn restart(
     OptionalJson(request): OptionalJson<RestartRequest>,
 ) -> ApiResult<Vec<ProcessInfo>> {
     let supervisor = state.supervisor;
+    if let Some(env) = request.env {
+        supervisor.update_env(&target, env)?;
+    }
     Ok(Json(
         to_completion(async move {
             supervisor

@@ -14,6 +14,6 @@ pub async fn scale(
 ) -> ApiResult<Vec<ProcessInfo>> {
     let supervisor = state.supervisor;
     Ok(Json(
-        to_completion(async move { supervisor.scale(&app, request.instances).await }).await?,
+        to_completion(async move { supervisor.scale(&app, &request).await }).await?,
     ))
 }

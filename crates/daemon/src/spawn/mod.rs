@@ -14,7 +14,7 @@ use pmdaemon_core::config::AppConfig;
 
 pub use unix::{
     group_alive, kill_escaped, listen_dual_stack, signal_group, spawn, stop_signal, Spawned,
-    CHECK_MARK,
+    CHECK_MARK, IPC_FD,
 };
 
 use crate::error::{PathProblem, PathRole};
@@ -37,6 +37,52 @@ pub struct Plan {
     /// In proxy mode, the loopback port the process listens on (its
     /// `PORT`); the daemon forwards the shared port to it.
     pub private_port: Option<u16>,
+    /// The child's end of a Node IPC channel, which the process inherits as
+    /// fd [`IPC_FD`] (`NODE_CHANNEL_FD`).
+    pub ipc_channel: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
+}
+
+impl Plan {
+    /// Whether the program is Node: `node`/`nodejs` (also behind a
+    /// symlink such as nvm's), or a script whose `#!` line runs node.
+    pub fn runs_node(&self) -> bool {
+        let is_node = |path: &Path| {
+            path.file_name()
+                .and_then(OsStr::to_str)
+                .is_some_and(|name| name == "node" || name == "nodejs")
+        };
+        if is_node(&self.program) {
+            return true;
+        }
+        if let Ok(real) = std::fs::canonicalize(&self.program) {
+            if is_node(&real) {
+                return true;
+            }
+        }
+        shebang_runs_node(&self.program)
+    }
+}
+
+/// Whether the file starts with a `#!` line that runs node
+/// (`#!/usr/bin/env node`, `#!/usr/local/bin/node --flag`).
+fn shebang_runs_node(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let Ok(read) = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)) else {
+        return false;
+    };
+    let head = &head[..read];
+    if !head.starts_with(b"#!") {
+        return false;
+    }
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    String::from_utf8_lossy(&line[2..])
+        .split_whitespace()
+        .take(2)
+        .any(|word| {
+            let base = word.rsplit('/').next().unwrap_or(word);
+            base == "node" || base == "nodejs"
+        })
 }
 
 /// What sets one instance apart from its siblings.
@@ -147,6 +193,7 @@ pub fn plan(
         env,
         listen_socket: None,
         private_port: None,
+        ipc_channel: None,
     })
 }
 
@@ -225,6 +272,31 @@ mod tests {
             resolve_program("sh", dir.path(), Some("/nonexistent:/bin")).unwrap(),
             PathBuf::from("/bin/sh")
         );
+    }
+
+    #[test]
+    fn node_is_recognised_by_name_link_or_shebang() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = |program: PathBuf| Plan {
+            program,
+            args: Vec::new(),
+            cwd: dir.path().to_path_buf(),
+            env: BTreeMap::new(),
+            listen_socket: None,
+            private_port: None,
+            ipc_channel: None,
+        };
+        assert!(plan(PathBuf::from("/opt/node/bin/node")).runs_node());
+        let script = dir.path().join("tool");
+        std::fs::write(&script, "#!/usr/bin/env node\nconsole.log(1)\n").unwrap();
+        assert!(plan(script.clone()).runs_node());
+        std::fs::write(&script, "#!/bin/sh\necho node\n").unwrap();
+        assert!(!plan(script.clone()).runs_node());
+        let link = dir.path().join("js");
+        std::os::unix::fs::symlink(dir.path().join("nodejs"), &link).unwrap();
+        std::fs::write(dir.path().join("nodejs"), "").unwrap();
+        assert!(plan(link).runs_node());
+        assert!(!plan(PathBuf::from("/usr/bin/python3")).runs_node());
     }
 
     #[test]

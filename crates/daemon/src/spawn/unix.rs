@@ -28,9 +28,15 @@ pub struct Spawned {
     pub stderr: OwnedFd,
 }
 
+/// The descriptor a Node app finds its IPC channel on (`NODE_CHANNEL_FD`):
+/// after the shared socket (fd 3, `LISTEN_FDS=1`), so the two never meet,
+/// and the same whether or not the app shares a port.
+pub const IPC_FD: RawFd = 4;
+
 /// Starts `plan` in a new process group with stdin from /dev/null,
 /// stdout/stderr on pipes, no other descriptor (but the shared socket as fd
-/// 3), and the umask and open-file limit of the daemon's caller.
+/// 3 and a Node IPC channel as fd [`IPC_FD`]), and the umask and open-file
+/// limit of the daemon's caller.
 pub fn spawn(reaper: &Reaper, plan: &Plan) -> std::io::Result<Spawned> {
     let mut command = Command::new(&plan.program);
     command
@@ -49,13 +55,19 @@ pub fn spawn(reaper: &Reaper, plan: &Plan) -> std::io::Result<Spawned> {
     unsafe {
         command.pre_exec(crate::inheritance::restore_for_child);
     }
+    let ipc = plan.ipc_channel.as_ref().map(|fd| fd.as_raw_fd());
     if let Some(listener) = &plan.listen_socket {
-        let mut exec = SocketExec::new(plan, listener.as_raw_fd())?;
+        let mut exec = SocketExec::new(plan, listener.as_raw_fd(), ipc)?;
         // SAFETY: the closure runs in the forked child and only makes
         // async-signal-safe calls (fcntl, dup2, getpid, execve) on memory
         // that was allocated before the fork.
         unsafe {
             command.pre_exec(move || exec.run());
+        }
+    } else if let Some(ipc) = ipc {
+        // SAFETY: only fcntl/dup2 on descriptors that exist in the child.
+        unsafe {
+            command.pre_exec(move || place_fd(ipc, IPC_FD));
         }
     }
     let (mut child, exit) = reaper.spawn(&mut command)?;
@@ -106,6 +118,8 @@ pub fn group_alive(pgid: u32) -> bool {
 /// so the child execs by itself from buffers prepared before the fork.
 struct SocketExec {
     socket: RawFd,
+    /// The child's end of a Node IPC channel, placed at [`IPC_FD`].
+    ipc: Option<RawFd>,
     program: CString,
     _argv: Vec<CString>,
     argv: Vec<*const libc::c_char>,
@@ -123,7 +137,7 @@ unsafe impl Sync for SocketExec {}
 const LISTEN_PID_PREFIX: &[u8] = b"LISTEN_PID=";
 
 impl SocketExec {
-    fn new(plan: &Plan, socket: RawFd) -> std::io::Result<Self> {
+    fn new(plan: &Plan, socket: RawFd, ipc: Option<RawFd>) -> std::io::Result<Self> {
         let cstring = |bytes: &[u8]| {
             CString::new(bytes).map_err(|_| std::io::Error::other("a NUL byte in the command"))
         };
@@ -145,6 +159,7 @@ impl SocketExec {
         envp.push(std::ptr::null());
         Ok(Self {
             socket,
+            ipc,
             program,
             _argv: argv_strings,
             argv,
@@ -154,17 +169,27 @@ impl SocketExec {
         })
     }
 
-    /// In the child: fd 3, `LISTEN_PID`, exec. Returns only on failure.
+    /// In the child: fd 3, the IPC channel, `LISTEN_PID`, exec. Returns
+    /// only on failure.
     fn run(&mut self) -> std::io::Result<()> {
-        // SAFETY: plain system calls on fds and on buffers owned by self.
-        unsafe {
-            if self.socket == 3 {
-                if libc::fcntl(3, libc::F_SETFD, 0) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            } else if libc::dup2(self.socket, 3) == -1 {
+        // The channel must not sit on fd 3, which the socket takes; the
+        // socket may sit on fd 4, which the channel takes once the socket
+        // has its copy on 3.
+        let mut ipc = self.ipc;
+        if ipc == Some(3) {
+            // SAFETY: fcntl on a descriptor the child holds.
+            let moved = unsafe { libc::fcntl(3, libc::F_DUPFD_CLOEXEC, IPC_FD + 1) };
+            if moved == -1 {
                 return Err(std::io::Error::last_os_error());
             }
+            ipc = Some(moved);
+        }
+        place_fd(self.socket, 3)?;
+        if let Some(ipc) = ipc {
+            place_fd(ipc, IPC_FD)?;
+        }
+        // SAFETY: plain system calls on buffers owned by self.
+        unsafe {
             let mut pid = libc::getpid() as u32;
             let mut digits = [0u8; 10];
             let mut len = 0;
@@ -189,6 +214,22 @@ impl SocketExec {
         }
         Err(std::io::Error::last_os_error())
     }
+}
+
+/// In a forked child: makes `fd` available as `target` across exec.
+fn place_fd(fd: RawFd, target: RawFd) -> std::io::Result<()> {
+    // SAFETY: fcntl and dup2 on descriptors the child holds.
+    let done = unsafe {
+        if fd == target {
+            libc::fcntl(target, libc::F_SETFD, 0)
+        } else {
+            libc::dup2(fd, target)
+        }
+    };
+    if done == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// A listening TCP socket on `address` with a long backlog; for an IPv6

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use pmdaemon_core::api::{ApplyAction, ApplyOutcome, ApplyRequest, ApplyResponse, Status};
+use pmdaemon_core::api::{
+    ApplyAction, ApplyOutcome, ApplyRequest, ApplyResponse, ExistingApps, Status,
+};
 use pmdaemon_core::config::AppConfig;
 
 use super::{add_instances, Action, Supervisor};
@@ -32,9 +34,7 @@ impl Supervisor {
         let mut outcomes = Vec::new();
         for config in request.apps.iter().cloned() {
             let name = config.name.clone();
-            let outcome = self
-                .apply_one(config, &request.inherited_env, request.file.clone())
-                .await;
+            let outcome = self.apply_one(config, &request).await;
             outcomes.push(match outcome {
                 Ok((action, detail)) => ApplyOutcome {
                     app: name,
@@ -74,9 +74,10 @@ impl Supervisor {
     async fn apply_one(
         self: &Arc<Self>,
         config: AppConfig,
-        inherited_env: &BTreeMap<String, String>,
-        source: Option<std::path::PathBuf>,
+        request: &ApplyRequest,
     ) -> Result<(ApplyAction, Option<String>), Error> {
+        let inherited_env = &request.inherited_env;
+        let source = request.file.clone();
         let existing = self.lock().app(&config.name).map(|a| a.config.clone());
         let Some(existing) = existing else {
             let started = self.register(config, inherited_env.clone(), source).await?;
@@ -85,6 +86,15 @@ impl Supervisor {
                 Some(format!("{} instance(s)", started.len())),
             ));
         };
+        if existing == config && request.update_env {
+            // From the next start on (now, with startOrRestart/-Reload).
+            self.update_env(&config.name, inherited_env.clone())?;
+        }
+        if existing == config && request.existing != ExistingApps::Changed {
+            return self
+                .renew(&config.name, request.existing, "unchanged")
+                .await;
+        }
         if existing == config {
             let down: Vec<String> = {
                 let table = self.lock();
@@ -108,22 +118,44 @@ impl Supervisor {
             ));
         }
         let changed = changed_fields(&existing, &config);
-        self.reconfigure(config, inherited_env.clone(), source)
+        let app = config.name.clone();
+        let detail = format!("changed: {}", changed.join(", "));
+        if request.existing == ExistingApps::Reload {
+            // The new configuration is taken by each instance as the
+            // rollout reaches it.
+            self.reconfigure(config, inherited_env.clone(), source, false)
+                .await?;
+            return self.renew(&app, ExistingApps::Reload, &detail).await;
+        }
+        self.reconfigure(config, inherited_env.clone(), source, true)
             .await?;
-        Ok((
-            ApplyAction::Restarted,
-            Some(format!("changed: {}", changed.join(", "))),
-        ))
+        Ok((ApplyAction::Restarted, Some(detail)))
+    }
+
+    /// Restarts or reloads every instance of an existing app.
+    async fn renew(
+        self: &Arc<Self>,
+        app: &str,
+        how: ExistingApps,
+        detail: &str,
+    ) -> Result<(ApplyAction, Option<String>), Error> {
+        if how == ExistingApps::Reload {
+            self.reload(app, 1, None).await?;
+            return Ok((ApplyAction::Reloaded, Some(detail.to_string())));
+        }
+        self.control(app, Action::Restart, None).await?;
+        Ok((ApplyAction::Restarted, Some(detail.to_string())))
     }
 
     /// Gives an existing app a new configuration: instances are added or
-    /// removed to match, ports follow the new spec, and every instance
-    /// restarts with the new settings.
+    /// removed to match, ports follow the new spec, and (with
+    /// `restart_kept`) every instance restarts with the new settings.
     async fn reconfigure(
         self: &Arc<Self>,
         config: AppConfig,
         inherited_env: BTreeMap<String, String>,
         source: Option<std::path::PathBuf>,
+        restart_kept: bool,
     ) -> Result<(), Error> {
         let app = config.name.clone();
         let old_logs = self.app_log_paths(&app);
@@ -206,7 +238,7 @@ impl Supervisor {
         // below never leaves a record without one.
         let started = self.start_new(&added).await;
         let mut failure = started.err();
-        for instance in kept {
+        for instance in kept.into_iter().filter(|_| restart_kept) {
             if let Err(err) = self.control(&instance, Action::Restart, None).await {
                 failure.get_or_insert(err);
             }

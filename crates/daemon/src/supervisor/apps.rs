@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use pmdaemon_core::api::{ProcessInfo, StartRequest};
+use pmdaemon_core::api::{ProcessInfo, ScaleRequest, StartRequest};
 use pmdaemon_core::config::{check_ports_fit, AppConfig};
 use pmdaemon_core::ports::PortSpec;
 use tokio::sync::oneshot;
@@ -106,29 +106,37 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Changes the number of instances of `app`: new ones take the next
-    /// ports of its spec; the highest-numbered ones are removed first.
+    /// Changes the number of instances of `app` (to `request.instances`, or
+    /// by `request.add`): new ones take the next ports of its spec; the
+    /// highest-numbered ones are removed first.
     pub async fn scale(
         self: &Arc<Self>,
         app: &str,
-        instances: u32,
+        request: &ScaleRequest,
     ) -> Result<Vec<ProcessInfo>, Error> {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(Error::ShuttingDown);
         }
-        if instances == 0 {
-            return Err(Error::ScaleToZero {
-                app: app.to_string(),
-            });
-        }
-        pmdaemon_core::config::check_instances(instances)?;
-        let (added, removed) = {
+        let (added, removed, instances) = {
             let mut table = self.lock();
             let config = table
                 .app(app)
                 .map(|a| a.config.clone())
                 .ok_or_else(|| table.unknown(app))?;
             let current = table.instances_of(app);
+            // Relative to the instances there are now, under the lock.
+            let instances = match (request.instances, request.add) {
+                (Some(instances), None) => i64::from(instances),
+                (None, Some(add)) => current.len() as i64 + i64::from(add),
+                _ => return Err(Error::ScaleAmbiguous),
+            };
+            if instances <= 0 {
+                return Err(Error::ScaleToZero {
+                    app: app.to_string(),
+                });
+            }
+            let instances = u32::try_from(instances).unwrap_or(u32::MAX);
+            pmdaemon_core::config::check_instances(instances)?;
             if let Some(spec) = &config.port {
                 check_ports_fit(spec, instances)?;
             }
@@ -160,7 +168,10 @@ impl Supervisor {
                     }
                 }
                 let ports = self.allocate_ports(&table, &config, &indices)?;
-                let reason = format!("pmdaemon scale {app} {instances}");
+                let reason = match request.add {
+                    Some(add) => format!("pmdaemon scale {app} {add:+}"),
+                    None => format!("pmdaemon scale {app} {instances}"),
+                };
                 let added = add_instances(&mut table, &config, &indices, ports, &reason);
                 (added, Vec::new())
             } else {
@@ -174,8 +185,9 @@ impl Supervisor {
                 }
                 record.config.instances = instances;
             }
-            (added, removed)
+            (added, removed, instances)
         };
+        tracing::info!("{app} scaled to {instances} instance(s)");
         if let Err(err) = self.start_new(&added).await {
             self.set_instance_count(app);
             self.persist_now().await;

@@ -47,8 +47,12 @@ impl Supervisor {
         if let Some(err) = failure {
             return Err(err);
         }
-        let table = self.lock();
-        Ok(ids.iter().filter_map(|id| table.info(*id)).collect())
+        let mut started: Vec<ProcessInfo> = {
+            let table = self.lock();
+            ids.iter().filter_map(|id| table.info(*id)).collect()
+        };
+        started.extend(self.restore_dump().await?);
+        Ok(started)
     }
 
     /// Starts one task per recorded instance: those the user wants running

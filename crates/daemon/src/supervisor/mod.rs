@@ -11,17 +11,21 @@
 //! The rooms: this file holds the table's lock and the control verbs;
 //! `launch` gathers what an instance's launch needs (plan, shared port); `apps` registers and scales apps, `apply` brings them to an
 //! ecosystem file, `reload` rolls them, `lifetime` resumes, parks and shuts
-//! down, `probes` takes what health checks, samplers and triggers report,
+//! down (and saves and resurrects dumps), `reset` zeroes counters and
+//! updates environments, `signal` signals processes, `probes` takes what health checks, samplers and triggers report,
 //! and `log_views` says which files each instance writes and reads them.
 
 mod apply;
 mod apps;
+mod dump;
 pub(crate) mod instance;
 mod launch;
 mod lifetime;
 mod log_views;
 mod probes;
 mod reload;
+mod reset;
+mod signal;
 mod table;
 
 use std::collections::BTreeMap;

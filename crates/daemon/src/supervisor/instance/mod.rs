@@ -13,7 +13,7 @@ use tokio::time::{sleep_until, Instant};
 
 mod policy;
 mod reload;
-mod stopping;
+mod stop;
 
 use super::Supervisor;
 use crate::reaper::ExitReceiver;
@@ -55,6 +55,8 @@ pub(crate) enum Command {
     /// Stop it without changing what the user asked for, and end the task:
     /// the daemon is going away and the next one brings it back.
     Shutdown(Reply),
+    /// Send its running process a signal (an error if none runs).
+    Signal(Signal, Reply),
 }
 
 /// Answered when a command is complete: an error is one sentence.
@@ -64,8 +66,11 @@ struct Running {
     pid: u32,
     exit: ExitReceiver,
     started: Instant,
-    /// Health check and sd_notify listener of this process; they end with it.
+    /// Health check, sd_notify and IPC listeners of this process; they end
+    /// with it.
     watchers: Vec<tokio::task::JoinHandle<()>>,
+    /// The daemon's end of a Node app's IPC channel.
+    ipc: Option<crate::node_ipc::Sender>,
 }
 
 impl Drop for Running {
@@ -173,6 +178,19 @@ impl Instance {
                 let _ = reply.send(Ok(()));
                 return true;
             }
+            Some(Command::Signal(signal, reply)) => {
+                let result = match &self.running {
+                    Some(running) => {
+                        let pid = nix::unistd::Pid::from_raw(running.pid as i32);
+                        nix::sys::signal::kill(pid, signal).map_err(|source| Error::SignalFailed {
+                            signal: signal.to_string(),
+                            source,
+                        })
+                    }
+                    None => Err(Error::NotRunning),
+                };
+                let _ = reply.send(result);
+            }
             Some(Command::Shutdown(reply)) => {
                 self.restart_at = None;
                 self.terminate().await;
@@ -244,11 +262,30 @@ impl Instance {
         } else {
             None
         };
+        // Node apps get the IPC channel PM2 gives them (process.send).
+        let ipc = if plan.runs_node() {
+            let (theirs, reader, sender) = crate::node_ipc::channel()
+                .map_err(|err| Error::io("create the IPC channel of", &name, err))?;
+            plan.ipc_channel = Some(Arc::new(theirs));
+            let fd = spawn::IPC_FD.to_string();
+            plan.env.insert("NODE_CHANNEL_FD".into(), fd);
+            plan.env
+                .insert("NODE_CHANNEL_SERIALIZATION_MODE".into(), "json".into());
+            Some((reader, sender))
+        } else {
+            // A channel variable inherited from a CLI that a Node parent
+            // ran would make a node this app starts open a stray fd.
+            plan.env.remove("NODE_CHANNEL_FD");
+            plan.env.remove("NODE_CHANNEL_SERIALIZATION_MODE");
+            None
+        };
         let spawned =
             spawn::spawn(&self.supervisor.reaper, &plan).map_err(|source| Error::Spawn {
                 program: plan.program.display().to_string(),
                 source,
             })?;
+        // The child holds its end now; ours must not keep the channel open.
+        plan.ipc_channel = None;
         let files = &self.supervisor.log_files;
         let rotation = logs::Rotation::of(&config);
         let format = |stream| logs::LineFormat::of(&config, &name, stream);
@@ -283,6 +320,14 @@ impl Instance {
             .listen_timeout
             .map_or(health::DEFAULT_LISTEN_TIMEOUT, Duration::from_millis);
         let mut watchers = Vec::new();
+        let ipc = ipc.map(|(reader, sender)| {
+            let ready = config.wait_ready;
+            let supervisor = &self.supervisor;
+            watchers.push(crate::node_ipc::listen(
+                supervisor, reader, self.id, pid, ready,
+            ));
+            sender
+        });
         if let Some(socket) = notify {
             watchers.push(health::listen_for_ready(
                 &self.supervisor,
@@ -321,6 +366,7 @@ impl Instance {
             exit: spawned.exit,
             started: Instant::now(),
             watchers,
+            ipc,
         });
         self.supervisor.persist_soon();
         tracing::info!("{name} started with pid {pid}");

@@ -1,7 +1,6 @@
-//! How an instance's processes stop: the stop signal (or the shutdown
-//! message), SIGKILL once `kill_timeout` has passed, and the processes that
-//! left its group (`setsid`) found by their marks, so that nothing it
-//! started outlives it.
+//! Stopping an instance's process: the stop signal (or, for a Node app
+//! with `shutdown_with_message`, the IPC message `'shutdown'`), SIGKILL
+//! after `kill_timeout`, and whatever escaped its process group.
 
 use std::time::Duration;
 
@@ -46,7 +45,16 @@ impl Instance {
         self.supervisor.balancer.drain(&config.name, running.pid);
         let signal = spawn::stop_signal(config);
         let pgid = running.pid;
-        spawn::signal_group(pgid, signal);
+        // PM2's shutdown_with_message: the message instead of the signal,
+        // when the app has a channel to receive it on.
+        let by_message = config.shutdown_with_message
+            && running.ipc.as_ref().is_some_and(|ipc| ipc.send_shutdown());
+        let asked = if by_message {
+            "the 'shutdown' message".to_string()
+        } else {
+            spawn::signal_group(pgid, signal);
+            signal.to_string()
+        };
         let deadline = Instant::now() + Duration::from_millis(config.kill_timeout);
         let reason = tokio::select! {
             reason = &mut running.exit => reason.ok(),
@@ -56,7 +64,7 @@ impl Instance {
             Some(reason) => reason,
             None => {
                 tracing::info!(
-                    "pid {pgid} ignored {signal} for {} ms; sending SIGKILL",
+                    "pid {pgid} ignored {asked} for {} ms; sending SIGKILL",
                     config.kill_timeout
                 );
                 spawn::signal_group(pgid, Signal::SIGKILL);
@@ -81,7 +89,7 @@ impl Instance {
 
     /// Kills whatever left this instance's group (setsid) and is still
     /// alive, until none is left (each kill may orphan another one to us).
-    pub(super) async fn kill_escaped(&self, config: &AppConfig, spare: Option<u32>) {
+    async fn kill_escaped(&self, config: &AppConfig, spare: Option<u32>) {
         let marks = self.marks();
         // The instance's other live processes carry the same marks.
         let except: Vec<u32> = self
@@ -126,7 +134,7 @@ impl Instance {
     /// orphans are reparented to the daemon (a subreaper), so each reaping
     /// pass is a cue to look again; a short tick covers members whose parent
     /// is still alive.
-    pub(super) async fn wait_group_gone(&self, pgid: u32, deadline: Instant) -> bool {
+    async fn wait_group_gone(&self, pgid: u32, deadline: Instant) -> bool {
         loop {
             if !spawn::group_alive(pgid) {
                 return true;
