@@ -267,3 +267,19 @@ fn fields_that_take_effect_are_carried_to_the_daemon() {
     assert!(py.autostart);
     assert_eq!(py.out_file.as_deref(), Some(Path::new("/dev/null")));
 }
+
+#[test]
+fn the_pm2_examples_load() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/pm2");
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !Format::is_config_file(&path) {
+            continue;
+        }
+        let loaded = load(&path).unwrap_or_else(|err| panic!("{err}"));
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        count += 1;
+    }
+    assert_eq!(count, 4);
+}

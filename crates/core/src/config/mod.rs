@@ -315,6 +315,20 @@ impl Default for AppConfig {
 }
 
 impl AppConfig {
+    /// What runs: the program, then the interpreter's own arguments
+    /// (`interpreter_args`, only when there is an interpreter), the script
+    /// and its arguments.
+    pub fn invocation(&self) -> crate::command::Invocation {
+        let mut invocation =
+            crate::command::invocation(&self.script, &self.args, self.interpreter.as_deref());
+        if invocation.script_file.is_some() && !self.interpreter_args.is_empty() {
+            invocation
+                .args
+                .splice(0..0, self.interpreter_args.iter().cloned());
+        }
+        invocation
+    }
+
     /// The name of instance `index` of this app.
     pub fn instance_name(&self, index: u32) -> String {
         format!("{}-{index}", self.name)

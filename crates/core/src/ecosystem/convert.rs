@@ -9,7 +9,7 @@ use super::file::{
     self, AppFile, Args, CheckTypeName, ExecModeName, ExitCodes, Instances, LogFileValue, Watch,
 };
 use super::{Checker, Options};
-use crate::command::{default_name_for, split_command_line};
+use crate::command::{default_name_for, resolve_path, split_command_line};
 use crate::config::{
     check_ports_fit, signal_number, validate_name, AppConfig, CheckType, ExecMode, HealthCheck,
     SharedPort,
@@ -50,14 +50,8 @@ pub(super) fn convert(
     let args = words("args", app.args)?;
     let interpreter_args = words("interpreter_args", app.interpreter_args)?;
     let home = options.env.get("HOME").map(String::as_str);
-    let cwd = dir.join(expand_home(app.cwd.as_deref().unwrap_or(""), home).as_ref());
-    // PM2: "/dev/null" and "NULL" mean no file.
-    let resolve = |file: Option<String>| {
-        file.map(|f| match f.as_str() {
-            "NULL" | "/dev/null" => PathBuf::from(DISCARD),
-            _ => cwd.join(expand_home(&f, home).as_ref()),
-        })
-    };
+    let cwd = resolve_path(app.cwd.as_deref().unwrap_or(""), dir, home);
+    let resolve = |file: Option<String>| file.map(|f| resolve_path(&f, &cwd, home));
     let mut env: BTreeMap<String, String> = app
         .env
         .unwrap_or_default()
@@ -207,17 +201,4 @@ pub(super) fn convert(
         checker.problem(index, label, &["name"], err.to_string());
     }
     Some(config)
-}
-
-/// The path that means "no file".
-pub const DISCARD: &str = "/dev/null";
-
-/// `~` and `~/…` are the home directory, as in PM2.
-fn expand_home<'a>(path: &'a str, home: Option<&str>) -> std::borrow::Cow<'a, str> {
-    match (path.strip_prefix('~'), home) {
-        (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with('/') => {
-            format!("{home}{rest}").into()
-        }
-        _ => path.into(),
-    }
 }

@@ -9,7 +9,7 @@ use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use pmdaemon_core::command::{clean_path, invocation, Invocation};
+use pmdaemon_core::command::{clean_path, Invocation};
 use pmdaemon_core::config::AppConfig;
 
 pub use unix::{
@@ -36,6 +36,13 @@ pub struct Plan {
     /// In proxy mode, the loopback port the process listens on (its
     /// `PORT`); the daemon forwards the shared port to it.
     pub private_port: Option<u16>,
+    /// The user and group the process runs as (`uid` / `gid`), when they
+    /// differ from the daemon's.
+    pub user: Option<(u32, u32)>,
+    /// stdout goes nowhere (its log is `/dev/null`): no pipe, no pump.
+    pub discard_stdout: bool,
+    /// stderr goes nowhere.
+    pub discard_stderr: bool,
 }
 
 /// What sets one instance apart from its siblings.
@@ -115,7 +122,7 @@ pub fn plan(
         program,
         args,
         script_file,
-    } = invocation(&config.script, &config.args, config.interpreter.as_deref());
+    } = config.invocation();
     if let Some(script) = &script_file {
         let path = clean_path(&cwd.join(script));
         match std::fs::metadata(&path) {
@@ -135,6 +142,7 @@ pub fn plan(
         }
     }
     let program = resolve_program(&program, &cwd, env.get("PATH").map(String::as_str))?;
+    let user = user_of(config)?;
     Ok(Plan {
         program,
         args,
@@ -142,7 +150,57 @@ pub fn plan(
         env,
         listen_socket: None,
         private_port: None,
+        user,
+        discard_stdout: false,
+        discard_stderr: false,
     })
+}
+
+/// The uid and gid `config` asks for (`uid` alone takes that user's
+/// group), or None when it asks for none or for the daemon's own. Only a
+/// daemon run as root can switch; otherwise the app is refused.
+pub fn user_of(config: &AppConfig) -> Result<Option<(u32, u32)>, Error> {
+    use nix::unistd::{Gid, Group, Uid, User};
+    if config.uid.is_none() && config.gid.is_none() {
+        return Ok(None);
+    }
+    let refuse = |reason: String| Error::BadCommand(format!("app '{}': {reason}", config.name));
+    // The uid, and the group that goes with it when none is given.
+    let (uid, user_gid) = match &config.uid {
+        None => (Uid::current(), None),
+        Some(text) => match text.parse::<u32>() {
+            Ok(number) => {
+                let uid = Uid::from_raw(number);
+                let entry = User::from_uid(uid).ok().flatten();
+                // A uid without a passwd entry gets the group of its number.
+                (uid, Some(entry.map_or(Gid::from_raw(number), |u| u.gid)))
+            }
+            Err(_) => match User::from_name(text) {
+                Ok(Some(user)) => (user.uid, Some(user.gid)),
+                _ => return Err(refuse(format!("no user named '{text}' on this system"))),
+            },
+        },
+    };
+    let gid = match &config.gid {
+        None => user_gid.unwrap_or_else(Gid::current),
+        Some(text) => match text.parse::<u32>() {
+            Ok(number) => Gid::from_raw(number),
+            Err(_) => match Group::from_name(text) {
+                Ok(Some(group)) => group.gid,
+                _ => return Err(refuse(format!("no group named '{text}' on this system"))),
+            },
+        },
+    };
+    if uid == Uid::current() && gid == Gid::current() {
+        return Ok(None);
+    }
+    if !Uid::effective().is_root() {
+        return Err(refuse(format!(
+            "cannot run as uid {uid} / gid {gid}: the daemon runs as uid {} and only a daemon run as root can switch users; remove 'uid'/'gid' or run pmdaemon as root",
+            Uid::current()
+        )));
+    }
+    Ok(Some((uid.as_raw(), gid.as_raw())))
 }
 
 /// Finds `program` as exec would (a path if it has a slash, else on `PATH`)

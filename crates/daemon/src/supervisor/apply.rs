@@ -75,11 +75,17 @@ impl Supervisor {
     ) -> Result<(ApplyAction, Option<String>), Error> {
         let existing = self.lock().app(&config.name).map(|a| a.config.clone());
         let Some(existing) = existing else {
+            let autostart = config.autostart;
             let started = self.register(config, inherited_env.clone(), source).await?;
-            return Ok((
-                ApplyAction::Started,
-                Some(format!("{} instance(s)", started.len())),
-            ));
+            let detail = if autostart {
+                format!("{} instance(s)", started.len())
+            } else {
+                format!(
+                    "{} instance(s) registered, stopped (autostart is off)",
+                    started.len()
+                )
+            };
+            return Ok((ApplyAction::Started, Some(detail)));
         };
         if existing == config {
             let down: Vec<String> = {
@@ -92,7 +98,8 @@ impl Supervisor {
                     .map(|i| i.name.clone())
                     .collect()
             };
-            if down.is_empty() {
+            // autostart: false keeps it as the user left it.
+            if down.is_empty() || !config.autostart {
                 return Ok((ApplyAction::Unchanged, None));
             }
             for instance in &down {
