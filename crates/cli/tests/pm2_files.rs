@@ -237,3 +237,33 @@ fn uid_runs_the_app_as_that_user_or_is_refused_with_a_reason() {
     assert!(err.contains("no user named 'no-such-user-x'"), "{err}");
     assert!(wait_until(DEADLINE, || fx.list().len() == 1));
 }
+
+#[test]
+fn pm2s_log_flags_on_the_command_line() {
+    let fx = Fixture::new();
+    let dir = examples(&fx);
+    let say = dir.join("say.sh");
+    let say = say.to_str().unwrap();
+    fx.ok(&[
+        "start",
+        say,
+        "--name",
+        "flagged",
+        "-o",
+        "flagged.out",
+        "--error",
+        "NULL",
+        "-l",
+        "flagged.all",
+    ]);
+    wait_file(&fx.work().join("flagged.out"), |s| s == "out 0\n");
+    let all = wait_file(&fx.work().join("flagged.all"), |s| s.lines().count() == 2);
+    assert!(all.contains("err 0") && all.contains("out 0"), "{all}");
+    assert!(!fx.home().join("logs/flagged-0-err.log").exists());
+    assert!(!fx.work().join("NULL").exists());
+    fx.ok(&["start", say, "--name", "both", "-i", "2", "--merge-logs"]);
+    let out = wait_file(&fx.home().join("logs/both-out.log"), |s| {
+        s.lines().count() == 2
+    });
+    assert!(out.contains("out 0") && out.contains("out 1"), "{out}");
+}
