@@ -180,6 +180,8 @@ impl From<Error> for ApiError {
             Error::UnknownTarget { .. } => StatusCode::NOT_FOUND,
             Error::DuplicateName { .. } => StatusCode::CONFLICT,
             Error::BadCommand(_)
+            | Error::UnknownUser { .. }
+            | Error::CannotSwitchUser { .. }
             | Error::Invalid(_)
             | Error::NoPorts(_)
             | Error::Web(_)

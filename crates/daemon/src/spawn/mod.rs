@@ -164,7 +164,6 @@ pub fn user_of(config: &AppConfig) -> Result<Option<(u32, u32)>, Error> {
     if config.uid.is_none() && config.gid.is_none() {
         return Ok(None);
     }
-    let refuse = |reason: String| Error::BadCommand(format!("app '{}': {reason}", config.name));
     // The uid, and the group that goes with it when none is given.
     let (uid, user_gid) = match &config.uid {
         None => (Uid::current(), None),
@@ -177,7 +176,12 @@ pub fn user_of(config: &AppConfig) -> Result<Option<(u32, u32)>, Error> {
             }
             Err(_) => match User::from_name(text) {
                 Ok(Some(user)) => (user.uid, Some(user.gid)),
-                _ => return Err(refuse(format!("no user named '{text}' on this system"))),
+                _ => {
+                    return Err(Error::UnknownUser {
+                        kind: "user",
+                        name: text.clone(),
+                    })
+                }
             },
         },
     };
@@ -187,7 +191,12 @@ pub fn user_of(config: &AppConfig) -> Result<Option<(u32, u32)>, Error> {
             Ok(number) => Gid::from_raw(number),
             Err(_) => match Group::from_name(text) {
                 Ok(Some(group)) => group.gid,
-                _ => return Err(refuse(format!("no group named '{text}' on this system"))),
+                _ => {
+                    return Err(Error::UnknownUser {
+                        kind: "group",
+                        name: text.clone(),
+                    })
+                }
             },
         },
     };
@@ -195,10 +204,11 @@ pub fn user_of(config: &AppConfig) -> Result<Option<(u32, u32)>, Error> {
         return Ok(None);
     }
     if !Uid::effective().is_root() {
-        return Err(refuse(format!(
-            "cannot run as uid {uid} / gid {gid}: the daemon runs as uid {} and only a daemon run as root can switch users; remove 'uid'/'gid' or run pmdaemon as root",
-            Uid::current()
-        )));
+        return Err(Error::CannotSwitchUser {
+            uid: uid.as_raw(),
+            gid: gid.as_raw(),
+            daemon_uid: Uid::current().as_raw(),
+        });
     }
     Ok(Some((uid.as_raw(), gid.as_raw())))
 }
@@ -280,6 +290,43 @@ mod tests {
             resolve_program("sh", dir.path(), Some("/nonexistent:/bin")).unwrap(),
             PathBuf::from("/bin/sh")
         );
+    }
+
+    #[test]
+    fn uid_and_gid_name_a_user_and_group_or_are_refused() {
+        let app = |uid: Option<&str>, gid: Option<&str>| AppConfig {
+            name: "web".into(),
+            uid: uid.map(str::to_string),
+            gid: gid.map(str::to_string),
+            ..AppConfig::default()
+        };
+        assert!(user_of(&app(None, None)).unwrap().is_none());
+        let own = nix::unistd::Uid::current().to_string();
+        assert!(
+            user_of(&app(Some(&own), None)).unwrap().is_none(),
+            "the daemon's own user needs no switch"
+        );
+        let err = user_of(&app(Some("no-such-user-x"), None)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no user named 'no-such-user-x' on this system"
+        );
+        let err = user_of(&app(None, Some("no-such-group-x"))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no group named 'no-such-group-x' on this system"
+        );
+        match user_of(&app(Some("65534"), Some("65534"))) {
+            Ok(switch) => {
+                assert!(nix::unistd::Uid::effective().is_root());
+                assert_eq!(switch, Some((65534, 65534)));
+            }
+            Err(err) => assert!(
+                err.to_string()
+                    .contains("only a daemon run as root can switch users"),
+                "{err}"
+            ),
+        }
     }
 
     #[test]
