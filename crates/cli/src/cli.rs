@@ -298,6 +298,47 @@ pub struct StartArgs {
     /// Restart on a cron schedule (5 fields, or 6 with seconds).
     #[arg(help_heading = "Watch and schedule", long, value_name = "EXPRESSION")]
     pub cron_restart: Option<String>,
+    /// stdout log file (`/dev/null` or `NULL`: none).
+    #[arg(
+        help_heading = "Logs",
+        long = "output",
+        short = 'o',
+        value_name = "FILE"
+    )]
+    pub output: Option<String>,
+    /// stderr log file (`/dev/null` or `NULL`: none).
+    #[arg(help_heading = "Logs", long = "error", value_name = "FILE")]
+    pub error: Option<String>,
+    /// Also write both streams to this file (alone: `logs/<name>.log` in
+    /// the home), besides the out and error logs.
+    #[arg(help_heading = "Logs", long = "log", short = 'l', value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    pub log: Option<String>,
+    /// All instances write one set of log files.
+    #[arg(help_heading = "Logs", long)]
+    pub merge_logs: bool,
+    /// Register the app stopped; `pmdaemon start <name>` starts it later.
+    #[arg(help_heading = "Process", long)]
+    pub no_autostart: bool,
+    /// A label to group apps; a namespace is also a target
+    /// (`pmdaemon restart <namespace>`) when no app has that name.
+    #[arg(help_heading = "Process", long, value_name = "NAME")]
+    pub namespace: Option<String>,
+    /// Arguments for the interpreter, before the script (`"-u"`,
+    /// `"--max-old-space-size=512"`).
+    #[arg(
+        help_heading = "Process",
+        long,
+        alias = "interpreter-args",
+        value_name = "ARGS",
+        allow_hyphen_values = true
+    )]
+    pub node_args: Option<String>,
+    /// Run as this user (name or number); the daemon must run as root.
+    #[arg(help_heading = "Process", long, value_name = "USER")]
+    pub uid: Option<String>,
+    /// Run with this group (name or number); the daemon must run as root.
+    #[arg(help_heading = "Process", long, value_name = "GROUP")]
+    pub gid: Option<String>,
     /// Print the started instances as JSON.
     #[arg(help_heading = "Process", long)]
     pub json: bool,

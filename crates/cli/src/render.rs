@@ -82,6 +82,22 @@ pub fn detail(detail: &ProcessDetail) -> String {
     };
     row("name", info.name.clone());
     row("app", format!("{} (instance {})", info.app, info.instance));
+    if let Some(namespace) = &config.namespace {
+        row("namespace", namespace.clone());
+    }
+    if config.uid.is_some() || config.gid.is_some() {
+        row(
+            "user",
+            format!(
+                "uid {} / gid {}",
+                config.uid.as_deref().unwrap_or("-"),
+                config.gid.as_deref().unwrap_or("-")
+            ),
+        );
+    }
+    if !config.autostart {
+        row("autostart", "off".to_string());
+    }
     row("id", info.id.to_string());
     row("status", info.status.to_string());
     row("pid", dash(info.pid));
@@ -133,6 +149,10 @@ pub fn detail(detail: &ProcessDetail) -> String {
     row("cwd", detail.cwd.display().to_string());
     row("out log", detail.out_log.display().to_string());
     row("err log", detail.err_log.display().to_string());
+    if let Some(log) = &config.log_file {
+        // A relative one is under the home.
+        row("combined log", log.display().to_string());
+    }
     row(
         "log rotation",
         match config.log_max_size {
@@ -287,6 +307,7 @@ mod tests {
             shared_port: None,
             private_port: None,
             connections: None,
+            namespace: None,
         };
         let proxied = ProcessInfo {
             shared_port: Some(pmdaemon_core::config::SharedPort::Proxy),

@@ -284,6 +284,9 @@ pub struct ProcessInfo {
     /// In proxy mode, the connections forwarded to it that are open now.
     #[serde(default)]
     pub connections: Option<u64>,
+    /// Its app's namespace, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 /// An instance's health.

@@ -20,6 +20,21 @@ pub fn split_command_line(input: &str) -> Result<Vec<String>, Error> {
     Ok(words)
 }
 
+/// A path from a config file or a flag, as PM2 reads it: `~` and `~/…` are
+/// the home directory, `"NULL"` and `/dev/null` mean no file (always
+/// `/dev/null`), anything else is relative to `base`.
+pub fn resolve_path(path: &str, base: &Path, home: Option<&str>) -> PathBuf {
+    if matches!(path, "NULL" | "/dev/null") {
+        return PathBuf::from("/dev/null");
+    }
+    match (path.strip_prefix('~'), home) {
+        (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with('/') => {
+            base.join(format!("{home}{rest}"))
+        }
+        _ => base.join(path),
+    }
+}
+
 /// The interpreter PM2 users expect for a script, chosen by its extension.
 pub fn interpreter_for(script: &str) -> Option<&'static str> {
     match Path::new(script).extension()?.to_str()? {

@@ -132,6 +132,25 @@ pub enum Error {
     /// A reload's new process did not become ready.
     #[error(transparent)]
     NotReady(#[from] NotReady),
+    /// An app's `uid` or `gid` names no user or group of this system.
+    #[error("no {kind} named '{name}' on this system")]
+    UnknownUser {
+        /// `user` or `group`.
+        kind: &'static str,
+        /// The name as written.
+        name: String,
+    },
+    /// An app asks to run as another user or group, and the daemon is not
+    /// root.
+    #[error("cannot run as uid {uid} / gid {gid}: the daemon runs as uid {daemon_uid}, and only a daemon run as root can switch users; remove 'uid'/'gid' or run pmdaemon as root")]
+    CannotSwitchUser {
+        /// The uid asked for.
+        uid: u32,
+        /// The gid asked for.
+        gid: u32,
+        /// The daemon's own uid.
+        daemon_uid: u32,
+    },
     /// A rolling reload stopped at an instance that did not become ready;
     /// the instances not replaced run the previous version.
     #[error("reload stopped: {instance} did not become ready within {wait_ms} ms ({why}); {replaced} of {total} instances were replaced, {left} still run the previous version")]

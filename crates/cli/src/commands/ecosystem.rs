@@ -42,7 +42,7 @@ pub fn load(path: &Path, profile: Option<String>) -> Result<Loaded> {
     let label = path.display().to_string();
     let format = Format::of(path).with_context(|| {
         format!(
-            "{label}: unknown config format; use .json, .yaml, .yml, .toml or ecosystem.config.js"
+            "{label}: unknown config format; use .json, .json5, .yaml, .yml, .toml or ecosystem.config.js"
         )
     })?;
     let absolute = std::path::absolute(path).with_context(|| format!("cannot resolve {label}"))?;

@@ -8,7 +8,7 @@ use pmdaemon_core::api::endpoints::{Apply, Info, List, Logs, Start, StartApp};
 use pmdaemon_core::api::{
     ApplyAction, ApplyRequest, ApplyResponse, ExistingApps, ProcessInfo, StartRequest,
 };
-use pmdaemon_core::command::{default_name_for, split_command_line};
+use pmdaemon_core::command::{default_name_for, resolve_path, split_command_line};
 use pmdaemon_core::config::{AppConfig, CheckType, HealthCheck, LogType};
 use pmdaemon_core::home::Home;
 use pmdaemon_core::units::{parse_duration_ms, parse_seconds_ms, parse_size};
@@ -105,18 +105,19 @@ fn config(script: &str, args: &StartArgs, cwd: PathBuf, is_file: bool) -> Result
             .with_context(|| format!("--{flag}"))
     };
     let defaults = AppConfig::default();
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| default_name_for(&script, &script_args, &cwd));
+    let home = std::env::var("HOME").ok();
+    let home = home.as_deref();
     Ok(AppConfig {
-        name: args
-            .name
-            .clone()
-            .unwrap_or_else(|| default_name_for(&script, &script_args, &cwd)),
         instances: instances(args.instances.as_deref())?,
         port: args.port,
         shared_port: args.shared_port.unwrap_or_default(),
         instance_var: args.instance_var.clone(),
         args: script_args,
         interpreter: args.interpreter.clone(),
-        cwd: Some(cwd),
         env: env_vars(args),
         autorestart: !args.no_autorestart,
         max_restarts: args.max_restarts.unwrap_or(defaults.max_restarts),
@@ -164,6 +165,24 @@ fn config(script: &str, args: &StartArgs, cwd: PathBuf, is_file: bool) -> Result
             .map(parse_size)
             .transpose()
             .context("--max-memory")?,
+        interpreter_args: match &args.node_args {
+            Some(line) => split_command_line(line).context("--node-args")?,
+            None => Vec::new(),
+        },
+        autostart: !args.no_autostart,
+        uid: args.uid.clone(),
+        gid: args.gid.clone(),
+        namespace: args.namespace.clone(),
+        merge_logs: args.merge_logs,
+        out_file: args.output.as_deref().map(|f| resolve_path(f, &cwd, home)),
+        error_file: args.error.as_deref().map(|f| resolve_path(f, &cwd, home)),
+        log_file: args.log.as_deref().map(|f| match f {
+            // Under the home, as PM2's default combined log is under its own.
+            "" => PathBuf::from(format!("logs/{name}.log")),
+            f => resolve_path(f, &cwd, home),
+        }),
+        name,
+        cwd: Some(cwd),
         script,
         ..defaults
     })
@@ -275,6 +294,13 @@ async fn apply_file(
     let extra = env_vars(args);
     for app in &mut loaded.apps {
         app.env.extend(extra.clone());
+        // PM2's flags that apply to every app of the file.
+        if args.no_autostart {
+            app.autostart = false;
+        }
+        if let Some(namespace) = &args.namespace {
+            app.namespace = Some(namespace.clone());
+        }
     }
     let client = Client::connect(home).await?;
     let request = ApplyRequest {

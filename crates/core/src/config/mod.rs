@@ -36,6 +36,17 @@ pub struct AppConfig {
     /// The interpreter for `script`; `None` picks one from the extension
     /// (`.js` node, `.py` python3, `.sh` bash); `"none"` executes directly.
     pub interpreter: Option<String>,
+    /// Arguments given to the interpreter before the script (PM2's
+    /// `node_args` / `interpreter_args`); unused without an interpreter.
+    pub interpreter_args: Vec<String>,
+    /// Start the app when it is registered; false registers it stopped
+    /// (`start <name>` starts it later).
+    pub autostart: bool,
+    /// Run the app as this user (name or number); the daemon must be root.
+    pub uid: Option<String>,
+    /// Run the app with this group (name or number); the daemon must be
+    /// root.
+    pub gid: Option<String>,
     /// Working directory; relative script paths are resolved against it.
     #[schema(value_type = Option<String>)]
     pub cwd: Option<PathBuf>,
@@ -100,6 +111,11 @@ pub struct AppConfig {
     /// stderr file instead of `logs/<instance>-err.log`.
     #[schema(value_type = Option<String>)]
     pub error_file: Option<PathBuf>,
+    /// A file that also gets both streams, besides the out and error logs
+    /// (PM2's `log_file`); a relative path is under `$PMDAEMON_HOME`.
+    /// `/dev/null` as any of the three means no such file.
+    #[schema(value_type = Option<String>)]
+    pub log_file: Option<PathBuf>,
     /// Timestamp format prefixed to every log line.
     pub log_date_format: Option<String>,
     /// All instances share one pair of log files.
@@ -259,6 +275,10 @@ impl Default for AppConfig {
             script: String::new(),
             args: Vec::new(),
             interpreter: None,
+            interpreter_args: Vec::new(),
+            autostart: true,
+            uid: None,
+            gid: None,
             cwd: None,
             env: BTreeMap::new(),
             instances: 1,
@@ -286,6 +306,7 @@ impl Default for AppConfig {
             cron_restart: None,
             out_file: None,
             error_file: None,
+            log_file: None,
             log_date_format: None,
             merge_logs: false,
             time: false,
@@ -299,6 +320,20 @@ impl Default for AppConfig {
 }
 
 impl AppConfig {
+    /// What runs: the program, then the interpreter's own arguments
+    /// (`interpreter_args`, only when there is an interpreter), the script
+    /// and its arguments.
+    pub fn invocation(&self) -> crate::command::Invocation {
+        let mut invocation =
+            crate::command::invocation(&self.script, &self.args, self.interpreter.as_deref());
+        if invocation.script_file.is_some() && !self.interpreter_args.is_empty() {
+            invocation
+                .args
+                .splice(0..0, self.interpreter_args.iter().cloned());
+        }
+        invocation
+    }
+
     /// The name of instance `index` of this app.
     pub fn instance_name(&self, index: u32) -> String {
         format!("{}-{index}", self.name)

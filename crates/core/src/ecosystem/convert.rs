@@ -3,11 +3,13 @@
 //! each remaining problem reported at its field.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::file::{self, AppFile, Args, CheckTypeName, ExecModeName, ExitCodes, Instances, Watch};
+use super::file::{
+    self, AppFile, Args, CheckTypeName, ExecModeName, ExitCodes, Instances, LogFileValue, Watch,
+};
 use super::{Checker, Options};
-use crate::command::{default_name_for, split_command_line};
+use crate::command::{default_name_for, resolve_path, split_command_line};
 use crate::config::{
     check_ports_fit, signal_number, validate_name, AppConfig, CheckType, ExecMode, HealthCheck,
     SharedPort,
@@ -33,20 +35,23 @@ pub(super) fn convert(
         );
         return None;
     };
-    let args = match app.args {
-        None => Vec::new(),
-        Some(Args::List(list)) => list,
-        Some(Args::Line(line)) if line.trim().is_empty() => Vec::new(),
+    let mut words = |field: &str, args: Option<Args>| match args {
+        None => Some(Vec::new()),
+        Some(Args::List(list)) => Some(list),
+        Some(Args::Line(line)) if line.trim().is_empty() => Some(Vec::new()),
         Some(Args::Line(line)) => match split_command_line(&line) {
-            Ok(words) => words,
+            Ok(words) => Some(words),
             Err(err) => {
-                checker.problem(index, label, &["args"], err.to_string());
-                return None;
+                checker.problem(index, label, &[field], err.to_string());
+                None
             }
         },
     };
-    let cwd = dir.join(app.cwd.as_deref().unwrap_or(""));
-    let resolve = |file: Option<String>| file.map(|f| cwd.join(f));
+    let args = words("args", app.args)?;
+    let interpreter_args = words("interpreter_args", app.interpreter_args)?;
+    let home = options.env.get("HOME").map(String::as_str);
+    let cwd = resolve_path(app.cwd.as_deref().unwrap_or(""), dir, home);
+    let resolve = |file: Option<String>| file.map(|f| resolve_path(&f, &cwd, home));
     let mut env: BTreeMap<String, String> = app
         .env
         .unwrap_or_default()
@@ -117,14 +122,22 @@ pub(super) fn convert(
         }
         check
     });
-    let log_file = resolve(app.log_file);
-    let config = AppConfig {
+    let default_log_file = app.log_file == Some(LogFileValue::Default);
+    let log_file = match app.log_file {
+        Some(LogFileValue::Path(path)) => resolve(Some(path)),
+        _ => None,
+    };
+    let mut config = AppConfig {
         name: app
             .name
             .unwrap_or_else(|| default_name_for(&script, &args, &cwd)),
         script,
         args,
         interpreter: app.interpreter,
+        interpreter_args,
+        autostart: app.autostart.unwrap_or(true),
+        uid: app.uid.map(|id| id.0),
+        gid: app.gid.map(|id| id.0),
         cwd: Some(cwd.clone()),
         env,
         instances,
@@ -165,8 +178,9 @@ pub(super) fn convert(
         ignore_watch: app.ignore_watch.unwrap_or_default(),
         watch_delay: app.watch_delay.map_or(0, |d| d.0),
         cron_restart: app.cron_restart,
-        out_file: resolve(app.out_file).or_else(|| log_file.clone()),
-        error_file: resolve(app.error_file).or(log_file),
+        out_file: resolve(app.out_file),
+        error_file: resolve(app.error_file),
+        log_file,
         log_date_format: app.log_date_format,
         merge_logs: app.merge_logs.unwrap_or(false),
         time: app.time.unwrap_or(false),
@@ -179,6 +193,10 @@ pub(super) fn convert(
         log_compress: app.log_compress,
         namespace: app.namespace,
     };
+    if default_log_file {
+        // Relative: under pmdaemon's home, as PM2 puts it under its own.
+        config.log_file = Some(PathBuf::from(format!("logs/{}.log", config.name)));
+    }
     // Ports and the stop signal were checked above, each at its field.
     if let Err(err) = validate_name(&config.name) {
         checker.problem(index, label, &["name"], err.to_string());

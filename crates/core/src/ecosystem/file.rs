@@ -30,7 +30,7 @@ pub enum EcosystemFile {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 #[schemars(extend("patternProperties" = {
-    "^env_.+$": { "type": "object", "additionalProperties": { "type": ["string", "number", "boolean"] } }
+    "^env_.+$": { "type": "object", "additionalProperties": true }
 }))]
 pub struct AppFile {
     /// App name; instances are `<name>-0`, `<name>-1`, …
@@ -57,6 +57,15 @@ pub struct AppFile {
     pub shared_port: Option<SharedPortName>,
     /// Interpreter (`none` executes the script directly).
     pub interpreter: Option<String>,
+    /// Arguments given to the interpreter before the script (PM2's
+    /// `node_args`): a list, or one string split like a shell would.
+    pub interpreter_args: Option<Args>,
+    /// Start the app when the file is applied (false: registered, stopped).
+    pub autostart: Option<bool>,
+    /// Run as this user (a name or a number); needs a daemon run as root.
+    pub uid: Option<Id>,
+    /// Run with this group (a name or a number).
+    pub gid: Option<Id>,
     /// Restart when the process exits.
     pub autorestart: Option<bool>,
     /// Unstable restarts in a row before the instance is errored.
@@ -95,8 +104,9 @@ pub struct AppFile {
     pub out_file: Option<String>,
     /// stderr log file.
     pub error_file: Option<String>,
-    /// One file for stdout and stderr.
-    pub log_file: Option<String>,
+    /// A file that gets stdout and stderr too, besides `out_file` and
+    /// `error_file`; `true` is `logs/<name>.log` in pmdaemon's home.
+    pub log_file: Option<LogFileValue>,
     /// Timestamp format of log lines.
     pub log_date_format: Option<String>,
     /// All instances write one pair of log files.
@@ -187,17 +197,17 @@ pub enum CheckTypeName {
 }
 
 /// Arguments as a list or a command-line string.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, JsonSchema)]
 #[serde(untagged)]
 pub enum Args {
-    /// `["--port", "3000"]`.
+    /// `["--port", "3000"]` (numbers and booleans are written out).
     List(Vec<String>),
     /// `"--port 3000"`.
     Line(String),
 }
 
-/// `true`, or the paths to watch.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+/// `true`, or the paths to watch (one path may be a string).
+#[derive(Debug, Clone, JsonSchema)]
 #[serde(untagged)]
 pub enum Watch {
     /// Watch the app's directory, or nothing.
@@ -207,7 +217,7 @@ pub enum Watch {
 }
 
 /// One exit code or a list.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, JsonSchema)]
 #[serde(untagged)]
 pub enum ExitCodes {
     /// `0`.
@@ -216,21 +226,159 @@ pub enum ExitCodes {
     Many(Vec<i32>),
 }
 
-/// An environment value; numbers and booleans become strings.
+impl<'de> Deserialize<'de> for Args {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::String(line) => Ok(Args::Line(line)),
+            serde_json::Value::Array(items) => items
+                .into_iter()
+                .map(|item| scalar_text(&item))
+                .collect::<Option<Vec<_>>>()
+                .map(Args::List)
+                .ok_or_else(|| {
+                    serde::de::Error::custom(
+                        "arguments must be strings or numbers, not lists or objects",
+                    )
+                }),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a list of arguments or one string of them, not {}",
+                kind(&other)
+            ))),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Watch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let invalid = |found: &serde_json::Value| {
+            serde::de::Error::custom(format!(
+                "expected true, false, a path or a list of paths, not {}",
+                kind(found)
+            ))
+        };
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Bool(flag) => Ok(Watch::Enabled(flag)),
+            serde_json::Value::String(path) => Ok(Watch::Paths(vec![path])),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|item| {
+                    item.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| invalid(item))
+                })
+                .collect::<Result<_, _>>()
+                .map(Watch::Paths),
+            other => Err(invalid(&other)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ExitCodes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = |value: &serde_json::Value| {
+            value
+                .as_i64()
+                .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
+                .and_then(|n| i32::try_from(n).ok())
+                .ok_or_else(|| {
+                    serde::de::Error::custom(format!(
+                        "expected an exit code or a list of them, not {value}"
+                    ))
+                })
+        };
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(code)
+                .collect::<Result<_, _>>()
+                .map(ExitCodes::Many),
+            one => code(&one).map(ExitCodes::One),
+        }
+    }
+}
+
+/// A string, number or boolean as text; `None` for lists and objects.
+fn scalar_text(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(text) => Some(text.clone()),
+        serde_json::Value::Number(number) => Some(number.to_string()),
+        serde_json::Value::Bool(flag) => Some(flag.to_string()),
+        _ => None,
+    }
+}
+
+/// A user or group: a name, or a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Id(pub String);
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::String(name) if !name.trim().is_empty() => {
+                Ok(Id(name.trim().to_string()))
+            }
+            serde_json::Value::Number(number) if number.is_u64() => Ok(Id(number.to_string())),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a user or group name or number, not {other}"
+            ))),
+        }
+    }
+}
+
+impl JsonSchema for Id {
+    fn schema_name() -> Cow<'static, str> {
+        "Id".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": ["string", "integer"] })
+    }
+}
+
+/// `log_file`: a path, or `true` for the default combined log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogFileValue {
+    /// `logs/<name>.log` in pmdaemon's home.
+    Default,
+    /// No combined log (`false`).
+    Off,
+    /// This file.
+    Path(String),
+}
+
+impl<'de> Deserialize<'de> for LogFileValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Bool(true) => Ok(LogFileValue::Default),
+            serde_json::Value::Bool(false) => Ok(LogFileValue::Off),
+            serde_json::Value::String(path) => Ok(LogFileValue::Path(path)),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a file path or true, not {}",
+                kind(&other)
+            ))),
+        }
+    }
+}
+
+impl JsonSchema for LogFileValue {
+    fn schema_name() -> Cow<'static, str> {
+        "LogFile".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": ["string", "boolean"] })
+    }
+}
+
+/// An environment value; numbers and booleans become strings, lists and
+/// objects their JSON (as PM2 passes them), null `"null"` (as node does).
 #[derive(Debug, Clone)]
 pub struct EnvValue(pub String);
 
 impl<'de> Deserialize<'de> for EnvValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match serde_json::Value::deserialize(deserializer)? {
-            serde_json::Value::String(text) => Ok(Self(text)),
-            serde_json::Value::Number(number) => Ok(Self(number.to_string())),
-            serde_json::Value::Bool(flag) => Ok(Self(flag.to_string())),
-            other => Err(serde::de::Error::custom(format!(
-                "an environment value must be a string, a number or a boolean, not {}",
-                kind(&other)
-            ))),
-        }
+        let value = serde_json::Value::deserialize(deserializer)?;
+        Ok(Self(
+            scalar_text(&value).unwrap_or_else(|| value.to_string()),
+        ))
     }
 }
 
@@ -239,7 +387,7 @@ impl JsonSchema for EnvValue {
         "EnvValue".into()
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "type": ["string", "number", "boolean"] })
+        json_schema!({ "type": ["string", "number", "boolean", "object", "array", "null"] })
     }
 }
 

@@ -11,7 +11,7 @@ fn key_offsets(text: &str, format: Format, key: &str) -> Vec<usize> {
         let before = &text[..start];
         let after = &text[start + key.len()..];
         let (is_key, offset) = match format {
-            Format::Js => {
+            Format::Js | Format::Json5 => {
                 // `key:`, `'key':` or `"key":` in an object literal.
                 let quoted = (before.ends_with('"') && after.starts_with('"'))
                     || (before.ends_with('\'') && after.starts_with('\''));

@@ -1,17 +1,22 @@
-//! Ecosystem files: PM2's and PMDaemon's app lists in JSON, YAML or TOML
+//! Ecosystem files: PM2's and PMDaemon's app lists in JSON (or a
+//! JavaScript object literal, as PM2 reads `.json`), JSON5, YAML or TOML
 //! (and PM2's `ecosystem.config.js`, evaluated by the CLI with node and
-//! handed here as JSON).
+//! handed here as JSON). The list is `{"apps": [...]}` (or PM2's `pm2`
+//! key, or `apps` holding one object), a top-level list, or one app.
 //!
 //! A file is checked as a whole before anything starts: every unknown field
 //! (with the nearest valid name), wrong type, impossible value and duplicate
 //! name is reported with the file, the app, the field, and its line and
 //! column.
 
+mod coerce;
 mod convert;
 mod duplicates;
 pub mod file;
 pub mod interpolate;
+mod keys;
 mod locate;
+mod syntax;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,8 +30,10 @@ use crate::config::AppConfig;
 /// The syntax of a config file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// `.json`.
+    /// `.json`: JSON, or a JavaScript object literal as PM2 reads it.
     Json,
+    /// `.json5`.
+    Json5,
     /// `.yaml`, `.yml`.
     Yaml,
     /// `.toml`.
@@ -41,6 +48,7 @@ impl Format {
     pub fn of(path: &Path) -> Option<Format> {
         match path.extension()?.to_str()? {
             "json" => Some(Format::Json),
+            "json5" => Some(Format::Json5),
             "yaml" | "yml" => Some(Format::Yaml),
             "toml" => Some(Format::Toml),
             "js" | "cjs" | "mjs" => Some(Format::Js),
@@ -49,7 +57,7 @@ impl Format {
     }
 
     /// Whether `path` names an ecosystem file rather than a script: any
-    /// `.json`, `.yaml`, `.yml` or `.toml`, and `*.config.js` / `.cjs`.
+    /// `.json`, `.json5`, `.yaml`, `.yml` or `.toml`, and `*.config.js` / `.cjs`.
     pub fn is_config_file(path: &Path) -> bool {
         match Format::of(path) {
             Some(Format::Js) => path
@@ -74,6 +82,10 @@ pub const FIELDS: &[&str] = &[
     "port",
     "shared_port",
     "interpreter",
+    "interpreter_args",
+    "autostart",
+    "uid",
+    "gid",
     "autorestart",
     "max_restarts",
     "min_uptime",
@@ -115,44 +127,6 @@ pub const HEALTH_CHECK_FIELDS: &[&str] = &[
     "interval",
     "retries",
     "enabled",
-];
-
-/// PM2's other names for fields.
-const ALIASES: &[(&str, &str)] = &[
-    ("output", "out_file"),
-    ("error", "error_file"),
-    ("log", "log_file"),
-    ("exec_interpreter", "interpreter"),
-];
-
-/// PM2 fields that have no meaning in pmdaemon: accepted with a warning so
-/// that PM2 files start unchanged.
-const PM2_ONLY: &[&str] = &[
-    "node_args",
-    "interpreter_args",
-    "source_map_support",
-    "vizion",
-    "automation",
-    "pmx",
-    "treekill",
-    "force",
-    "combine_logs",
-    "filter_env",
-    "append_env_to_name",
-    "post_update",
-    "autostart",
-    "disable_trace",
-    "pid_file",
-    "disable_logs",
-    "watch_options",
-    "kill_retry_time",
-    "deep_monitoring",
-    "trace",
-    "versioning",
-    "windowsHide",
-    "uid",
-    "gid",
-    "max_memory_restart_interval",
 ];
 
 /// One thing wrong in a config file.
@@ -264,6 +238,10 @@ impl Checker<'_> {
     }
 }
 
+fn plain(err: &serde_json::Error) -> String {
+    coerce::plain_message(&err.to_string())
+}
+
 fn suggestion(key: &str, known: &[&str]) -> String {
     crate::config::nearest(key, known.iter().copied())
         .map(|candidate| format!(" (did you mean '{candidate}'?)"))
@@ -303,40 +281,11 @@ pub fn parse(
     }
     // Editors on Windows write one; it is not part of the content.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut root: Value = match format {
-        Format::Json | Format::Js => serde_json::from_str(text).map_err(|err| {
-            let message = err.to_string();
-            let message = message
-                .split(" at line ")
-                .next()
-                .unwrap_or(&message)
-                .to_string();
-            fail(
-                Some(err.line()),
-                Some(err.column()),
-                format!("not valid JSON: {message}"),
-            )
-        })?,
-        Format::Yaml => serde_saphyr::from_str(text).map_err(|err| {
-            let location = err.location();
-            let message = err.to_string();
-            let first = message.lines().next().unwrap_or(&message).to_string();
-            fail(
-                location.map(|l| l.line() as usize),
-                location.map(|l| l.column() as usize),
-                format!("not valid YAML: {first}"),
-            )
-        })?,
-        Format::Toml => toml::from_str(text).map_err(|err| {
-            let position = err.span().map(|span| locate::line_col(text, span.start));
-            fail(
-                position.map(|p| p.0),
-                position.map(|p| p.1),
-                format!("not valid TOML: {}", err.message().trim()),
-            )
-        })?,
-    };
-    if format == Format::Json {
+    let syntax::Read {
+        mut root,
+        written_as,
+    } = syntax::read(text, format).map_err(|err| fail(err.line, err.column, err.message))?;
+    if written_as == Format::Json {
         let problems = duplicates::duplicate_keys(text);
         if !problems.is_empty() {
             return Err(ConfigError {
@@ -354,36 +303,13 @@ pub fn parse(
             }
         })?;
     }
-    let objects: Vec<Value> = match root {
-        Value::Object(mut map) if map.contains_key("apps") => match map.remove("apps") {
-            Some(Value::Array(apps)) => apps,
-            Some(other) => {
-                return Err(fail(
-                    None,
-                    None,
-                    format!("'apps' must be a list of apps, not {}", file::kind(&other)),
-                ))
-            }
-            None => Vec::new(),
-        },
-        Value::Object(map) => vec![Value::Object(map)],
-        other => {
-            return Err(fail(
-                None,
-                None,
-                format!(
-                    "expected {{\"apps\": [...]}} or one app object, found {}",
-                    file::kind(&other)
-                ),
-            ))
-        }
-    };
+    let objects = app_objects(root).map_err(|message| fail(None, None, message))?;
     if objects.is_empty() {
         return Err(fail(None, None, "the file lists no apps".to_string()));
     }
     let mut checker = Checker {
         text: options.source.as_deref().unwrap_or(text),
-        format,
+        format: written_as,
         problems: Vec::new(),
         objects: objects
             .iter()
@@ -442,6 +368,31 @@ pub fn parse(
     }
 }
 
+/// The app objects of a file, in each shape PM2 accepts.
+fn app_objects(root: Value) -> Result<Vec<Value>, String> {
+    match root {
+        Value::Array(apps) => Ok(apps),
+        Value::Object(mut map) => {
+            // `pm2` is PM2's other name for `apps`.
+            let key = ["apps", "pm2"].into_iter().find(|k| map.contains_key(*k));
+            match key.and_then(|k| map.remove(k)) {
+                None => Ok(vec![Value::Object(map)]),
+                Some(Value::Array(apps)) => Ok(apps),
+                Some(Value::Object(app)) => Ok(vec![Value::Object(app)]),
+                Some(other) => Err(format!(
+                    "'{}' must be a list of apps or one app, not {}",
+                    key.unwrap_or("apps"),
+                    file::kind(&other)
+                )),
+            }
+        }
+        other => Err(format!(
+            "expected {{\"apps\": [...]}}, a list of apps or one app object, found {}",
+            file::kind(&other)
+        )),
+    }
+}
+
 fn check_app(
     checker: &mut Checker<'_>,
     index: usize,
@@ -465,25 +416,42 @@ fn check_app(
                         env.into_iter().map(|(k, v)| (k, v.0)).collect(),
                     );
                 }
-                Err(err) => checker.problem(index, label, &[key], err.to_string()),
+                Err(err) => checker.problem(index, label, &[key], plain(&err)),
             }
             continue;
         }
-        let canonical = ALIASES
-            .iter()
-            .find(|(alias, _)| alias == key)
-            .map_or(key.as_str(), |(_, field)| field);
-        given.push(canonical);
-        if PM2_ONLY.contains(&key.as_str()) {
+        let canonical = match keys::classify(key, FIELDS) {
+            keys::Key::Field(field) => field,
+            keys::Key::Pm2Only(field) => {
+                warnings.push(format!(
+                    "app {label}: field '{key}' is a PM2 option pmdaemon does not use; ignored"
+                ));
+                given.push(field);
+                continue;
+            }
+            keys::Key::Unknown => {
+                let hint = suggestion(key, FIELDS);
+                checker.problem(index, label, &[key], format!("unknown field{hint}"));
+                continue;
+            }
+        };
+        // As in PM2, a field's own name wins over its aliases, and the
+        // first alias over later ones.
+        if given.contains(&canonical) || (key != canonical && map.contains_key(canonical)) {
             warnings.push(format!(
-                "app {label}: field '{key}' is a PM2 option pmdaemon does not use; ignored"
+                "app {label}: field '{key}' is another name for '{canonical}', which is already given; ignored"
             ));
             continue;
         }
-        if !FIELDS.contains(&canonical) {
-            let hint = suggestion(key, FIELDS);
-            checker.problem(index, label, &[key], format!("unknown field{hint}"));
-            continue;
+        given.push(canonical);
+        let mut value = coerce::coerce(canonical, value);
+        if canonical == "name" {
+            if let Some(plain) = value.as_str().and_then(coerce::plain_name) {
+                warnings.push(format!(
+                    "app {label}: a name cannot contain spaces here (it is a target and a file name); it runs as '{plain}'"
+                ));
+                value = Value::String(plain);
+            }
         }
         if canonical == "health_check" {
             if let Some(block) = value.as_object() {
@@ -498,25 +466,32 @@ fn check_app(
                         );
                     }
                 }
+                let mut known = Map::new();
                 for (nested, nested_value) in block {
                     if !HEALTH_CHECK_FIELDS.contains(&nested.as_str()) {
                         continue;
                     }
+                    let nested_value = coerce::coerce(nested, nested_value);
                     let probe = serde_json::json!({ nested: nested_value });
-                    if let Err(err) = serde_json::from_value::<file::HealthCheckFile>(probe) {
-                        checker.problem(index, label, &[key, nested], err.to_string());
+                    match serde_json::from_value::<file::HealthCheckFile>(probe) {
+                        Ok(_) => {
+                            known.insert(nested.clone(), nested_value);
+                        }
+                        Err(err) => {
+                            checker.problem(index, label, &[key, nested], plain(&err));
+                        }
                     }
                 }
-                fields.insert(canonical.to_string(), value.clone());
+                fields.insert(canonical.to_string(), Value::Object(known));
                 continue;
             }
         }
         let probe = serde_json::json!({ canonical: value });
         match serde_json::from_value::<AppFile>(probe) {
             Ok(_) => {
-                fields.insert(canonical.to_string(), value.clone());
+                fields.insert(canonical.to_string(), value);
             }
-            Err(err) => checker.problem(index, label, &[key], err.to_string()),
+            Err(err) => checker.problem(index, label, &[key], plain(&err)),
         }
     }
     // Go on with the fields that are fine, so that the app's other problems
@@ -531,7 +506,7 @@ fn check_app(
     let parsed: AppFile = match serde_json::from_value(Value::Object(fields)) {
         Ok(parsed) => parsed,
         Err(err) => {
-            checker.problem(index, label, &[], err.to_string());
+            checker.problem(index, label, &[], plain(&err));
             return None;
         }
     };

@@ -118,9 +118,10 @@ fn every_problem_is_listed_with_app_field_line_and_suggestion() {
 
 #[test]
 fn pm2_only_fields_are_ignored_with_a_warning_and_aliases_work() {
-    let loaded = load(r#"{"script": "app.js", "node_args": "--harmony", "output": "out.log", "error": "err.log"}"#, Format::Json).unwrap();
+    let loaded = load(r#"{"script": "app.js", "vizion": false, "node_args": "--harmony", "output": "out.log", "error": "err.log"}"#, Format::Json).unwrap();
     assert_eq!(loaded.warnings.len(), 1);
-    assert!(loaded.warnings[0].contains("node_args"));
+    assert!(loaded.warnings[0].contains("vizion"));
+    assert_eq!(loaded.apps[0].interpreter_args, ["--harmony"]);
     assert_eq!(
         loaded.apps[0].out_file.as_deref(),
         Some(Path::new("/srv/app/out.log"))

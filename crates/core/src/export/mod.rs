@@ -65,7 +65,7 @@ pub(crate) fn first_port(app: &AppConfig, notes: &mut Notes, per_replica: &str) 
 
 /// The program and arguments the app runs (its interpreter first).
 pub(crate) fn command_line(app: &AppConfig) -> Vec<String> {
-    let invocation = crate::command::invocation(&app.script, &app.args, app.interpreter.as_deref());
+    let invocation = app.invocation();
     std::iter::once(invocation.program)
         .chain(invocation.args)
         .collect()

@@ -196,6 +196,8 @@ impl From<Error> for ApiError {
             | Error::ScaleAmbiguous
             | Error::NoSuchSignal { .. }
             | Error::Spawn { .. }
+            | Error::UnknownUser { .. }
+            | Error::CannotSwitchUser { .. }
             | Error::Invalid(_)
             | Error::NoPorts(_)
             | Error::Web(_)

@@ -48,8 +48,10 @@ impl LineFormat {
             pmdaemon_core::config::LogType::Raw => {
                 // Several writers of one file write whole lines, so that
                 // none splits another's: the instances of a merged app, or
-                // stdout and stderr sharing one file (`log_file`).
+                // stdout and stderr sharing one file (`log_file`, or the
+                // same `out_file` and `error_file`).
                 let shared = config.merge_logs
+                    || config.log_file.is_some()
                     || (config.out_file.is_some() && config.out_file == config.error_file);
                 date.or_else(|| config.time.then(|| ISO.to_string()))
                     .map(LineFormat::Timestamp)

@@ -37,7 +37,7 @@ mod tail;
 pub use budget::{budget_due, enforce_budget};
 pub use file::{LogFile, LogFiles};
 pub use format::LineFormat;
-pub use path::log_path;
+pub use path::{combined_log_path, is_discarded, log_path};
 pub use pump::pump;
 pub use rotation::{rotate_stderr_log, truncate_all, Rotation};
 pub use tail::{last_line_end, tail, tail_of, tail_with_ends};

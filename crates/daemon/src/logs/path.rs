@@ -24,18 +24,41 @@ pub fn log_path(
         LogStream::Err => config.error_file.as_ref(),
     };
     match custom {
-        Some(path) if config.instances > 1 && !config.merge_logs => {
-            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("log");
-            let name = match path.extension().and_then(|e| e.to_str()) {
-                Some(ext) => format!("{stem}-{index}.{ext}"),
-                None => format!("{stem}-{index}"),
-            };
-            path.with_file_name(name)
-        }
-        Some(path) => path.clone(),
+        Some(path) => per_instance(config, index, path),
         None if config.merge_logs => home.log_file(&config.name, stream),
         None => home.log_file(instance, stream),
     }
+}
+
+/// The file that also gets both streams of instance `index` (PM2's
+/// `log_file`), if the app has one: relative paths are under the home, and
+/// several instances get one each, as for `out_file`.
+pub fn combined_log_path(
+    home: &crate::Home,
+    config: &pmdaemon_core::config::AppConfig,
+    index: u32,
+) -> Option<PathBuf> {
+    let path = config.log_file.as_ref()?;
+    Some(per_instance(config, index, &home.root().join(path)))
+}
+
+/// Whether `path` means "no file" (`/dev/null`, PM2's "NULL").
+pub fn is_discarded(path: &Path) -> bool {
+    path == Path::new("/dev/null")
+}
+
+/// `path`, with `-<index>` before the extension when several instances
+/// would otherwise share it, as PM2 does; `/dev/null` stays itself.
+fn per_instance(config: &pmdaemon_core::config::AppConfig, index: u32, path: &Path) -> PathBuf {
+    if config.instances <= 1 || config.merge_logs || is_discarded(path) {
+        return path.to_path_buf();
+    }
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("log");
+    let name = match path.extension().and_then(|e| e.to_str()) {
+        Some(ext) => format!("{stem}-{index}.{ext}"),
+        None => format!("{stem}-{index}"),
+    };
+    path.with_file_name(name)
 }
 
 /// `<path>.n`, or `<path>.n.gz`.

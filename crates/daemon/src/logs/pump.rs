@@ -33,21 +33,27 @@ const BUDGET: u64 = 16 << 20;
 /// A partial line is written after this long without its end.
 const PARTIAL_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Starts a task that appends everything read from `pipe` to `path` until
-/// every writer of the pipe has closed it: spliced as is, or line by line
-/// when the app asks for a format.
+/// Starts a task that appends everything read from `pipe` to `path` (and
+/// to `also`, PM2's `log_file`) until every writer of the pipe has closed
+/// it: spliced as is, or line by line when the app asks for a format or
+/// the lines go to two files.
 pub fn pump(
     files: &LogFiles,
     pipe: OwnedFd,
     path: PathBuf,
+    also: Option<PathBuf>,
     rotation: Rotation,
     format: Option<LineFormat>,
 ) {
     let file = files.get(&path, rotation);
+    let also = also.map(|also| files.get(&also, rotation));
     tokio::spawn(async move {
-        let result = match format {
-            None => run_pump(pipe, file).await,
-            Some(format) => run_line_pump(pipe, file, format).await,
+        let result = match (format, also) {
+            (None, None) => run_pump(pipe, file).await,
+            (format, also) => {
+                let format = format.unwrap_or(LineFormat::Lines);
+                run_line_pump(pipe, file, also, format).await
+            }
         };
         if let Err(err) = result {
             tracing::warn!("log capture into {} stopped: {err}", path.display());
@@ -183,8 +189,15 @@ std::thread_local! {
 async fn run_line_pump(
     pipe: OwnedFd,
     file: Arc<LogFile>,
+    also: Option<Arc<LogFile>>,
     format: LineFormat,
 ) -> std::io::Result<()> {
+    let write = |out: &[u8]| {
+        file.write(out);
+        if let Some(also) = &also {
+            also.write(out);
+        }
+    };
     let flags = OFlag::from_bits_truncate(fcntl(&pipe, FcntlArg::F_GETFL)?);
     fcntl(&pipe, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     // SAFETY: the AsyncFd owns the pipe's OwnedFd, which is neither closed
@@ -210,7 +223,7 @@ async fn run_line_pump(
                             format_lines(&format, &buffer[..read], &mut partial, out);
                         }
                         if !out.is_empty() {
-                            file.write(out);
+                            write(out);
                             out.clear();
                         }
                         Ok(read)
@@ -228,7 +241,7 @@ async fn run_line_pump(
             () = sleep_if(!partial.is_empty(), PARTIAL_TIMEOUT) => {
                 LINE_BUFFERS.with_borrow_mut(|(_, out)| {
                     format.line(&format.stamp(), &partial, out);
-                    file.write(out);
+                    write(out);
                     out.clear();
                 });
                 partial.clear();

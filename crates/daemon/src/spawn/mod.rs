@@ -9,7 +9,7 @@ use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use pmdaemon_core::command::{clean_path, invocation, Invocation};
+use pmdaemon_core::command::{clean_path, Invocation};
 use pmdaemon_core::config::AppConfig;
 
 pub use unix::{
@@ -37,6 +37,13 @@ pub struct Plan {
     /// In proxy mode, the loopback port the process listens on (its
     /// `PORT`); the daemon forwards the shared port to it.
     pub private_port: Option<u16>,
+    /// The user and group the process runs as (`uid` / `gid`), when they
+    /// differ from the daemon's.
+    pub user: Option<(u32, u32)>,
+    /// stdout goes nowhere (its log is `/dev/null`): no pipe, no pump.
+    pub discard_stdout: bool,
+    /// stderr goes nowhere.
+    pub discard_stderr: bool,
     /// The child's end of a Node IPC channel, which the process inherits as
     /// fd [`IPC_FD`] (`NODE_CHANNEL_FD`).
     pub ipc_channel: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
@@ -164,7 +171,7 @@ pub fn plan(
         program,
         args,
         script_file,
-    } = invocation(&config.script, &config.args, config.interpreter.as_deref());
+    } = config.invocation();
     if let Some(script) = &script_file {
         let path = clean_path(&cwd.join(script));
         match std::fs::metadata(&path) {
@@ -186,6 +193,7 @@ pub fn plan(
         }
     }
     let program = resolve_program(&program, &cwd, env.get("PATH").map(String::as_str))?;
+    let user = user_of(config)?;
     Ok(Plan {
         program,
         args,
@@ -194,7 +202,67 @@ pub fn plan(
         listen_socket: None,
         private_port: None,
         ipc_channel: None,
+        user,
+        discard_stdout: false,
+        discard_stderr: false,
     })
+}
+
+/// The uid and gid `config` asks for (`uid` alone takes that user's
+/// group), or None when it asks for none or for the daemon's own. Only a
+/// daemon run as root can switch; otherwise the app is refused.
+pub fn user_of(config: &AppConfig) -> Result<Option<(u32, u32)>, Error> {
+    use nix::unistd::{Gid, Group, Uid, User};
+    if config.uid.is_none() && config.gid.is_none() {
+        return Ok(None);
+    }
+    // The uid, and the group that goes with it when none is given.
+    let (uid, user_gid) = match &config.uid {
+        None => (Uid::current(), None),
+        Some(text) => match text.parse::<u32>() {
+            Ok(number) => {
+                let uid = Uid::from_raw(number);
+                let entry = User::from_uid(uid).ok().flatten();
+                // A uid without a passwd entry gets the group of its number.
+                (uid, Some(entry.map_or(Gid::from_raw(number), |u| u.gid)))
+            }
+            Err(_) => match User::from_name(text) {
+                Ok(Some(user)) => (user.uid, Some(user.gid)),
+                _ => {
+                    return Err(Error::UnknownUser {
+                        kind: "user",
+                        name: text.clone(),
+                    })
+                }
+            },
+        },
+    };
+    let gid = match &config.gid {
+        None => user_gid.unwrap_or_else(Gid::current),
+        Some(text) => match text.parse::<u32>() {
+            Ok(number) => Gid::from_raw(number),
+            Err(_) => match Group::from_name(text) {
+                Ok(Some(group)) => group.gid,
+                _ => {
+                    return Err(Error::UnknownUser {
+                        kind: "group",
+                        name: text.clone(),
+                    })
+                }
+            },
+        },
+    };
+    if uid == Uid::current() && gid == Gid::current() {
+        return Ok(None);
+    }
+    if !Uid::effective().is_root() {
+        return Err(Error::CannotSwitchUser {
+            uid: uid.as_raw(),
+            gid: gid.as_raw(),
+            daemon_uid: Uid::current().as_raw(),
+        });
+    }
+    Ok(Some((uid.as_raw(), gid.as_raw())))
 }
 
 /// Finds `program` as exec would (a path if it has a slash, else on `PATH`)
@@ -285,6 +353,9 @@ mod tests {
             listen_socket: None,
             private_port: None,
             ipc_channel: None,
+            user: None,
+            discard_stdout: false,
+            discard_stderr: false,
         };
         assert!(plan(PathBuf::from("/opt/node/bin/node")).runs_node());
         let script = dir.path().join("tool");
@@ -297,6 +368,43 @@ mod tests {
         std::fs::write(dir.path().join("nodejs"), "").unwrap();
         assert!(plan(link).runs_node());
         assert!(!plan(PathBuf::from("/usr/bin/python3")).runs_node());
+    }
+
+    #[test]
+    fn uid_and_gid_name_a_user_and_group_or_are_refused() {
+        let app = |uid: Option<&str>, gid: Option<&str>| AppConfig {
+            name: "web".into(),
+            uid: uid.map(str::to_string),
+            gid: gid.map(str::to_string),
+            ..AppConfig::default()
+        };
+        assert!(user_of(&app(None, None)).unwrap().is_none());
+        let own = nix::unistd::Uid::current().to_string();
+        assert!(
+            user_of(&app(Some(&own), None)).unwrap().is_none(),
+            "the daemon's own user needs no switch"
+        );
+        let err = user_of(&app(Some("no-such-user-x"), None)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no user named 'no-such-user-x' on this system"
+        );
+        let err = user_of(&app(None, Some("no-such-group-x"))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no group named 'no-such-group-x' on this system"
+        );
+        match user_of(&app(Some("65534"), Some("65534"))) {
+            Ok(switch) => {
+                assert!(nix::unistd::Uid::effective().is_root());
+                assert_eq!(switch, Some((65534, 65534)));
+            }
+            Err(err) => assert!(
+                err.to_string()
+                    .contains("only a daemon run as root can switch users"),
+                "{err}"
+            ),
+        }
     }
 
     #[test]

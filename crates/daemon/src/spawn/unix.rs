@@ -22,10 +22,10 @@ pub struct Spawned {
     pub pid: u32,
     /// Resolves when it exits.
     pub exit: ExitReceiver,
-    /// The read end of its stdout.
-    pub stdout: OwnedFd,
-    /// The read end of its stderr.
-    pub stderr: OwnedFd,
+    /// The read end of its stdout (none when it is discarded).
+    pub stdout: Option<OwnedFd>,
+    /// The read end of its stderr (none when it is discarded).
+    pub stderr: Option<OwnedFd>,
 }
 
 /// The descriptor a Node app finds its IPC channel on (`NODE_CHANNEL_FD`):
@@ -45,9 +45,21 @@ pub fn spawn(reaper: &Reaper, plan: &Plan) -> std::io::Result<Spawned> {
         .env_clear()
         .envs(&plan.env)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(if plan.discard_stdout {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
+        .stderr(if plan.discard_stderr {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
         .process_group(0);
+    if let Some((uid, gid)) = plan.user {
+        // std drops the supplementary groups when root switches user.
+        command.uid(uid).gid(gid);
+    }
     // SAFETY: restore_for_child makes only async-signal-safe calls (umask,
     // get/setrlimit, close_range) in the forked child. It runs before
     // SocketExec, which then puts the listening socket on fd 3 without
@@ -71,12 +83,8 @@ pub fn spawn(reaper: &Reaper, plan: &Plan) -> std::io::Result<Spawned> {
         }
     }
     let (mut child, exit) = reaper.spawn(&mut command)?;
-    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        // Unreachable with Stdio::piped(); the child is reaped by the reaper.
-        let _ = signal_group(child.id(), Signal::SIGKILL);
-        return Err(std::io::Error::other("child has no output pipes"));
-    };
-    let (stdout, stderr): (OwnedFd, OwnedFd) = (stdout.into(), stderr.into());
+    let stdout: Option<OwnedFd> = child.stdout.take().map(Into::into);
+    let stderr: Option<OwnedFd> = child.stderr.take().map(Into::into);
     Ok(Spawned {
         pid: child.id(),
         exit,

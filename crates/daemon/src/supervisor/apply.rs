@@ -80,11 +80,17 @@ impl Supervisor {
         let source = request.file.clone();
         let existing = self.lock().app(&config.name).map(|a| a.config.clone());
         let Some(existing) = existing else {
+            let autostart = config.autostart;
             let started = self.register(config, inherited_env.clone(), source).await?;
-            return Ok((
-                ApplyAction::Started,
-                Some(format!("{} instance(s)", started.len())),
-            ));
+            let detail = if autostart {
+                format!("{} instance(s)", started.len())
+            } else {
+                format!(
+                    "{} instance(s) registered, stopped (autostart is off)",
+                    started.len()
+                )
+            };
+            return Ok((ApplyAction::Started, Some(detail)));
         };
         if existing == config && request.update_env {
             // From the next start on (now, with startOrRestart/-Reload).
@@ -106,7 +112,8 @@ impl Supervisor {
                     .map(|i| i.name.clone())
                     .collect()
             };
-            if down.is_empty() {
+            // autostart: false keeps it as the user left it.
+            if down.is_empty() || !config.autostart {
                 return Ok((ApplyAction::Unchanged, None));
             }
             for instance in &down {

@@ -28,7 +28,8 @@ impl Supervisor {
             .await
     }
 
-    /// Registers and starts `config`, remembering the file it came from.
+    /// Registers and starts `config` (only registers it, stopped, when its
+    /// `autostart` is off), remembering the file it came from.
     pub(super) async fn register(
         self: &Arc<Self>,
         config: AppConfig,
@@ -58,9 +59,26 @@ impl Supervisor {
                 inherited_env,
                 source,
             });
-            add_instances(&mut table, &config, &indices, ports, "pmdaemon start")
+            let ids = add_instances(&mut table, &config, &indices, ports, "pmdaemon start");
+            if !config.autostart {
+                for id in &ids {
+                    if let Some(record) = table.instances.get_mut(id) {
+                        record.desired = crate::store::Desired::Stopped;
+                        record.status = pmdaemon_core::api::Status::Stopped;
+                        record.record("stopped", "autostart is off: `pmdaemon start` starts it");
+                    }
+                }
+            }
+            ids
         };
-        self.start_new(&ids).await?;
+        if config.autostart {
+            self.start_new(&ids).await?;
+        } else {
+            // Registered, stopped: its tasks wait for a start.
+            for id in &ids {
+                self.spawn_task(*id, false);
+            }
+        }
         self.arm_triggers_and_wait(&config.name).await;
         self.persist_now().await;
         let table = self.lock();

@@ -21,6 +21,11 @@ impl Supervisor {
         }
     }
 
+    /// The file that also gets both streams of instance `id`, if any.
+    pub(crate) fn combined_log_path(&self, id: u32) -> Option<std::path::PathBuf> {
+        self.lock().combined_log_path(id, &self.home)
+    }
+
     /// The log files of `app`'s instances now.
     pub(crate) fn app_log_paths(&self, app: &str) -> Vec<std::path::PathBuf> {
         let table = self.lock();
@@ -28,25 +33,33 @@ impl Supervisor {
             .instances
             .values()
             .filter(|i| i.app == app)
-            .flat_map(|i| {
-                let (out, err) = table.log_paths(i.id, &self.home);
-                [out, err]
-            })
+            .flat_map(|i| self.files_of(&table, i.id))
             .collect()
     }
 
-    /// Every app log file the daemon manages (stdout and stderr of every
-    /// instance, running or not).
+    /// Every app log file the daemon manages (stdout, stderr and the
+    /// combined file of every instance, running or not; never
+    /// `/dev/null`).
     pub fn all_log_paths(&self) -> Vec<std::path::PathBuf> {
         let table = self.lock();
         table
             .instances
             .keys()
-            .flat_map(|id| {
-                let (out, err) = table.log_paths(*id, &self.home);
-                [out, err]
-            })
+            .flat_map(|id| self.files_of(&table, *id))
             .collect()
+    }
+
+    fn files_of(&self, table: &super::table::Table, id: u32) -> Vec<std::path::PathBuf> {
+        let (out, err) = table.log_paths(id, &self.home);
+        [
+            Some(out),
+            Some(err),
+            table.combined_log_path(id, &self.home),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|p| !logs::is_discarded(p))
+        .collect()
     }
 
     /// The log files of `target` (all when None), instance and stream each.
@@ -140,10 +153,7 @@ impl Supervisor {
                 None => table.instances.keys().copied().collect(),
             };
             ids.iter()
-                .flat_map(|id| {
-                    let (out, err) = table.log_paths(*id, &self.home);
-                    [out, err]
-                })
+                .flat_map(|id| self.files_of(&table, *id))
                 .collect()
         };
         // Merged logs are shared by instances: each file once.

@@ -3,7 +3,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use pmdaemon_core::api::{Health, LogStream, ProcessDetail, ProcessInfo, Status};
-use pmdaemon_core::command::invocation;
 use tokio::sync::mpsc;
 
 use super::instance::Command;
@@ -50,8 +49,9 @@ impl Table {
         self.apps.iter().find(|a| a.config.name == name)
     }
 
-    /// The ids a target names: `all`, a numeric id, an instance name or an
-    /// app name (all its instances), in id order.
+    /// The ids a target names, in id order: `all`, a numeric id, an
+    /// instance name, an app name (all its instances) or, when no app has
+    /// that name, a namespace (all instances of its apps).
     pub fn resolve(&self, target: &str) -> Result<Vec<u32>, Error> {
         let unknown = || self.unknown(target);
         if target == "all" {
@@ -67,12 +67,26 @@ impl Table {
         if let Some(instance) = self.instances.values().find(|i| i.name == target) {
             return Ok(vec![instance.id]);
         }
-        let ids: Vec<u32> = self
-            .instances
-            .values()
-            .filter(|i| i.app == target)
-            .map(|i| i.id)
+        let of_apps = |matches: &dyn Fn(&str) -> bool| -> Vec<u32> {
+            self.instances
+                .values()
+                .filter(|i| matches(&i.app))
+                .map(|i| i.id)
+                .collect()
+        };
+        let ids = of_apps(&|app| app == target);
+        if !ids.is_empty() {
+            return Ok(ids);
+        }
+        // Last, a namespace: every instance of its apps (a name wins over
+        // a namespace of the same name).
+        let in_namespace: Vec<&str> = self
+            .apps
+            .iter()
+            .filter(|a| a.config.namespace.as_deref() == Some(target))
+            .map(|a| a.config.name.as_str())
             .collect();
+        let ids = of_apps(&|app| in_namespace.contains(&app));
         if ids.is_empty() {
             Err(unknown())
         } else {
@@ -151,6 +165,13 @@ impl Table {
             .collect()
     }
 
+    /// The file that also gets both streams of instance `id`, if any.
+    pub fn combined_log_path(&self, id: u32, home: &Home) -> Option<PathBuf> {
+        let record = self.instances.get(&id)?;
+        let app = self.app(&record.app)?;
+        logs::combined_log_path(home, &app.config, record.index)
+    }
+
     /// The stdout and stderr files of instance `id`.
     pub fn log_paths(&self, id: u32, home: &Home) -> (PathBuf, PathBuf) {
         let record = self.instances.get(&id);
@@ -215,6 +236,9 @@ impl Table {
             },
             health_error: record.health_error.clone().filter(|_| running),
             ready: running && record.ready,
+            namespace: self
+                .app(&record.app)
+                .and_then(|a| a.config.namespace.clone()),
             shared_port: self
                 .app(&record.app)
                 .and_then(|a| a.config.sharing())
@@ -239,7 +263,7 @@ impl Table {
         config.log_max_size = Some(rotation.max_size);
         config.log_max_files = Some(rotation.max_files);
         config.log_compress = Some(rotation.compress);
-        let invocation = invocation(&config.script, &config.args, config.interpreter.as_deref());
+        let invocation = config.invocation();
         let mut environment = crate::spawn::environment(
             &app.config,
             &app.inherited_env,

@@ -2,6 +2,7 @@
 //! reaper reports it, decides about restarts, and obeys [`Command`]s.
 //! Nothing else signals or waits for this instance's processes.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -262,6 +263,19 @@ impl Instance {
         } else {
             None
         };
+        // Where each stream goes: its own log and the combined one, but
+        // never into /dev/null (a stream with nowhere to go is not piped).
+        let combined = self.supervisor.combined_log_path(self.id);
+        let destinations = |own: PathBuf| -> Vec<PathBuf> {
+            [Some(own), combined.clone()]
+                .into_iter()
+                .flatten()
+                .filter(|p| !logs::is_discarded(p))
+                .collect()
+        };
+        let (out, err) = (destinations(out), destinations(err));
+        plan.discard_stdout = out.is_empty();
+        plan.discard_stderr = err.is_empty();
         // Node apps get the IPC channel PM2 gives them (process.send).
         let ipc = if plan.runs_node() {
             let (theirs, reader, sender) = crate::node_ipc::channel()
@@ -289,8 +303,15 @@ impl Instance {
         let files = &self.supervisor.log_files;
         let rotation = logs::Rotation::of(&config);
         let format = |stream| logs::LineFormat::of(&config, &name, stream);
-        logs::pump(files, spawned.stdout, out, rotation, format(LogStream::Out));
-        logs::pump(files, spawned.stderr, err, rotation, format(LogStream::Err));
+        for (pipe, paths, stream) in [
+            (spawned.stdout, out, LogStream::Out),
+            (spawned.stderr, err, LogStream::Err),
+        ] {
+            let mut paths = paths.into_iter();
+            if let (Some(pipe), Some(path)) = (pipe, paths.next()) {
+                logs::pump(files, pipe, path, paths.next(), rotation, format(stream));
+            }
+        }
         let pid = spawned.pid;
         let start_time = procinfo::stat(pid).map(|stat| stat.start_time);
         let check = config.health_check.clone().filter(|c| c.enabled);
