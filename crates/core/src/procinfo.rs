@@ -16,6 +16,9 @@ pub struct ProcStat {
     pub start_time: u64,
     /// Whether it is a zombie.
     pub zombie: bool,
+    /// Whether it has begun to exit (`PF_EXITING`): its files are being
+    /// closed, its locks released.
+    pub exiting: bool,
     /// CPU time used, user plus system, in clock ticks.
     pub cpu_ticks: u64,
     /// Resident set size in pages.
@@ -38,12 +41,40 @@ fn parse_stat(text: &str) -> Option<ProcStat> {
     Some(ProcStat {
         pid,
         zombie: *fields.first()? == "Z",
+        exiting: fields.get(6)?.parse::<u64>().ok()? & PF_EXITING != 0,
         ppid: fields.get(1)?.parse().ok()?,
         pgrp: fields.get(2)?.parse().ok()?,
         start_time: fields.get(19)?.parse().ok()?,
         cpu_ticks: fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?,
         rss_pages: fields.get(21)?.parse().ok()?,
     })
+}
+
+/// The kernel's flag for a task that has begun to exit.
+const PF_EXITING: u64 = 0x4;
+
+/// Whether `pid` is gone or going: absent, a zombie, exiting, or with a
+/// SIGKILL pending that it has not yet acted on. A process killed a moment
+/// ago still holds its files (and their locks) until it has exited.
+pub fn is_ending(pid: u32) -> bool {
+    let Some(stat) = stat(pid) else {
+        return true;
+    };
+    if stat.zombie || stat.exiting {
+        return true;
+    }
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    // SIGKILL is signal 9: bit 8 of the pending masks.
+    status
+        .lines()
+        .filter_map(|line| {
+            line.strip_prefix("SigPnd:")
+                .or_else(|| line.strip_prefix("ShdPnd:"))
+        })
+        .filter_map(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .any(|mask| mask & (1 << 8) != 0)
 }
 
 /// Every process on the system.
@@ -96,6 +127,24 @@ pub fn page_size() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_killed_process_is_ending_before_it_is_reaped() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        assert!(!is_ending(child.id()));
+        child.kill().unwrap();
+        // Killed but not yet waited for: a zombie, or still exiting.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !is_ending(child.id()) {
+            assert!(std::time::Instant::now() < deadline, "never seen ending");
+            std::thread::yield_now();
+        }
+        child.wait().unwrap();
+        assert!(is_ending(child.id()));
+    }
 
     #[test]
     fn stat_parses_names_with_spaces_and_parentheses() {

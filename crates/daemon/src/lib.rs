@@ -339,19 +339,38 @@ fn lock_home(home: &Home) -> Result<Flock<fs::File>, Error> {
         .write(true)
         .open(&path)
         .map_err(|err| Error::io("open", &path, err))?;
-    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
-        if errno == nix::errno::Errno::EWOULDBLOCK {
-            Error::AlreadyRunning {
-                home: home.root().to_path_buf(),
-                pid: fs::read_to_string(home.pid_file())
+    // A daemon killed a moment ago (SIGKILL, then a command at once) holds
+    // the lock until it has finished exiting: that is waited for, briefly.
+    // A live holder is refused at once.
+    let deadline = std::time::Instant::now() + LOCK_RELEASE_WAIT;
+    let mut file = file;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((returned, nix::errno::Errno::EWOULDBLOCK)) => {
+                let holder = fs::read_to_string(home.pid_file())
                     .map(|p| p.trim().to_string())
-                    .unwrap_or_else(|_| "unknown".into()),
+                    .unwrap_or_else(|_| "unknown".into());
+                let ending = holder
+                    .parse::<u32>()
+                    .is_ok_and(pmdaemon_core::procinfo::is_ending);
+                if !ending || std::time::Instant::now() >= deadline {
+                    return Err(Error::AlreadyRunning {
+                        home: home.root().to_path_buf(),
+                        pid: holder,
+                    });
+                }
+                file = returned;
+                std::thread::sleep(std::time::Duration::from_millis(5));
             }
-        } else {
-            Error::io("lock", &path, errno.into())
+            Err((_, errno)) => return Err(Error::io("lock", &path, errno.into())),
         }
-    })
+    }
 }
+
+/// How long a new daemon waits for a dying predecessor to release the
+/// home's lock.
+const LOCK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Tells whoever started us (the CLI reads our stdout) that requests are
 /// accepted now; then stdout is let go so that nothing blocks on it later.

@@ -238,6 +238,7 @@ mod tests {
             pgrp,
             start_time: 1,
             zombie: false,
+            exiting: false,
             cpu_ticks: 0,
             rss_pages: pid as u64,
         }
