@@ -201,7 +201,7 @@ fn node_args_reach_process_exec_argv_and_python_runs_unbuffered() {
 fn uid_runs_the_app_as_that_user_or_is_refused_with_a_reason() {
     let fx = Fixture::new();
     let root = nix::unistd::Uid::effective().is_root();
-    let file = r#"{"name": "as-nobody", "script": "sh", "args": ["-c", "id -u; id -g; exec sleep 300"], "cwd": "/", "user": "nobody"}"#;
+    let file = r#"{"name": "as-nobody", "script": "sh", "args": ["-c", "id -u; id -g; echo $HOME $USER; exec sleep 300"], "cwd": "/", "user": "nobody"}"#;
     std::fs::write(fx.work().join("user.json"), file).unwrap();
     if !root {
         let err = fx.fails(&["start", "user.json"]);
@@ -214,8 +214,14 @@ fn uid_runs_the_app_as_that_user_or_is_refused_with_a_reason() {
     }
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
     fx.ok(&["start", "user.json"]);
+    // It runs as that user, with that user's HOME and USER (not ours).
     wait_file(&fx.home().join("logs/as-nobody-0-out.log"), |s| {
-        s == format!("{}\n{}\n", nobody.uid, nobody.gid)
+        s == format!(
+            "{}\n{}\n{} nobody\n",
+            nobody.uid,
+            nobody.gid,
+            nobody.dir.display()
+        )
     });
     let pid = fx.wait_status("as-nobody-0", Status::Online).pid.unwrap();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -235,6 +241,21 @@ fn uid_runs_the_app_as_that_user_or_is_refused_with_a_reason() {
         "no-such-user-x",
     ]);
     assert!(err.contains("no user named 'no-such-user-x'"), "{err}");
+    // What needs the daemon's private home is refused for another user,
+    // with the reason, and leaves nothing behind.
+    let err = fx.fails(&[
+        "start",
+        "sleep 300",
+        "--name",
+        "unready",
+        "--uid",
+        "nobody",
+        "--sd-notify",
+    ]);
+    assert!(
+        err.contains("runs as another user (uid/gid), which cannot use wait_ready"),
+        "{err}"
+    );
     assert!(wait_until(DEADLINE, || fx.list().len() == 1));
 }
 

@@ -484,3 +484,27 @@ fn pm2_short_flags_that_mean_something_else_here_get_a_hint() {
     // Nothing was started, not even the daemon.
     assert!(fx.daemon_pid().is_none());
 }
+
+#[test]
+fn a_node_apps_health_check_script_gets_no_ipc_channel_variables() {
+    if !need("node", &["--version"]) {
+        return;
+    }
+    let fx = Fixture::new();
+    std::fs::write(fx.work().join("app.js"), "setInterval(() => {}, 1000);\n").unwrap();
+    let seen = fx.work().join("check-env.txt");
+    fx.start_json(&format!(
+        r#"{{"name": "checked", "script": "app.js", "health_check": {{"check_type": "script", "script": "env > {}.tmp && mv {}.tmp {}", "interval": 200, "timeout": 5}}}}"#,
+        seen.display(),
+        seen.display(),
+        seen.display()
+    ));
+    // The app itself has its channel; its check script does not.
+    let env = wait_file(&seen, |text| {
+        text.contains("PMDAEMON_INSTANCE_NAME=checked-0")
+    });
+    assert!(!env.contains("NODE_CHANNEL_FD"), "{env}");
+    let pid = fx.wait_status("checked-0", Status::Online).pid.unwrap();
+    let own = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(String::from_utf8_lossy(&own).contains("NODE_CHANNEL_FD=4"));
+}

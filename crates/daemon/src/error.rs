@@ -140,6 +140,15 @@ pub enum Error {
         /// The name as written.
         name: String,
     },
+    /// An app run as another user cannot use a feature that needs the
+    /// daemon's private home.
+    #[error("app '{app}' runs as another user (uid/gid), which cannot use {what}; remove 'uid'/'gid' or that setting")]
+    UserCannotReach {
+        /// The app.
+        app: String,
+        /// The feature.
+        what: &'static str,
+    },
     /// An app asks to run as another user or group, and the daemon is not
     /// root.
     #[error("cannot run as uid {uid} / gid {gid}: the daemon runs as uid {daemon_uid}, and only a daemon run as root can switch users; remove 'uid'/'gid' or run pmdaemon as root")]

@@ -101,7 +101,7 @@ fn pm2_shape(detail: &ProcessDetail, now: u64) -> Value {
             "pm_err_log_path": detail.err_log,
             "exec_interpreter": interpreter,
             "args": config.args,
-            "node_args": [],
+            "node_args": config.interpreter_args,
             "autorestart": config.autorestart,
             "watch": !config.watch.is_empty(),
             "kill_timeout": config.kill_timeout,

@@ -375,6 +375,15 @@ impl AppConfig {
     /// Checks what can be checked without touching the system.
     pub fn validate(&self) -> Result<(), Error> {
         validate_name(&self.name)?;
+        if let Some(namespace) = &self.namespace {
+            // A namespace is a target: it obeys the rules of names.
+            if let Err(Error::InvalidName { reason, .. }) = validate_name(namespace) {
+                return Err(Error::InvalidValue {
+                    field: "namespace",
+                    reason: format!("'{namespace}': {reason}"),
+                });
+            }
+        }
         signal_number(&self.stop_signal)?;
         check_instances(self.instances)?;
         crate::limits::check_max_memory(self.max_memory_restart)?;

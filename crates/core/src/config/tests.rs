@@ -121,3 +121,20 @@ fn defaults_are_pm2s() {
     assert!(config.autorestart);
     assert_eq!(config.instance_name(2), "-2");
 }
+
+#[test]
+fn a_namespace_obeys_the_rules_of_names() {
+    let app = |namespace: &str| AppConfig {
+        name: "web".into(),
+        script: "server.py".into(),
+        namespace: Some(namespace.into()),
+        ..AppConfig::default()
+    };
+    app("team-a").validate().unwrap();
+    let err = app("team/a").validate().unwrap_err().to_string();
+    assert!(
+        err.starts_with("invalid namespace: 'team/a': use letters"),
+        "{err}"
+    );
+    assert!(app("all").validate().is_err());
+}

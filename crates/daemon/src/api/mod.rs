@@ -186,40 +186,53 @@ impl ApiError {
 
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
-        let status = match &error {
-            Error::UnknownTarget { .. } => StatusCode::NOT_FOUND,
-            Error::DuplicateName { .. } => StatusCode::CONFLICT,
-            Error::Unusable { .. }
-            | Error::ProgramNotFound { .. }
-            | Error::AppCannotRun { .. }
-            | Error::BadDump { .. }
-            | Error::ScaleAmbiguous
-            | Error::NoSuchSignal { .. }
-            | Error::Spawn { .. }
-            | Error::UnknownUser { .. }
-            | Error::CannotSwitchUser { .. }
-            | Error::Invalid(_)
-            | Error::NoPorts(_)
-            | Error::Web(_)
-            | Error::ScaleToZero { .. }
-            | Error::PortNotShared { .. }
-            | Error::PortsForOneApp => StatusCode::UNPROCESSABLE_ENTITY,
-            // The state of the apps is in the way, not the request's form.
-            Error::ReloadAborted { .. }
-            | Error::NameClash { .. }
-            | Error::SharedPortFixed { .. } => StatusCode::CONFLICT,
-            Error::PortInUse { .. } => StatusCode::CONFLICT,
-            Error::Deleted => StatusCode::NOT_FOUND,
-            Error::NotReady(_) | Error::NotRunning | Error::NothingToSignal { .. } => {
-                StatusCode::CONFLICT
-            }
-            Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
         Self {
-            status,
+            status: status_of(&error),
             message: error.to_string(),
         }
+    }
+}
+
+/// The HTTP status of an error: 4xx for what the request or the state of
+/// the apps is in the way of, 5xx for what failed on the daemon's side.
+fn status_of(error: &Error) -> StatusCode {
+    match error {
+        Error::UnknownTarget { .. } | Error::Deleted => StatusCode::NOT_FOUND,
+        // An app of a file (or of the dump) that cannot run: as its cause.
+        Error::AppCannotRun { source, .. } => status_of(source),
+        // A program that vanished or lost its permissions since it was
+        // checked is the request's problem; EMFILE or ENOMEM is ours.
+        Error::Spawn { source, .. } => match source.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+        Error::Unusable { .. }
+        | Error::ProgramNotFound { .. }
+        | Error::BadDump { .. }
+        | Error::ScaleAmbiguous
+        | Error::NoSuchSignal { .. }
+        | Error::UnknownUser { .. }
+        | Error::CannotSwitchUser { .. }
+        | Error::UserCannotReach { .. }
+        | Error::Invalid(_)
+        | Error::NoPorts(_)
+        | Error::Web(_)
+        | Error::ScaleToZero { .. }
+        | Error::PortNotShared { .. }
+        | Error::PortsForOneApp => StatusCode::UNPROCESSABLE_ENTITY,
+        // The state of the apps is in the way, not the request's form.
+        Error::DuplicateName { .. }
+        | Error::ReloadAborted { .. }
+        | Error::NameClash { .. }
+        | Error::SharedPortFixed { .. }
+        | Error::PortInUse { .. }
+        | Error::NotReady(_)
+        | Error::NotRunning
+        | Error::NothingToSignal { .. } => StatusCode::CONFLICT,
+        Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -237,3 +250,37 @@ impl IntoResponse for ApiError {
 
 /// What handlers return.
 pub type ApiResult<T> = Result<Json<T>, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_app_that_cannot_run_has_its_causes_status() {
+        let app = |source| Error::AppCannotRun {
+            app: "web".into(),
+            source: Box::new(source),
+        };
+        let taken = Error::PortInUse {
+            port: 3000,
+            holder: "nginx".into(),
+        };
+        assert_eq!(status_of(&app(taken)), StatusCode::CONFLICT);
+        assert_eq!(
+            status_of(&app(Error::ShuttingDown)),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let spawn = |kind| Error::Spawn {
+            program: "x".into(),
+            source: std::io::Error::from(kind),
+        };
+        assert_eq!(
+            status_of(&spawn(std::io::ErrorKind::NotFound)),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            status_of(&spawn(std::io::ErrorKind::OutOfMemory)),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+}

@@ -194,6 +194,10 @@ pub fn plan(
     }
     let program = resolve_program(&program, &cwd, env.get("PATH").map(String::as_str))?;
     let user = user_of(config)?;
+    let mut env = env;
+    if let Some((uid, _)) = user {
+        as_user(&mut env, config, uid);
+    }
     Ok(Plan {
         program,
         args,
@@ -206,6 +210,25 @@ pub fn plan(
         discard_stdout: false,
         discard_stderr: false,
     })
+}
+
+/// An app run as another user gets that user's `HOME`, `USER` and
+/// `LOGNAME` (as `su -` gives them), unless its own `env` sets them: the
+/// caller's would point its caches and dotfiles at a home it cannot write.
+fn as_user(env: &mut BTreeMap<String, String>, config: &AppConfig, uid: u32) {
+    let Ok(Some(entry)) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) else {
+        return;
+    };
+    let home = entry.dir.display().to_string();
+    for (key, value) in [
+        ("HOME", home),
+        ("USER", entry.name.clone()),
+        ("LOGNAME", entry.name),
+    ] {
+        if !config.env.contains_key(key) {
+            env.insert(key.to_string(), value);
+        }
+    }
 }
 
 /// The uid and gid `config` asks for (`uid` alone takes that user's

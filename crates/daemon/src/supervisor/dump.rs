@@ -67,21 +67,34 @@ impl Supervisor {
             path: file.clone(),
             why: err.to_string(),
         })?;
+        // Every app is tried: one that cannot start does not keep the others
+        // down; the first failure is reported once they have been tried.
         let mut started = Vec::new();
+        let mut failure = None;
         for app in dump.apps {
             if self.lock().app(&app.config.name).is_some() {
                 continue;
             }
             let name = app.config.name.clone();
-            let infos = self
+            match self
                 .register(app.config, app.inherited_env, app.source)
                 .await
-                .map_err(|err| Error::AppCannotRun {
-                    app: name,
-                    source: Box::new(err),
-                })?;
-            started.extend(infos);
+            {
+                Ok(infos) => started.extend(infos),
+                // Registered meanwhile by another resurrect or start.
+                Err(Error::DuplicateName { .. }) => {}
+                Err(err) => {
+                    tracing::warn!("app '{name}' of the dump: {err}");
+                    failure.get_or_insert(Error::AppCannotRun {
+                        app: name,
+                        source: Box::new(err),
+                    });
+                }
+            }
         }
-        Ok(started)
+        match failure {
+            Some(err) => Err(err),
+            None => Ok(started),
+        }
     }
 }

@@ -53,6 +53,24 @@ impl Supervisor {
             self.home.root().display().to_string(),
         );
         self.share_port(&config, &mut plan)?;
+        if plan.user.is_some() {
+            // What lives in the daemon's home (mode 0700) is out of reach
+            // of a process that runs as another user.
+            let node = plan.runs_node();
+            let unreachable = if config.sharing().is_some() && node {
+                Some("a shared port (its Node preload lives in the daemon's private home)")
+            } else if config.wait_ready && !node {
+                Some("wait_ready (its NOTIFY_SOCKET lives in the daemon's private home; a Node app can use process.send('ready'))")
+            } else {
+                None
+            };
+            if let Some(what) = unreachable {
+                return Err(Error::UserCannotReach {
+                    app: config.name.clone(),
+                    what,
+                });
+            }
+        }
         Ok(LaunchInputs {
             plan,
             name,

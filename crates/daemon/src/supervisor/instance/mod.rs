@@ -375,7 +375,14 @@ impl Instance {
                 // In proxy mode the check reaches this process, not the
                 // public port.
                 port: private_port.or(port.flatten()),
-                env: plan.env.clone(),
+                // A check script has no IPC channel: a `node` it runs must
+                // not look for one.
+                env: plan
+                    .env
+                    .iter()
+                    .filter(|(key, _)| !key.starts_with("NODE_CHANNEL_"))
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect(),
                 cwd: plan.cwd.clone(),
                 sets_ready: !config.wait_ready,
                 listen_timeout,
