@@ -2,11 +2,12 @@
 //! alone, changed apps are reconfigured and restarted, and (with prune) apps
 //! that left the file are deleted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use pmdaemon_core::api::{ApplyAction, ApplyOutcome, ApplyRequest, ApplyResponse, Status};
+use futures_util::future::join_all;
 use pmdaemon_core::config::AppConfig;
 
 use super::{add_instances, Action, Supervisor};
@@ -25,25 +26,42 @@ impl Supervisor {
             super::plan_first(config, &request.inherited_env)
                 .map_err(|err| Error::BadCommand(format!("app '{}': {err}", config.name)))?;
         }
-        let mut outcomes = Vec::new();
-        for config in request.apps.iter().cloned() {
-            let name = config.name.clone();
-            let outcome = self
-                .apply_one(config, &request.inherited_env, request.file.clone())
-                .await;
-            outcomes.push(match outcome {
-                Ok((action, detail)) => ApplyOutcome {
-                    app: name,
-                    action,
-                    detail,
-                },
-                Err(err) => ApplyOutcome {
-                    app: name,
-                    action: ApplyAction::Failed,
-                    detail: Some(err.to_string()),
-                },
-            });
+        let mut outcomes: Vec<Option<ApplyOutcome>> = request.apps.iter().map(|_| None).collect();
+        // Apps new to the table start together: registered and spawned
+        // without waiting on each other, and written once, below.
+        let mut seen = HashSet::new();
+        let new: Vec<usize> = (0..request.apps.len())
+            .filter(|i| {
+                let name = &request.apps[*i].name;
+                seen.insert(name.clone()) && self.lock().app(name).is_none()
+            })
+            .collect();
+        let starts = new.iter().map(|i| {
+            let config = request.apps[*i].clone();
+            self.register_batch(config, request.inherited_env.clone(), request.file.clone())
+        });
+        for (i, started) in new.iter().zip(join_all(starts).await) {
+            outcomes[*i] = Some(outcome(
+                &request.apps[*i].name,
+                started.map(|s| {
+                    (
+                        ApplyAction::Started,
+                        Some(format!("{} instance(s)", s.len())),
+                    )
+                }),
+            ));
         }
+        // The others (changed, stopped or unchanged), one by one.
+        for (i, config) in request.apps.iter().enumerate() {
+            if outcomes[i].is_none() {
+                let result = self
+                    .apply_one(config.clone(), &request.inherited_env, request.file.clone())
+                    .await;
+                outcomes[i] = Some(outcome(&config.name, result));
+            }
+        }
+        self.persist_now().await;
+        let mut outcomes: Vec<ApplyOutcome> = outcomes.into_iter().flatten().collect();
         if request.prune {
             if let Some(file) = &request.file {
                 let gone: Vec<String> = self
@@ -158,6 +176,7 @@ impl Supervisor {
                         .collect()
                 }
             };
+            table.touch_app(&app);
             if let Some(record) = table.apps.iter_mut().find(|a| a.config.name == app) {
                 record.config = config.clone();
                 record.inherited_env = inherited_env;
@@ -165,6 +184,7 @@ impl Supervisor {
             }
             let mut surplus = Vec::new();
             for (index, id) in &current {
+                table.touch(*id);
                 match table.instances.get_mut(id) {
                     Some(record) if *index < config.instances => {
                         record.port = ports[*index as usize];
@@ -211,6 +231,22 @@ impl Supervisor {
         self.forget_unused_logs(&old_logs);
         self.persist_now().await;
         failure.map_or(Ok(()), Err)
+    }
+}
+
+/// What applying one app came to, for the report.
+fn outcome(app: &str, result: Result<(ApplyAction, Option<String>), Error>) -> ApplyOutcome {
+    match result {
+        Ok((action, detail)) => ApplyOutcome {
+            app: app.to_string(),
+            action,
+            detail,
+        },
+        Err(err) => ApplyOutcome {
+            app: app.to_string(),
+            action: ApplyAction::Failed,
+            detail: Some(err.to_string()),
+        },
     }
 }
 

@@ -85,6 +85,7 @@ impl Supervisor {
     /// Builds the supervisor from a loaded state and starts its persister.
     /// Instances are not started until [`Supervisor::resume`].
     pub fn new(home: Home, reaper: Arc<Reaper>, state: State) -> Arc<Self> {
+        let seq = state.journal_seq;
         let supervisor = Arc::new(Self {
             home,
             reaper,
@@ -104,8 +105,9 @@ impl Supervisor {
         let weak = Arc::downgrade(&supervisor);
         supervisor
             .persister
-            .spawn(supervisor.home.state_file(), move || {
-                weak.upgrade().map(|supervisor| supervisor.snapshot())
+            .spawn(supervisor.home.state_file(), seq, move |full| {
+                weak.upgrade()
+                    .map(|supervisor| supervisor.lock().changes(full))
             });
         supervisor
     }
@@ -134,12 +136,15 @@ impl Supervisor {
         id: u32,
         change: impl FnOnce(&mut InstanceRecord) -> T,
     ) -> Option<T> {
-        let result = self.lock().instances.get_mut(&id).map(|record| {
+        let mut table = self.lock();
+        table.touch(id);
+        let result = table.instances.get_mut(&id).map(|record| {
             let before = crate::events::Before::of(record);
             let result = change(record);
             self.events.changed(&before, record);
             result
         });
+        drop(table);
         self.changed.notify_waiters();
         result
     }
@@ -339,6 +344,7 @@ impl Supervisor {
         let mut table = self.lock();
         let Some(spec) = spec else {
             for id in ids {
+                table.touch(*id);
                 if let Some(record) = table.instances.get_mut(id) {
                     record.port_override = None;
                 }
@@ -363,6 +369,7 @@ impl Supervisor {
         // are restarted, so the system check would trip over them.
         let ports = ports::allocate(&spec, &indices, &held, &own, false)?;
         for (id, port) in ids.iter().zip(ports) {
+            table.touch(*id);
             if let Some(record) = table.instances.get_mut(id) {
                 record.port_override = Some(port);
             }
@@ -391,6 +398,7 @@ impl Supervisor {
         for id in ids {
             let (out, err) = table.log_paths(*id, &self.home);
             closing.extend([out, err]);
+            table.touch(*id);
             if let Some(record) = table.instances.remove(id) {
                 self.events.send(pmdaemon_core::api::Event::Removed {
                     id: *id,
@@ -410,6 +418,9 @@ impl Supervisor {
             }
             kept
         });
+        for app in &gone {
+            table.touch_app(app);
+        }
         drop(table);
         // What only the removed instances used: their log files, and the
         // watch and cron tasks of apps that are gone.
@@ -426,14 +437,7 @@ impl Supervisor {
 
     /// Every instance, in id order.
     pub fn list(&self) -> Vec<ProcessInfo> {
-        let mut infos: Vec<ProcessInfo> = {
-            let table = self.lock();
-            table
-                .instances
-                .keys()
-                .filter_map(|id| table.info(*id))
-                .collect()
-        };
+        let mut infos: Vec<ProcessInfo> = self.lock().infos();
         for info in &mut infos {
             self.count_connections(info);
         }

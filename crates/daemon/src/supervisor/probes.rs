@@ -86,14 +86,17 @@ impl Supervisor {
     /// Running instances to sample: id, pid, memory limit.
     pub(crate) fn sampling_targets(&self) -> Vec<crate::metrics::Target> {
         let table = self.lock();
+        // By name, once: a lookup per instance would cost apps × instances.
+        let limits: std::collections::HashMap<&str, u64> = table
+            .apps
+            .iter()
+            .filter_map(|a| Some((a.config.name.as_str(), a.config.max_memory_restart?)))
+            .collect();
         table
             .instances
             .values()
             .filter(|i| i.status == Status::Online)
-            .filter_map(|i| {
-                let limit = table.app(&i.app).and_then(|a| a.config.max_memory_restart);
-                Some((i.id, i.pid?, limit))
-            })
+            .filter_map(|i| Some((i.id, i.pid?, limits.get(i.app.as_str()).copied())))
             .collect()
     }
 
@@ -153,6 +156,7 @@ impl Supervisor {
         for id in &ids {
             let log = {
                 let mut table = self.lock();
+                table.touch(*id);
                 if let Some(record) = table.instances.get_mut(id) {
                     record.record("restart", reason.clone());
                 }
