@@ -75,6 +75,10 @@ impl Supervisor {
             add_instances(&mut table, &config, &indices, ports, "pmdaemon start")
         };
         self.start_new(&ids).await?;
+        if config.max_memory_restart.is_some() {
+            // Its limit is checked at the full rate from now on.
+            self.sampler.nudge();
+        }
         self.arm_triggers_and_wait(&config.name).await;
         let table = self.lock();
         Ok(ids.iter().filter_map(|id| table.info(*id)).collect())

@@ -79,6 +79,8 @@ pub struct Supervisor {
     triggers: Mutex<BTreeMap<String, Vec<tokio::task::JoinHandle<()>>>>,
     /// The live events of `GET /ws`.
     pub events: crate::events::Events,
+    /// The sampler's memory and rate.
+    pub(crate) sampler: crate::metrics::Sampler,
 }
 
 impl Supervisor {
@@ -101,6 +103,7 @@ impl Supervisor {
             changed: Notify::new(),
             app_locks: Mutex::new(BTreeMap::new()),
             events: crate::events::Events::default(),
+            sampler: crate::metrics::Sampler::new(crate::metrics::interval_from_env()),
         });
         let weak = Arc::downgrade(&supervisor);
         supervisor
@@ -437,6 +440,7 @@ impl Supervisor {
 
     /// Every instance, in id order.
     pub fn list(&self) -> Vec<ProcessInfo> {
+        self.look();
         let mut infos: Vec<ProcessInfo> = self.lock().infos();
         for info in &mut infos {
             self.count_connections(info);
@@ -446,6 +450,7 @@ impl Supervisor {
 
     /// Everything about the instances `target` names.
     pub fn detail(&self, target: &str) -> Result<Vec<ProcessDetail>, Error> {
+        self.look();
         let mut details: Vec<ProcessDetail> = {
             let table = self.lock();
             let ids = table.resolve(target)?;

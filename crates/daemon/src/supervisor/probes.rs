@@ -100,6 +100,19 @@ impl Supervisor {
             .collect()
     }
 
+    /// Someone looks at the figures (`list`, `describe`, `/metrics`,
+    /// `/api/system`): the sampler keeps its full rate for a while, and
+    /// samples now if its last sample is stale.
+    pub(crate) fn look(&self) {
+        if self.sampler.looked() {
+            let measured = self.sampler.measure(self.sampling_targets());
+            self.store_samples(
+                &measured.samples,
+                crate::metrics::system_info(measured.host_percent),
+            );
+        }
+    }
+
     /// Records what the sampler measured.
     pub(crate) fn store_samples(
         &self,
@@ -136,6 +149,7 @@ impl Supervisor {
 
     /// The host and the daemon, as last sampled (or now, if sampling is off).
     pub fn system(&self) -> SystemInfo {
+        self.look();
         self.system
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -206,6 +220,14 @@ impl crate::metrics::Sampled for Supervisor {
 
     fn request_restart(self: Arc<Self>, id: u32, reason: String) {
         tokio::spawn(async move { self.restart_for(id, reason).await });
+    }
+
+    fn sampler(&self) -> &crate::metrics::Sampler {
+        &self.sampler
+    }
+
+    fn streaming(&self) -> bool {
+        self.events.listened()
     }
 }
 
