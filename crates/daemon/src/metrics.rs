@@ -118,6 +118,11 @@ impl Sampler {
         at.is_none_or(|at| at.elapsed() > interval * 2)
     }
 
+    /// Whether sampling is on.
+    pub fn enabled(&self) -> bool {
+        self.interval.is_some()
+    }
+
     /// Asks the sampler to reconsider its rate now (an app with a memory
     /// limit was added).
     pub fn nudge(&self) {

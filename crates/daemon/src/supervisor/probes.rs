@@ -103,8 +103,17 @@ impl Supervisor {
     /// Someone looks at the figures (`list`, `describe`, `/metrics`,
     /// `/api/system`): the sampler keeps its full rate for a while, and
     /// samples now if its last sample is stale.
+    /// An instance that runs but was never sampled (just started) is
+    /// sampled now too.
     pub(crate) fn look(&self) {
-        if self.sampler.looked() {
+        let stale = self.sampler.looked();
+        let unsampled = || {
+            self.lock()
+                .instances
+                .values()
+                .any(|i| i.status == Status::Online && i.pid.is_some() && i.memory_bytes.is_none())
+        };
+        if self.sampler.enabled() && (stale || unsampled()) {
             let measured = self.sampler.measure(self.sampling_targets());
             self.store_samples(
                 &measured.samples,
