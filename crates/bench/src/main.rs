@@ -51,7 +51,9 @@ fn main() -> Result<()> {
             "--only" => {
                 only = Some(
                     iter.next()
-                        .ok_or("--only needs restart|list|sampler|logs|cluster|web|idle|apply|scale")?
+                        .ok_or(
+                            "--only needs restart|list|sampler|logs|cluster|web|idle|apply|scale",
+                        )?
                         .clone(),
                 )
             }

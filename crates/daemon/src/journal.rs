@@ -132,7 +132,7 @@ pub fn replay(state_path: &Path, state: &mut State) -> Result<Option<String>, Er
         let delta = match serde_json::from_str::<Delta>(&line) {
             Ok(delta) => delta,
             Err(err) => {
-                let after = lines.filter_map(Result::ok).filter(|l| !l.is_empty());
+                let after = lines.map_while(Result::ok).filter(|l| !l.is_empty());
                 if after.count() > 0 {
                     warning = Some(format!(
                         "{} has an unreadable line ({err}); the changes after it were not loaded",
@@ -334,7 +334,10 @@ mod tests {
         assert!(loaded(&path).apps.is_empty());
         // A torn append after it.
         journal.write(Changes::Delta(add("b", 2))).unwrap();
-        let mut file = OpenOptions::new().append(true).open(path_of(&path)).unwrap();
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(path_of(&path))
+            .unwrap();
         file.write_all(b"{\"seq\":9,\"apps\":[{\"con").unwrap();
         let names: Vec<String> = loaded(&path)
             .apps

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use pmdaemon_core::api::{ApplyAction, ApplyOutcome, ApplyRequest, ApplyResponse, Status};
 use futures_util::future::join_all;
+use pmdaemon_core::api::{ApplyAction, ApplyOutcome, ApplyRequest, ApplyResponse, Status};
 use pmdaemon_core::config::AppConfig;
 
 use super::{add_instances, Action, Supervisor};

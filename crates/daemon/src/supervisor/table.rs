@@ -294,9 +294,7 @@ impl Table {
             },
             health_error: record.health_error.clone().filter(|_| running),
             ready: running && record.ready,
-            shared_port: app
-                .and_then(|a| a.config.sharing())
-                .map(|(_, mode)| mode),
+            shared_port: app.and_then(|a| a.config.sharing()).map(|(_, mode)| mode),
             private_port: record.private_port.filter(|_| running),
             connections: None,
         })
