@@ -205,19 +205,21 @@ pub fn apply(pmdaemon: &Path, rounds: usize) -> Result<()> {
     Ok(())
 }
 
-/// Median of `rounds` single `start` calls of new one-instance apps.
-fn start_calls(command: impl Fn() -> Command, rounds: usize, tag: &str) -> Result<Duration> {
+/// Median of `rounds` single `start` calls of new one-instance apps; with
+/// `extra` (`--json`), the call alone, without the table printed after it.
+fn start_calls(
+    command: impl Fn() -> Command,
+    rounds: usize,
+    tag: &str,
+    extra: &[&str],
+) -> Result<Duration> {
     let mut took = Vec::new();
     for i in 0..rounds {
         let mut start = command();
-        start.args([
-            "start",
-            "sleep",
-            "--name",
-            &format!("{tag}{i}"),
-            "--",
-            "100000",
-        ]);
+        start
+            .args(["start", "sleep", "--name", &format!("{tag}{i}")])
+            .args(extra)
+            .args(["--", "100000"]);
         took.push(timed(start)?);
     }
     Ok(median(&mut took))
@@ -248,25 +250,33 @@ pub fn scale(pmdaemon: &Path, rounds: usize, seconds: u64) -> Result<()> {
             home.run(&["start", &file.to_string_lossy()])?;
             size = target;
         }
-        let took = start_calls(|| home.command(), rounds, &format!("at{target}-"))?;
+        let call = start_calls(
+            || home.command(),
+            rounds,
+            &format!("j{target}-"),
+            &["--json"],
+        )?;
+        let table = start_calls(|| home.command(), rounds, &format!("t{target}-"), &[])?;
         for i in 0..rounds {
-            home.run(&["delete", &format!("at{target}-{i}")])?;
+            home.run(&["delete", &format!("j{target}-{i}")])?;
+            home.run(&["delete", &format!("t{target}-{i}")])?;
         }
-        let first = *first.get_or_insert(took);
+        let first = *first.get_or_insert(call);
         println!(
-            "  {target:>4} apps: pmdaemon median {} ({:.2}x of the empty table)",
-            ms(took),
-            took.as_secs_f64() / first.as_secs_f64()
+            "  {target:>4} apps: `start --json` median {} ({:.2}x of the empty table); `start`, which prints the whole table after it, {}",
+            ms(call),
+            call.as_secs_f64() / first.as_secs_f64(),
+            ms(table)
         );
     }
     drop(home);
     if let Some(pm2) = Pm2::new()? {
-        let empty = start_calls(|| pm2.command(), rounds, "at0-")?;
+        let empty = start_calls(|| pm2.command(), rounds, "at0-", &[])?;
         let file = ecosystem(pm2.dir.path(), "fill", 100, 1)?;
         pm2.run(&["start", &file.to_string_lossy()])?;
-        let hundred = start_calls(|| pm2.command(), rounds, "at100-")?;
+        let hundred = start_calls(|| pm2.command(), rounds, "at100-", &[])?;
         println!(
-            "  PM2: {} at 0 apps, {} at 100 apps (PM2 is left out at 500 and 1,000: minutes to fill)",
+            "  PM2 `start` (prints its table too): {} at 0 apps, {} at 100 apps (left out at 500 and 1,000: minutes to fill)",
             ms(empty),
             ms(hundred)
         );
@@ -295,11 +305,11 @@ pub fn scale(pmdaemon: &Path, rounds: usize, seconds: u64) -> Result<()> {
         "  list --json:              median {}",
         ms(calls(&home, &["list", "--json"], rounds)?)
     );
-    let one = start_calls(|| home.command(), rounds, "extra")?;
-    println!("  start of one more app:    median {}", ms(one));
+    let one = start_calls(|| home.command(), rounds, "extra", &["--json"])?;
+    println!("  start --json of one more: median {}", ms(one));
     println!(
-        "  stop of one app:          median {}",
-        ms(calls(&home, &["stop", "big500"], rounds)?)
+        "  stop --json of one app:   median {}",
+        ms(calls(&home, &["stop", "big500", "--json"], rounds)?)
     );
     home.run(&["start", "big500"])?;
     let mut restart = home.command();

@@ -216,6 +216,36 @@ impl Sampler {
         measured
     }
 
+    /// A first figure for instances never sampled (just started): their
+    /// leader process alone, read directly (CPU: its average since it
+    /// started), so that a `list` right after a start costs the new
+    /// instances, not a scan of every process. The next full sample adds
+    /// their descendants.
+    pub(crate) fn measure_leaders(&self, targets: &[Target]) -> Vec<(u32, Sample)> {
+        let ticks_per_second = procinfo::ticks_per_second() as f64;
+        let page = procinfo::page_size();
+        let uptime = uptime_seconds();
+        targets
+            .iter()
+            .filter_map(|(id, pid, _)| {
+                let process = procinfo::stat(*pid).filter(|p| p.rss_pages > 0)?;
+                let age = uptime? - process.start_time as f64 / ticks_per_second;
+                let cpu = if age > 0.0 {
+                    process.cpu_ticks as f64 / ticks_per_second / age * 100.0
+                } else {
+                    0.0
+                };
+                Some((
+                    *id,
+                    Sample {
+                        cpu_percent: cpu as f32,
+                        memory_bytes: process.rss_pages * page,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     fn sampled_within(&self, window: Duration) -> bool {
         self.previous
             .lock()

@@ -102,23 +102,36 @@ impl Supervisor {
 
     /// Someone looks at the figures (`list`, `describe`, `/metrics`,
     /// `/api/system`): the sampler keeps its full rate for a while, and
-    /// samples now if its last sample is stale.
-    /// An instance that runs but was never sampled (just started) is
-    /// sampled now too.
+    /// samples now if its last sample is stale. Instances that run but were
+    /// never sampled (just started) get a first figure of their own.
     pub(crate) fn look(&self) {
-        let stale = self.sampler.looked();
-        let unsampled = || {
-            self.lock()
-                .instances
-                .values()
-                .any(|i| i.status == Status::Online && i.pid.is_some() && i.memory_bytes.is_none())
-        };
-        if self.sampler.enabled() && (stale || unsampled()) {
+        if !self.sampler.enabled() {
+            return;
+        }
+        if self.sampler.looked() {
             let measured = self.sampler.measure(self.sampling_targets());
             self.store_samples(
                 &measured.samples,
                 crate::metrics::system_info(measured.host_percent),
             );
+            return;
+        }
+        let unsampled: Vec<crate::metrics::Target> = self
+            .lock()
+            .instances
+            .values()
+            .filter(|i| i.status == Status::Online && i.memory_bytes.is_none())
+            .filter_map(|i| Some((i.id, i.pid?, None)))
+            .collect();
+        if !unsampled.is_empty() {
+            let samples = self.sampler.measure_leaders(&unsampled);
+            let mut table = self.lock();
+            for (id, sample) in samples {
+                if let Some(record) = table.instances.get_mut(&id) {
+                    record.cpu_percent = Some(sample.cpu_percent);
+                    record.memory_bytes = Some(sample.memory_bytes);
+                }
+            }
         }
     }
 
