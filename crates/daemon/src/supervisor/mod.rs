@@ -4,9 +4,11 @@
 //! sections. Each instance is driven by its own task ([`instance`]); the
 //! supervisor sends it commands and awaits their replies, so an API call
 //! returns only once what it asked for has happened (a stopped instance has
-//! no process left). Every change is written to `state.json` by a single
-//! persister task ([`crate::store::Persister`]) that coalesces bursts;
-//! mutating API calls wait until their change is on disk before answering.
+//! no process left). Every change is written by a single persister task
+//! ([`crate::store::Persister`]) that coalesces bursts, as a line of
+//! `state.journal` holding the records marked changed ([`table::Table`]'s
+//! `touch`); mutating API calls wait until their change is on disk before
+//! answering, and a batch (an ecosystem file, `restart all`) waits once.
 //!
 //! The rooms: this file holds the table's lock, the instance plans and the
 //! control verbs; `apps` registers and scales apps, `apply` brings them to an
