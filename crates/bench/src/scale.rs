@@ -269,6 +269,11 @@ pub fn scale(pmdaemon: &Path, rounds: usize, seconds: u64) -> Result<()> {
             ms(table)
         );
     }
+    println!(
+        "  list of 1,000 apps: median {}; list --json: median {}",
+        ms(calls(&home, &["list"], rounds)?),
+        ms(calls(&home, &["list", "--json"], rounds)?)
+    );
     drop(home);
     if let Some(pm2) = Pm2::new()? {
         let empty = start_calls(|| pm2.command(), rounds, "at0-", &[])?;
