@@ -6,8 +6,8 @@
 
 mod helper;
 
-use helper::{kill, wait_file, wait_until, Fixture, DEADLINE};
-use pmdaemon_core::api::Status;
+use helper::{api_get, kill, wait_file, wait_until, Fixture, DEADLINE};
+use pmdaemon_core::api::{routes, Status, SystemInfo};
 
 /// An ecosystem file of `apps` one-instance `sleep` apps.
 fn ecosystem(fx: &Fixture, apps: usize) -> String {
@@ -30,23 +30,37 @@ fn journal_lines(fx: &Fixture) -> usize {
         .count()
 }
 
+/// Writes of the table since the daemon started (journal lines and
+/// snapshots, one fsync each), as `/api/system` reports them.
+fn state_writes(fx: &Fixture) -> u64 {
+    let system: SystemInfo = serde_json::from_str(&api_get(fx, routes::SYSTEM)).unwrap();
+    system.state_writes
+}
+
 #[test]
 fn a_100_app_file_is_written_a_bounded_number_of_times() {
     let fx = Fixture::new();
     fx.ok(&["list"]);
     let file = ecosystem(&fx, 100);
+    let before = state_writes(&fx);
     fx.ok(&["start", &file]);
-    // One line per write, each with one fsync: the apps were written
-    // together, not one by one (a few more lines may hold status updates
-    // of the instances that raced the batch's write).
-    let lines = journal_lines(&fx);
-    assert!((1..=10).contains(&lines), "{lines} writes for 100 apps");
+    // The apps and their instances' status changes were written together,
+    // once (a second write may hold what came after the answer).
+    let writes = state_writes(&fx) - before;
+    assert!((1..=3).contains(&writes), "{writes} writes for 100 apps");
     assert_eq!(fx.list().len(), 100);
-    // A start of one more app is one more line, whatever the table's size.
-    let before = journal_lines(&fx);
+    // As many for restarting them all, and for deleting them all.
+    for verb in [["restart", "all"], ["delete", "all"]] {
+        let before = state_writes(&fx);
+        fx.ok(&verb);
+        let writes = state_writes(&fx) - before;
+        assert!((1..=3).contains(&writes), "{writes} writes for {verb:?}");
+    }
+    // A start of one app is one or two writes, whatever the table's size.
+    let before = state_writes(&fx);
     fx.ok(&["start", "sleep 1000", "--name", "one"]);
-    let added = journal_lines(&fx) - before;
-    assert!((1..=3).contains(&added), "{added} writes for one start");
+    let writes = state_writes(&fx) - before;
+    assert!((1..=2).contains(&writes), "{writes} writes for one start");
 }
 
 #[test]

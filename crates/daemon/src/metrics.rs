@@ -412,6 +412,8 @@ pub fn system_info(cpu_percent: Option<f32>) -> SystemInfo {
         memory_available: meminfo("MemAvailable:", &memory).unwrap_or(0),
         daemon_pid: std::process::id(),
         daemon_memory: daemon.map_or(0, |d| d.rss_pages * procinfo::page_size()),
+        // Filled in by the supervisor, which owns the writer.
+        state_writes: 0,
     }
 }
 

@@ -390,6 +390,24 @@ pub struct Persister {
     urgent_wake: tokio::sync::Notify,
     /// Someone asked for the next write to be the whole table.
     full: std::sync::atomic::AtomicBool,
+    /// Writes so far (journal lines and snapshots).
+    writes: std::sync::atomic::AtomicU64,
+    /// Batches under way: background changes wait for their one write.
+    batches: std::sync::atomic::AtomicUsize,
+}
+
+/// A batch under way ([`Persister::batch`]); its end lets background
+/// writes go again.
+#[derive(Debug)]
+pub struct Batch(std::sync::Arc<Persister>);
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        self.0
+            .batches
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.urgent_wake.notify_one();
+    }
 }
 
 impl Default for Persister {
@@ -401,6 +419,8 @@ impl Default for Persister {
             urgent: std::sync::atomic::AtomicBool::new(false),
             urgent_wake: tokio::sync::Notify::new(),
             full: std::sync::atomic::AtomicBool::new(false),
+            writes: std::sync::atomic::AtomicU64::new(0),
+            batches: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 }
@@ -420,11 +440,32 @@ impl Persister {
     /// Asks for a write now and waits until it is on disk.
     pub async fn now(&self) {
         use std::sync::atomic::Ordering;
+        // Requested first: a writer that sees `urgent` then sees this
+        // request too (else it could write without it and, during a batch,
+        // wait for another urgent request that never comes).
+        let generation = self.soon();
         self.urgent.store(true, Ordering::SeqCst);
         self.urgent_wake.notify_one();
-        let generation = self.soon();
         let mut written = self.written.subscribe();
         let _ = written.wait_for(|w| *w >= generation).await;
+    }
+
+    /// Starts a batch (an ecosystem file, `restart all`, `scale`, `delete
+    /// all`) that ends with [`Persister::now`]: until the guard drops, the
+    /// status changes of its instances are not written on their own but
+    /// with the batch, one write and one fsync. Nothing acknowledged waits:
+    /// the batch has not answered yet, and a crash before its write leaves
+    /// processes that recovery finds by their marks.
+    pub fn batch(self: &std::sync::Arc<Self>) -> Batch {
+        self.batches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Batch(std::sync::Arc::clone(self))
+    }
+
+    /// Writes of the table so far (journal lines and snapshots, one fsync
+    /// each), shown in `/api/system`.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Writes the whole table to `state.json` (emptying the journal) and
@@ -460,11 +501,17 @@ impl Persister {
             if self.requested.load(Ordering::SeqCst) > *self.written.borrow() {
                 // Changes nobody waits for (status updates of running
                 // instances) are gathered for a moment: a burst, one write.
-                if !self.urgent.swap(false, Ordering::SeqCst) {
+                // During a batch, they wait for the batch's write.
+                while !self.urgent.swap(false, Ordering::SeqCst) {
+                    if self.batches.load(Ordering::SeqCst) > 0 {
+                        self.urgent_wake.notified().await;
+                        continue;
+                    }
                     tokio::select! {
                         () = tokio::time::sleep(COALESCE) => {}
                         () = self.urgent_wake.notified() => {}
                     }
+                    break;
                 }
                 let requested = self.requested.load(Ordering::SeqCst);
                 let full = whole_next
@@ -476,16 +523,19 @@ impl Persister {
                 let Some(changes) = changes(full) else { return };
                 let journal = std::sync::Arc::clone(&journal);
                 let written = tokio::task::spawn_blocking(move || {
+                    let mut journal = journal.lock().unwrap_or_else(|e| e.into_inner());
                     if crate::home_watch::lost() {
                         // The path may be another daemon's home by now.
-                        return Ok(());
+                        return Ok(journal.writes);
                     }
-                    let mut journal = journal.lock().unwrap_or_else(|e| e.into_inner());
-                    journal.write(changes)
+                    journal.write(changes).map(|()| journal.writes)
                 })
                 .await;
                 whole_next = match written {
-                    Ok(Ok(())) => false,
+                    Ok(Ok(writes)) => {
+                        self.writes.store(writes, Ordering::SeqCst);
+                        false
+                    }
                     Ok(Err(err)) => {
                         tracing::error!("could not save the process table: {err}");
                         true

@@ -21,6 +21,7 @@ impl Supervisor {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(Error::ShuttingDown);
         }
+        let _batch = self.persister.batch();
         for config in &request.apps {
             config.validate()?;
             super::plan_first(config, &request.inherited_env)

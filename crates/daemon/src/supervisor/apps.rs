@@ -38,6 +38,7 @@ impl Supervisor {
         config.validate()?;
         // Fail fast, before registering anything, on a bad program or cwd.
         plan_first(&config, &inherited_env)?;
+        let _batch = self.persister.batch();
         let started = self.register_batch(config, inherited_env, source).await?;
         self.persist_now().await;
         Ok(started)
@@ -139,6 +140,7 @@ impl Supervisor {
             });
         }
         pmdaemon_core::config::check_instances(instances)?;
+        let _batch = self.persister.batch();
         let (added, removed) = {
             let mut table = self.lock();
             let config = table

@@ -314,6 +314,7 @@ impl Supervisor {
             return Err(Error::ShuttingDown);
         }
         let ids = self.lock().resolve(target)?;
+        let _batch = self.persister.batch();
         // A restart waits for a reload of the same app to finish.
         let _guards = if action == Action::Restart {
             self.lock_apps(&ids).await

@@ -172,11 +172,14 @@ impl Supervisor {
     /// The host and the daemon, as last sampled (or now, if sampling is off).
     pub fn system(&self) -> SystemInfo {
         self.look();
-        self.system
+        let mut system = self
+            .system
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-            .unwrap_or_else(|| crate::metrics::system_info(None))
+            .unwrap_or_else(|| crate::metrics::system_info(None));
+        system.state_writes = self.persister.writes();
+        system
     }
 
     /// Restarts the instances `target` names because of `reason` (memory
