@@ -3,7 +3,7 @@
 //! ```sh
 //! cargo build --release -p pmdaemon -p pmdaemon-bench
 //! ./target/release/pmdaemon-bench [--pmdaemon PATH] [--rounds N] [--seconds S]
-//!     [--only restart|list|sampler|logs|cluster|web]
+//!     [--only restart|list|sampler|logs|cluster|web|idle|apply|scale]
 //! ```
 //!
 //! Each figure is reported with a baseline measured in the same run, since
@@ -12,6 +12,7 @@
 
 mod cluster;
 mod logs;
+mod scale;
 mod web;
 
 use std::io::{BufRead, BufReader};
@@ -50,7 +51,9 @@ fn main() -> Result<()> {
             "--only" => {
                 only = Some(
                     iter.next()
-                        .ok_or("--only needs restart|list|sampler|logs|cluster|web")?
+                        .ok_or(
+                            "--only needs restart|list|sampler|logs|cluster|web|idle|apply|scale",
+                        )?
                         .clone(),
                 )
             }
@@ -81,6 +84,17 @@ fn main() -> Result<()> {
     }
     if run("cluster") {
         cluster::shared_port(&pmdaemon, seconds)?;
+    }
+    // Long, and they start thousands of processes: only when asked.
+    let asked = |section: &str| only.as_deref() == Some(section);
+    if asked("idle") {
+        scale::idle(&pmdaemon, seconds)?;
+    }
+    if asked("apply") {
+        scale::apply(&pmdaemon, rounds.min(5))?;
+    }
+    if asked("scale") {
+        scale::scale(&pmdaemon, rounds, seconds)?;
     }
     if run("web") {
         // 40 GETs of each kind per round: 2000 by default, for the p99.

@@ -518,6 +518,10 @@ pub struct SystemInfo {
     pub daemon_pid: u32,
     /// The daemon's resident memory in bytes.
     pub daemon_memory: u64,
+    /// Writes of the process table to disk since the daemon started (lines
+    /// of `state.journal` and whole-table snapshots; one fsync each).
+    #[serde(default)]
+    pub state_writes: u64,
 }
 
 /// Response of `POST /api/flush` and `POST /api/processes/{target}/flush`.

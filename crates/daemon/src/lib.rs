@@ -26,6 +26,7 @@ pub mod events;
 mod health;
 mod home_watch;
 pub mod inheritance;
+pub mod journal;
 pub mod logs;
 pub mod metrics;
 mod node_ipc;

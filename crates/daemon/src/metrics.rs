@@ -1,10 +1,26 @@
-//! The sampler: once a second (`PMDAEMON_SAMPLE_INTERVAL_MS`), one scan of
-//! `/proc` gives every instance the CPU and memory of its whole process
-//! tree (its descendants, and whatever is left in its process group), and
-//! the host's CPU, memory and load. It also enforces `max_memory_restart`.
+//! The sampler: one scan of `/proc` gives every instance the CPU and memory
+//! of its whole process tree (its descendants, and whatever is left in its
+//! process group), and the host's CPU, memory and load. It also enforces
+//! `max_memory_restart`.
+//!
+//! Its rate follows what is asked of it. Every second
+//! (`PMDAEMON_SAMPLE_INTERVAL_MS`) while someone looks (`list`, `describe`,
+//! `monit`, `/metrics`, `/api/system`, the dashboard: a look within the last
+//! [`WATCH_WINDOW`]), while a `/ws` client is connected, or while an app has
+//! a memory limit; otherwise once a minute ([`IDLE_INTERVAL`]). A look that
+//! finds the last sample older than two intervals samples at once, so
+//! `list` never shows stale figures. CPU is the ticks used since the
+//! previous reading of the same process; a process read for the first time
+//! (just started, or first seen after an idle spell) shows its average
+//! since it started, as `ps` does, so the first figure needs no wait.
+//!
+//! (The kernel's `/proc/PID/task/*/children` lists would let a sample read
+//! only the instances' trees; they need CONFIG_PROC_CHILDREN, which the
+//! machines this was measured on lack, so a sample reads every `/proc/PID/
+//! stat` and an idle daemon simply samples rarely.)
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use pmdaemon_core::api::SystemInfo;
@@ -22,10 +38,20 @@ pub(crate) trait Sampled: Send + Sync + 'static {
     /// Restarts instance `id` because of `reason` (a memory limit), in the
     /// background.
     fn request_restart(self: Arc<Self>, id: u32, reason: String);
+    /// The sampler's state and rate.
+    fn sampler(&self) -> &Sampler;
+    /// Whether a live client (`/ws`) wants samples as they come.
+    fn streaming(&self) -> bool;
 }
 
 /// Default sampling interval.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The interval while nobody looks and no app has a memory limit.
+pub const IDLE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long after a look the sampler keeps its full rate.
+pub const WATCH_WINDOW: Duration = Duration::from_secs(5);
 
 /// What one tick measured for one instance.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,6 +74,198 @@ struct Previous {
     at: Option<Instant>,
 }
 
+/// The sampler's memory between samples, and who looked when.
+#[derive(Debug)]
+pub struct Sampler {
+    /// None: sampling is off.
+    interval: Option<Duration>,
+    previous: Mutex<Previous>,
+    looked_at: Mutex<Option<Instant>>,
+    wake: tokio::sync::Notify,
+    /// Samples taken so far (the benchmark reads it from the log at exit).
+    pub samples: std::sync::atomic::AtomicU64,
+}
+
+impl Sampler {
+    /// A sampler at `interval` (None: off).
+    pub fn new(interval: Option<Duration>) -> Self {
+        Self {
+            interval,
+            previous: Mutex::new(Previous::default()),
+            looked_at: Mutex::new(None),
+            wake: tokio::sync::Notify::new(),
+            samples: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Someone looks at the figures: the sampler runs at full rate for a
+    /// while. Returns whether the last sample is too old to show (more than
+    /// two intervals), in which case the caller samples now.
+    pub fn looked(&self) -> bool {
+        let Some(interval) = self.interval else {
+            return false;
+        };
+        let was_watched = self
+            .looked_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(Instant::now())
+            .is_some_and(|at| at.elapsed() < WATCH_WINDOW);
+        if !was_watched {
+            self.wake.notify_one();
+        }
+        let at = self.previous.lock().unwrap_or_else(|e| e.into_inner()).at;
+        at.is_none_or(|at| at.elapsed() > interval * 2)
+    }
+
+    /// Whether sampling is on.
+    pub fn enabled(&self) -> bool {
+        self.interval.is_some()
+    }
+
+    /// Asks the sampler to reconsider its rate now (an app with a memory
+    /// limit was added).
+    pub fn nudge(&self) {
+        self.wake.notify_one();
+    }
+
+    fn watched(&self) -> bool {
+        self.looked_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|at| at.elapsed() < WATCH_WINDOW)
+    }
+
+    /// Measures `targets`; returns the samples, the host's CPU use and the
+    /// instances over their memory limit (id, pid, reason). Two samples
+    /// never run at once.
+    pub(crate) fn measure(&self, targets: Vec<Target>) -> Measured {
+        let ticks_per_second = procinfo::ticks_per_second() as f64;
+        let page = procinfo::page_size();
+        let mut previous = self.previous.lock().unwrap_or_else(|e| e.into_inner());
+        let processes = procinfo::all();
+        let now = Instant::now();
+        let uptime = uptime_seconds();
+        let elapsed = previous.at.map(|at| now.duration_since(at).as_secs_f64());
+        let mut ticks = HashMap::new();
+        let mut measured = Measured::default();
+        let index = Index::of(&processes);
+        for (id, pid, limit) in targets {
+            let tree = tree(pid, &processes, &index);
+            if tree.iter().all(|p| p.rss_pages == 0) {
+                // Not in this scan, or caught inside execve with no pages
+                // mapped yet: keep the last sample rather than report 0.
+                continue;
+            }
+            let mut cpu_seconds = 0.0;
+            let mut rss_pages = 0;
+            for process in &tree {
+                let key = (process.pid, process.start_time);
+                let used = match (previous.ticks.get(&key), elapsed) {
+                    (Some(before), Some(seconds)) if seconds > 0.0 => {
+                        process.cpu_ticks.saturating_sub(*before) as f64 / seconds
+                    }
+                    // First reading: its average since it started.
+                    _ => {
+                        let started = process.start_time as f64 / ticks_per_second;
+                        match uptime.map(|u| u - started) {
+                            Some(age) if age > 0.0 => process.cpu_ticks as f64 / age,
+                            _ => 0.0,
+                        }
+                    }
+                };
+                cpu_seconds += used / ticks_per_second;
+                ticks.insert(key, process.cpu_ticks);
+                rss_pages += process.rss_pages;
+            }
+            let memory_bytes = rss_pages * page;
+            measured.samples.push((
+                id,
+                Sample {
+                    cpu_percent: (cpu_seconds * 100.0) as f32,
+                    memory_bytes,
+                },
+            ));
+            if let Some(limit) = limit.filter(|l| memory_bytes > *l) {
+                let reason = format!(
+                    "memory {} exceeded max_memory_restart {}",
+                    format_bytes(memory_bytes),
+                    format_bytes(limit)
+                );
+                measured.over_limit.push((id, pid, reason));
+            }
+        }
+        measured.alive = processes.iter().map(|p| p.pid).collect();
+        let host = host_cpu();
+        measured.host_percent = match (host, previous.host) {
+            (Some((busy, total)), Some((busy_before, total_before))) if total > total_before => {
+                Some(
+                    (busy.saturating_sub(busy_before) as f64 / (total - total_before) as f64
+                        * 100.0) as f32,
+                )
+            }
+            _ => None,
+        };
+        *previous = Previous {
+            ticks,
+            host,
+            at: Some(now),
+        };
+        self.samples
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        measured
+    }
+
+    /// A first figure for instances never sampled (just started): their
+    /// leader process alone, read directly (CPU: its average since it
+    /// started), so that a `list` right after a start costs the new
+    /// instances, not a scan of every process. The next full sample adds
+    /// their descendants.
+    pub(crate) fn measure_leaders(&self, targets: &[Target]) -> Vec<(u32, Sample)> {
+        let ticks_per_second = procinfo::ticks_per_second() as f64;
+        let page = procinfo::page_size();
+        let uptime = uptime_seconds();
+        targets
+            .iter()
+            .filter_map(|(id, pid, _)| {
+                let process = procinfo::stat(*pid).filter(|p| p.rss_pages > 0)?;
+                let age = uptime? - process.start_time as f64 / ticks_per_second;
+                let cpu = if age > 0.0 {
+                    process.cpu_ticks as f64 / ticks_per_second / age * 100.0
+                } else {
+                    0.0
+                };
+                Some((
+                    *id,
+                    Sample {
+                        cpu_percent: cpu as f32,
+                        memory_bytes: process.rss_pages * page,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    fn sampled_within(&self, window: Duration) -> bool {
+        self.previous
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .at
+            .is_some_and(|at| at.elapsed() < window)
+    }
+}
+
+/// What one sample found.
+#[derive(Debug, Default)]
+pub(crate) struct Measured {
+    pub samples: Vec<(u32, Sample)>,
+    pub host_percent: Option<f32>,
+    /// Instances over their memory limit: id, pid, why.
+    pub over_limit: Vec<(u32, u32, String)>,
+    /// Every pid the scan saw.
+    alive: HashSet<u32>,
+}
+
 /// The sampling interval from the environment (0 turns sampling off).
 pub fn interval_from_env() -> Option<Duration> {
     match std::env::var("PMDAEMON_SAMPLE_INTERVAL_MS")
@@ -62,85 +280,55 @@ pub fn interval_from_env() -> Option<Duration> {
 
 /// Samples until the supervisor is gone.
 pub(crate) async fn run<S: Sampled>(supervisor: Weak<S>, interval: Duration) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut previous = Previous::default();
     // Instances already being restarted for memory, by pid.
     let mut restarting: HashSet<u32> = HashSet::new();
-    let ticks_per_second = procinfo::ticks_per_second() as f64;
-    let page = procinfo::page_size();
+    let mut wait = Duration::ZERO;
     loop {
-        ticker.tick().await;
+        {
+            let Some(supervisor) = supervisor.upgrade() else {
+                return;
+            };
+            let sampler = supervisor.sampler();
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = sampler.wake.notified() => {}
+            }
+        }
         let Some(supervisor) = supervisor.upgrade() else {
             return;
         };
+        let sampler = supervisor.sampler();
         let targets = supervisor.sampling_targets();
-        let processes = procinfo::all();
-        let now = Instant::now();
-        let elapsed = previous.at.map(|at| now.duration_since(at).as_secs_f64());
-        let mut ticks = HashMap::new();
-        let mut samples = Vec::new();
-        let index = Index::of(&processes);
-        for (id, pid, limit) in targets {
-            let tree = tree(pid, &processes, &index);
-            if tree.iter().all(|p| p.rss_pages == 0) {
-                // Not in this scan, or caught inside execve with no pages
-                // mapped yet: keep the last sample rather than report 0.
-                continue;
-            }
-            let mut cpu_ticks = 0;
-            let mut rss_pages = 0;
-            for process in &tree {
-                let key = (process.pid, process.start_time);
-                if let Some(before) = previous.ticks.get(&key) {
-                    cpu_ticks += process.cpu_ticks.saturating_sub(*before);
-                }
-                ticks.insert(key, process.cpu_ticks);
-                rss_pages += process.rss_pages;
-            }
-            let cpu_percent = match elapsed {
-                Some(seconds) if seconds > 0.0 => {
-                    (cpu_ticks as f64 / ticks_per_second / seconds * 100.0) as f32
-                }
-                _ => 0.0,
-            };
-            let memory_bytes = rss_pages * page;
-            samples.push((
-                id,
-                Sample {
-                    cpu_percent,
-                    memory_bytes,
-                },
-            ));
-            if let Some(limit) = limit.filter(|l| memory_bytes > *l) {
-                if restarting.insert(pid) {
-                    let reason = format!(
-                        "memory {} exceeded max_memory_restart {}",
-                        format_bytes(memory_bytes),
-                        format_bytes(limit)
-                    );
-                    Arc::clone(&supervisor).request_restart(id, reason);
-                }
+        let limited = targets.iter().any(|(_, _, limit)| limit.is_some());
+        let full_rate = limited || sampler.watched() || supervisor.streaming();
+        wait = if full_rate {
+            interval
+        } else {
+            IDLE_INTERVAL.max(interval)
+        };
+        // A look may have just sampled: too short a window is noise.
+        if sampler.sampled_within(interval / 2) {
+            continue;
+        }
+        let measured = sampler.measure(targets);
+        for (id, pid, reason) in &measured.over_limit {
+            if restarting.insert(*pid) {
+                Arc::clone(&supervisor).request_restart(*id, reason.clone());
             }
         }
-        restarting.retain(|pid| processes.iter().any(|p| p.pid == *pid));
-        let host = host_cpu();
-        let host_percent = match (host, previous.host) {
-            (Some((busy, total)), Some((busy_before, total_before))) if total > total_before => {
-                Some(
-                    (busy.saturating_sub(busy_before) as f64 / (total - total_before) as f64
-                        * 100.0) as f32,
-                )
-            }
-            _ => None,
-        };
-        supervisor.store_samples(&samples, system_info(host_percent));
-        previous = Previous {
-            ticks,
-            host,
-            at: Some(now),
-        };
+        restarting.retain(|pid| measured.alive.contains(pid));
+        supervisor.store_samples(&measured.samples, system_info(measured.host_percent));
     }
+}
+
+/// Seconds since boot, from /proc/uptime.
+fn uptime_seconds() -> Option<f64> {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Positions in one scan by pid, by parent and by process group, so that
@@ -224,6 +412,8 @@ pub fn system_info(cpu_percent: Option<f32>) -> SystemInfo {
         memory_available: meminfo("MemAvailable:", &memory).unwrap_or(0),
         daemon_pid: std::process::id(),
         daemon_memory: daemon.map_or(0, |d| d.rss_pages * procinfo::page_size()),
+        // Filled in by the supervisor, which owns the writer.
+        state_writes: 0,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The process table on disk: `state.json`, written atomically (temp file,
 //! fsync, rename, fsync of the directory) so that a crash at any moment
-//! leaves either the old table or the new one, never a torn file.
+//! leaves either the old table or the new one, never a torn file, and
+//! `state.journal`, the changes since (see [`crate::journal`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs;
@@ -10,6 +11,7 @@ use pmdaemon_core::api::{ExitReason, HistoryEvent, Status};
 use pmdaemon_core::config::AppConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::journal::{self, Changes, Journal};
 use crate::Error;
 
 /// The current layout of `state.json`. Older layouts must keep loading.
@@ -28,6 +30,9 @@ pub struct State {
     pub apps: Vec<AppRecord>,
     /// Their instances, by id.
     pub instances: Vec<InstanceRecord>,
+    /// The last line of `state.journal` this table includes (0: none; a
+    /// file from before the journal).
+    pub journal_seq: u64,
 }
 
 /// An app as registered.
@@ -208,7 +213,10 @@ pub fn load(path: &Path) -> Result<(State, Option<String>), Error> {
         }
     };
     match serde_json::from_slice::<State>(&bytes) {
-        Ok(state) if state.version <= STATE_VERSION => Ok((state, None)),
+        Ok(mut state) if state.version <= STATE_VERSION => {
+            let warning = journal::replay(path, &mut state)?;
+            Ok((state, warning))
+        }
         Ok(state) => {
             let aside = move_aside(path)?;
             Ok((
@@ -236,20 +244,20 @@ pub fn load(path: &Path) -> Result<(State, Option<String>), Error> {
 }
 
 fn move_aside(path: &Path) -> Result<PathBuf, Error> {
-    let aside = path.with_extension(format!("json.corrupt-{}", now_ms()));
+    let suffix = format!("corrupt-{}", now_ms());
+    let aside = path.with_extension(format!("json.{suffix}"));
     fs::rename(path, &aside).map_err(|err| Error::io("move aside", path, err))?;
+    // Its changes mean nothing without it.
+    journal::move_aside(path, &suffix);
     Ok(aside)
 }
 
-/// Writes the table atomically.
-pub fn save(path: &Path, state: &State) -> Result<(), Error> {
-    if crate::home_watch::lost() {
-        // The path may be another daemon's home by now.
-        return Ok(());
-    }
+/// Writes the table atomically; returns its size.
+pub fn save(path: &Path, state: &State) -> Result<u64, Error> {
     let bytes = serde_json::to_vec(state)
         .map_err(|err| Error::io("serialize", path, std::io::Error::other(err)))?;
-    write_atomic(path, &bytes)
+    write_atomic(path, &bytes)?;
+    Ok(bytes.len() as u64)
 }
 
 /// Replaces `path` with `bytes` atomically (see
@@ -265,6 +273,7 @@ mod tests {
     fn sample() -> State {
         State {
             version: STATE_VERSION,
+            journal_seq: 0,
             next_id: 3,
             apps: vec![AppRecord {
                 config: AppConfig {
@@ -341,7 +350,14 @@ mod tests {
 
 /// Writes the table whenever asked, coalescing bursts of requests into one
 /// write; a request that someone waits for (an API answer) is written at
-/// once. A failed write is logged and retried with the next change.
+/// once. Writes go to the journal ([`crate::journal`]): one appended line
+/// and one fsync per write, whatever the size of the table; the whole table
+/// is written when the journal has outgrown it, as a daemon's first write,
+/// after a failed write, and when asked ([`Persister::now_full`]).
+///
+/// A batch (an ecosystem file, `restart all`, `scale`, `delete all`)
+/// registers or changes all its records first and then waits once: its
+/// changes are one line and one fsync, written before it answers.
 #[derive(Debug)]
 pub struct Persister {
     requested: std::sync::atomic::AtomicU64,
@@ -350,6 +366,26 @@ pub struct Persister {
     /// Someone waits for the next write: write at once.
     urgent: std::sync::atomic::AtomicBool,
     urgent_wake: tokio::sync::Notify,
+    /// Someone asked for the next write to be the whole table.
+    full: std::sync::atomic::AtomicBool,
+    /// Writes so far (journal lines and snapshots).
+    writes: std::sync::atomic::AtomicU64,
+    /// Batches under way: background changes wait for their one write.
+    batches: std::sync::atomic::AtomicUsize,
+}
+
+/// A batch under way ([`Persister::batch`]); its end lets background
+/// writes go again.
+#[derive(Debug)]
+pub struct Batch(std::sync::Arc<Persister>);
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        self.0
+            .batches
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.urgent_wake.notify_one();
+    }
 }
 
 impl Default for Persister {
@@ -360,6 +396,9 @@ impl Default for Persister {
             wake: tokio::sync::Notify::new(),
             urgent: std::sync::atomic::AtomicBool::new(false),
             urgent_wake: tokio::sync::Notify::new(),
+            full: std::sync::atomic::AtomicBool::new(false),
+            writes: std::sync::atomic::AtomicU64::new(0),
+            batches: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 }
@@ -379,48 +418,115 @@ impl Persister {
     /// Asks for a write now and waits until it is on disk.
     pub async fn now(&self) {
         use std::sync::atomic::Ordering;
+        // Requested first: a writer that sees `urgent` then sees this
+        // request too (else it could write without it and, during a batch,
+        // wait for another urgent request that never comes).
+        let generation = self.soon();
         self.urgent.store(true, Ordering::SeqCst);
         self.urgent_wake.notify_one();
-        let generation = self.soon();
         let mut written = self.written.subscribe();
         let _ = written.wait_for(|w| *w >= generation).await;
     }
 
-    /// Starts the writing task: `snapshot` gives the table to write (None
-    /// once its owner is gone, which ends the task).
+    /// Starts a batch (an ecosystem file, `restart all`, `scale`, `delete
+    /// all`) that ends with [`Persister::now`]: until the guard drops, the
+    /// status changes of its instances are not written on their own but
+    /// with the batch, one write and one fsync. Nothing acknowledged waits:
+    /// the batch has not answered yet, and a crash before its write leaves
+    /// processes that recovery finds by their marks.
+    pub fn batch(self: &std::sync::Arc<Self>) -> Batch {
+        self.batches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Batch(std::sync::Arc::clone(self))
+    }
+
+    /// Writes of the table so far (journal lines and snapshots, one fsync
+    /// each), shown in `/api/system`.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Writes the whole table to `state.json` (emptying the journal) and
+    /// waits until it is on disk: a daemon that stops leaves one file.
+    pub async fn now_full(&self) {
+        self.full.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.now().await;
+    }
+
+    /// Starts the writing task: `changes(full)` gives what to write, the
+    /// whole table when `full` (None once its owner is gone, which ends the
+    /// task); `seq` is the last journal line the loaded table includes.
     pub fn spawn(
         self: &std::sync::Arc<Self>,
         path: PathBuf,
-        snapshot: impl Fn() -> Option<State> + Send + 'static,
+        seq: u64,
+        changes: impl Fn(bool) -> Option<Changes> + Send + 'static,
     ) {
         let persister = std::sync::Arc::clone(self);
-        tokio::spawn(async move { persister.run(path, snapshot).await });
+        let journal = Journal::new(path, seq);
+        tokio::spawn(async move { persister.run(journal, changes).await });
     }
 
-    async fn run(&self, path: PathBuf, snapshot: impl Fn() -> Option<State>) {
+    async fn run(&self, journal: Journal, changes: impl Fn(bool) -> Option<Changes>) {
         use std::sync::atomic::Ordering;
+        let journal = std::sync::Arc::new(std::sync::Mutex::new(journal));
+        // A daemon's first write is the whole table: what it loaded (the
+        // old snapshot and journal) becomes one file again.
+        let mut whole_next = true;
         loop {
             // notify_one stores a permit when nobody waits, so a request
             // made between the check and the await is not lost.
             if self.requested.load(Ordering::SeqCst) > *self.written.borrow() {
                 // Changes nobody waits for (status updates of running
                 // instances) are gathered for a moment: a burst, one write.
-                if !self.urgent.swap(false, Ordering::SeqCst) {
+                // During a batch, they wait for the batch's write.
+                while !self.urgent.swap(false, Ordering::SeqCst) {
+                    if self.batches.load(Ordering::SeqCst) > 0 {
+                        self.urgent_wake.notified().await;
+                        continue;
+                    }
                     tokio::select! {
                         () = tokio::time::sleep(COALESCE) => {}
                         () = self.urgent_wake.notified() => {}
                     }
+                    break;
                 }
                 let requested = self.requested.load(Ordering::SeqCst);
-                let Some(table) = snapshot() else { return };
-                let target = path.clone();
-                match tokio::task::spawn_blocking(move || save(&target, &table)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(err)) => tracing::error!("could not save the process table: {err}"),
-                    Err(err) => tracing::error!("could not save the process table: {err}"),
-                }
+                let full = whole_next
+                    | self.full.swap(false, Ordering::SeqCst)
+                    | journal
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .wants_snapshot();
+                let Some(changes) = changes(full) else { return };
+                let journal = std::sync::Arc::clone(&journal);
+                let written = tokio::task::spawn_blocking(move || {
+                    let mut journal = journal.lock().unwrap_or_else(|e| e.into_inner());
+                    if crate::home_watch::lost() {
+                        // The path may be another daemon's home by now.
+                        return Ok(journal.writes);
+                    }
+                    journal.write(changes).map(|()| journal.writes)
+                })
+                .await;
+                whole_next = match written {
+                    Ok(Ok(writes)) => {
+                        self.writes.store(writes, Ordering::SeqCst);
+                        false
+                    }
+                    Ok(Err(err)) => {
+                        tracing::error!("could not save the process table: {err}");
+                        true
+                    }
+                    Err(err) => {
+                        tracing::error!("could not save the process table: {err}");
+                        true
+                    }
+                };
                 // Waiters are released even after a failure: the daemon
                 // keeps serving from memory and the failure is in daemon.log.
+                // The changes the failed write held are in the next one,
+                // which writes the whole table.
                 self.written.send_replace(requested);
                 continue;
             }

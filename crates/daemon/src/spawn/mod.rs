@@ -303,10 +303,13 @@ pub fn resolve_program(
     let mut last_error = None;
     for dir in search.split(':').filter(|d| !d.is_empty()) {
         let candidate = cwd.join(dir).join(program);
-        match check_executable(&candidate) {
+        // One stat per directory: most of PATH does not have it.
+        let Ok(meta) = std::fs::metadata(&candidate) else {
+            continue;
+        };
+        match check_metadata(&candidate, &meta) {
             Ok(()) => return Ok(candidate),
-            Err(err) if candidate.exists() => last_error = Some(err),
-            Err(_) => {}
+            Err(err) => last_error = Some(err),
         }
     }
     Err(last_error.unwrap_or_else(|| Error::ProgramNotFound {
@@ -316,12 +319,20 @@ pub fn resolve_program(
 }
 
 fn check_executable(path: &Path) -> Result<(), Error> {
+    let meta = std::fs::metadata(path).map_err(|_| Error::Unusable {
+        role: PathRole::Program,
+        path: path.to_path_buf(),
+        problem: PathProblem::Missing,
+    })?;
+    check_metadata(path, &meta)
+}
+
+fn check_metadata(path: &Path, meta: &std::fs::Metadata) -> Result<(), Error> {
     let unusable = |problem| Error::Unusable {
         role: PathRole::Program,
         path: path.to_path_buf(),
         problem,
     };
-    let meta = std::fs::metadata(path).map_err(|_| unusable(PathProblem::Missing))?;
     if meta.is_dir() {
         return Err(unusable(PathProblem::IsADirectory {
             needed: "an executable",

@@ -2,10 +2,11 @@
 //! alone, changed apps are reconfigured and restarted, and (with prune) apps
 //! that left the file are deleted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use futures_util::future::join_all;
 use pmdaemon_core::api::{
     ApplyAction, ApplyOutcome, ApplyRequest, ApplyResponse, ExistingApps, Status,
 };
@@ -22,6 +23,7 @@ impl Supervisor {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(Error::ShuttingDown);
         }
+        let _batch = self.persister.batch();
         for config in &request.apps {
             config.validate()?;
             super::plan_first(config, &request.inherited_env).map_err(|err| {
@@ -31,23 +33,40 @@ impl Supervisor {
                 }
             })?;
         }
-        let mut outcomes = Vec::new();
-        for config in request.apps.iter().cloned() {
-            let name = config.name.clone();
-            let outcome = self.apply_one(config, &request).await;
-            outcomes.push(match outcome {
-                Ok((action, detail)) => ApplyOutcome {
-                    app: name,
-                    action,
-                    detail,
-                },
-                Err(err) => ApplyOutcome {
-                    app: name,
-                    action: ApplyAction::Failed,
-                    detail: Some(err.to_string()),
-                },
-            });
+        let mut outcomes: Vec<Option<ApplyOutcome>> = request.apps.iter().map(|_| None).collect();
+        // Apps new to the table start together: registered and spawned
+        // without waiting on each other, and written once, below.
+        let mut seen = HashSet::new();
+        let new: Vec<usize> = (0..request.apps.len())
+            .filter(|i| {
+                let name = &request.apps[*i].name;
+                seen.insert(name.clone()) && self.lock().app(name).is_none()
+            })
+            .collect();
+        let starts = new.iter().map(|i| {
+            let config = request.apps[*i].clone();
+            self.register_batch(config, request.inherited_env.clone(), request.file.clone())
+        });
+        for (i, started) in new.iter().zip(join_all(starts).await) {
+            outcomes[*i] = Some(outcome(
+                &request.apps[*i].name,
+                started.map(|s| {
+                    (
+                        ApplyAction::Started,
+                        Some(started_detail(&request.apps[*i], &s)),
+                    )
+                }),
+            ));
         }
+        // The others (changed, stopped or unchanged), one by one.
+        for (i, config) in request.apps.iter().enumerate() {
+            if outcomes[i].is_none() {
+                let result = self.apply_one(config.clone(), &request).await;
+                outcomes[i] = Some(outcome(&config.name, result));
+            }
+        }
+        self.persist_now().await;
+        let mut outcomes: Vec<ApplyOutcome> = outcomes.into_iter().flatten().collect();
         if request.prune {
             if let Some(file) = &request.file {
                 let gone: Vec<String> = self
@@ -80,17 +99,11 @@ impl Supervisor {
         let source = request.file.clone();
         let existing = self.lock().app(&config.name).map(|a| a.config.clone());
         let Some(existing) = existing else {
-            let autostart = config.autostart;
-            let started = self.register(config, inherited_env.clone(), source).await?;
-            let detail = if autostart {
-                format!("{} instance(s)", started.len())
-            } else {
-                format!(
-                    "{} instance(s) registered, stopped (autostart is off)",
-                    started.len()
-                )
-            };
-            return Ok((ApplyAction::Started, Some(detail)));
+            let detail = |started: &[_]| started_detail(&config, started);
+            let started = self
+                .register(config.clone(), inherited_env.clone(), source)
+                .await?;
+            return Ok((ApplyAction::Started, Some(detail(&started))));
         };
         if existing == config && request.update_env {
             // From the next start on (now, with startOrRestart/-Reload).
@@ -201,6 +214,7 @@ impl Supervisor {
                         .collect()
                 }
             };
+            table.touch_app(&app);
             if let Some(record) = table.apps.iter_mut().find(|a| a.config.name == app) {
                 record.config = config.clone();
                 record.inherited_env = inherited_env;
@@ -208,6 +222,7 @@ impl Supervisor {
             }
             let mut surplus = Vec::new();
             for (index, id) in &current {
+                table.touch(*id);
                 match table.instances.get_mut(id) {
                     Some(record) if *index < config.instances => {
                         record.port = ports[*index as usize];
@@ -257,6 +272,22 @@ impl Supervisor {
     }
 }
 
+/// What applying one app came to, for the report.
+fn outcome(app: &str, result: Result<(ApplyAction, Option<String>), Error>) -> ApplyOutcome {
+    match result {
+        Ok((action, detail)) => ApplyOutcome {
+            app: app.to_string(),
+            action,
+            detail,
+        },
+        Err(err) => ApplyOutcome {
+            app: app.to_string(),
+            action: ApplyAction::Failed,
+            detail: Some(err.to_string()),
+        },
+    }
+}
+
 /// The names of the fields that differ, for the report.
 fn changed_fields(old: &AppConfig, new: &AppConfig) -> Vec<String> {
     let (Ok(serde_json::Value::Object(old)), Ok(serde_json::Value::Object(new))) =
@@ -268,4 +299,17 @@ fn changed_fields(old: &AppConfig, new: &AppConfig) -> Vec<String> {
         .filter(|(key, value)| old.get(*key) != Some(value))
         .map(|(key, _)| key.clone())
         .collect()
+}
+
+/// What an apply says of an app it started: how many instances, and that
+/// they were only registered when its `autostart` is off.
+fn started_detail(config: &AppConfig, started: &[pmdaemon_core::api::ProcessInfo]) -> String {
+    if config.autostart {
+        format!("{} instance(s)", started.len())
+    } else {
+        format!(
+            "{} instance(s) registered, stopped (autostart is off)",
+            started.len()
+        )
+    }
 }

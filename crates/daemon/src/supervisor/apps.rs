@@ -36,12 +36,26 @@ impl Supervisor {
         inherited_env: BTreeMap<String, String>,
         source: Option<std::path::PathBuf>,
     ) -> Result<Vec<ProcessInfo>, Error> {
-        if self.shutting_down.load(Ordering::SeqCst) {
-            return Err(Error::ShuttingDown);
-        }
         config.validate()?;
         // Fail fast, before registering anything, on a bad program or cwd.
         plan_first(&config, &inherited_env)?;
+        let _batch = self.persister.batch();
+        let started = self.register_batch(config, inherited_env, source).await?;
+        self.persist_now().await;
+        Ok(started)
+    }
+
+    /// Registers and starts an app of a batch whose configurations and
+    /// programs were checked: the caller writes the table once for all.
+    pub(super) async fn register_batch(
+        self: &Arc<Self>,
+        config: AppConfig,
+        inherited_env: BTreeMap<String, String>,
+        source: Option<std::path::PathBuf>,
+    ) -> Result<Vec<ProcessInfo>, Error> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(Error::ShuttingDown);
+        }
         let ids: Vec<u32> = {
             let mut table = self.lock();
             if table.name_taken(&config.name, config.instances) {
@@ -54,6 +68,7 @@ impl Supervisor {
             if let Some((port, mode)) = config.sharing() {
                 self.balancer.open(&config.name, port, mode)?;
             }
+            table.touch_app(&config.name);
             table.apps.push(AppRecord {
                 config: config.clone(),
                 inherited_env,
@@ -79,8 +94,11 @@ impl Supervisor {
                 self.spawn_task(*id, false);
             }
         }
+        if config.max_memory_restart.is_some() {
+            // Its limit is checked at the full rate from now on.
+            self.sampler.nudge();
+        }
         self.arm_triggers_and_wait(&config.name).await;
-        self.persist_now().await;
         let table = self.lock();
         Ok(ids.iter().filter_map(|id| table.info(*id)).collect())
     }
@@ -135,6 +153,7 @@ impl Supervisor {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(Error::ShuttingDown);
         }
+        let _batch = self.persister.batch();
         let (added, removed, instances) = {
             let mut table = self.lock();
             let config = table
@@ -196,6 +215,7 @@ impl Supervisor {
                 let surplus = current[instances as usize..].iter().map(|(_, id)| *id);
                 (Vec::new(), surplus.collect())
             };
+            table.touch_app(app);
             if let Some(record) = table.apps.iter_mut().find(|a| a.config.name == app) {
                 // A shared-port cluster stays one when scaled down to 1.
                 if record.config.sharing().is_some() {
@@ -230,6 +250,7 @@ impl Supervisor {
     pub(super) fn set_instance_count(&self, app: &str) {
         let mut table = self.lock();
         let count = table.instances.values().filter(|i| i.app == app).count() as u32;
+        table.touch_app(app);
         if let Some(record) = table.apps.iter_mut().find(|a| a.config.name == app) {
             record.config.instances = count;
         }
@@ -267,6 +288,7 @@ pub(super) fn add_instances(
             InstanceRecord::new(id, &config.name, *index, config.instance_name(*index), port);
         record.record("created", reason);
         table.instances.insert(id, record);
+        table.touch(id);
         ids.push(id);
     }
     ids

@@ -19,6 +19,7 @@ impl Supervisor {
     /// daemons that follow keep it stopped until `resurrect`.
     pub fn park(&self) {
         let mut table = self.lock();
+        table.touch_all();
         for record in table.instances.values_mut() {
             if record.desired == Desired::Running {
                 record.desired = Desired::Parked;
@@ -62,6 +63,7 @@ impl Supervisor {
         let ids: Vec<(u32, bool)> = {
             let mut table = self.lock();
             let mut ids = Vec::new();
+            table.touch_all();
             for record in table.instances.values_mut() {
                 record.pid = None;
                 record.previous_pid = None;
@@ -156,7 +158,8 @@ impl Supervisor {
             }
         }
         self.balancer.close_all();
-        self.persist_now().await;
+        // One file again: the next daemon reads state.json alone.
+        self.persister.now_full().await;
         stopped
     }
 }

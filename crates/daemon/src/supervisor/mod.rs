@@ -4,9 +4,11 @@
 //! sections. Each instance is driven by its own task ([`instance`]); the
 //! supervisor sends it commands and awaits their replies, so an API call
 //! returns only once what it asked for has happened (a stopped instance has
-//! no process left). Every change is written to `state.json` by a single
-//! persister task ([`crate::store::Persister`]) that coalesces bursts;
-//! mutating API calls wait until their change is on disk before answering.
+//! no process left). Every change is written by a single persister task
+//! ([`crate::store::Persister`]) that coalesces bursts, as a line of
+//! `state.journal` holding the records marked changed ([`table::Table`]'s
+//! `touch`); mutating API calls wait until their change is on disk before
+//! answering, and a batch (an ecosystem file, `restart all`) waits once.
 //!
 //! The rooms: this file holds the table's lock and the control verbs;
 //! `launch` gathers what an instance's launch needs (plan, shared port); `apps` registers and scales apps, `apply` brings them to an
@@ -84,12 +86,15 @@ pub struct Supervisor {
     triggers: Mutex<BTreeMap<String, Vec<tokio::task::JoinHandle<()>>>>,
     /// The live events of `GET /ws`.
     pub events: crate::events::Events,
+    /// The sampler's memory and rate.
+    pub(crate) sampler: crate::metrics::Sampler,
 }
 
 impl Supervisor {
     /// Builds the supervisor from a loaded state and starts its persister.
     /// Instances are not started until [`Supervisor::resume`].
     pub fn new(home: Home, reaper: Arc<Reaper>, state: State) -> Arc<Self> {
+        let seq = state.journal_seq;
         let supervisor = Arc::new(Self {
             home,
             reaper,
@@ -105,12 +110,14 @@ impl Supervisor {
             changed: Notify::new(),
             app_locks: Mutex::new(BTreeMap::new()),
             events: crate::events::Events::default(),
+            sampler: crate::metrics::Sampler::new(crate::metrics::interval_from_env()),
         });
         let weak = Arc::downgrade(&supervisor);
         supervisor
             .persister
-            .spawn(supervisor.home.state_file(), move || {
-                weak.upgrade().map(|supervisor| supervisor.snapshot())
+            .spawn(supervisor.home.state_file(), seq, move |full| {
+                weak.upgrade()
+                    .map(|supervisor| supervisor.lock().changes(full))
             });
         supervisor
     }
@@ -139,12 +146,15 @@ impl Supervisor {
         id: u32,
         change: impl FnOnce(&mut InstanceRecord) -> T,
     ) -> Option<T> {
-        let result = self.lock().instances.get_mut(&id).map(|record| {
+        let mut table = self.lock();
+        table.touch(id);
+        let result = table.instances.get_mut(&id).map(|record| {
             let before = crate::events::Before::of(record);
             let result = change(record);
             self.events.changed(&before, record);
             result
         });
+        drop(table);
         self.changed.notify_waiters();
         result
     }
@@ -242,6 +252,7 @@ impl Supervisor {
             return Err(Error::ShuttingDown);
         }
         let ids = self.lock().resolve(target)?;
+        let _batch = self.persister.batch();
         // A restart waits for a reload of the same app to finish.
         let _guards = if action == Action::Restart {
             self.lock_apps(&ids).await
@@ -277,6 +288,7 @@ impl Supervisor {
         let mut table = self.lock();
         let Some(spec) = spec else {
             for id in ids {
+                table.touch(*id);
                 if let Some(record) = table.instances.get_mut(id) {
                     record.port_override = None;
                 }
@@ -301,6 +313,7 @@ impl Supervisor {
         // are restarted, so the system check would trip over them.
         let ports = ports::allocate(&spec, &indices, &held, &own, false)?;
         for (id, port) in ids.iter().zip(ports) {
+            table.touch(*id);
             if let Some(record) = table.instances.get_mut(id) {
                 record.port_override = Some(port);
             }
@@ -329,6 +342,7 @@ impl Supervisor {
         for id in ids {
             let (out, err) = table.log_paths(*id, &self.home);
             closing.extend([out, err]);
+            table.touch(*id);
             if let Some(record) = table.instances.remove(id) {
                 self.events.send(pmdaemon_core::api::Event::Removed {
                     id: *id,
@@ -348,6 +362,9 @@ impl Supervisor {
             }
             kept
         });
+        for app in &gone {
+            table.touch_app(app);
+        }
         drop(table);
         // What only the removed instances used: their log files, and the
         // watch and cron tasks of apps that are gone.
@@ -364,14 +381,8 @@ impl Supervisor {
 
     /// Every instance, in id order.
     pub fn list(&self) -> Vec<ProcessInfo> {
-        let mut infos: Vec<ProcessInfo> = {
-            let table = self.lock();
-            table
-                .instances
-                .keys()
-                .filter_map(|id| table.info(*id))
-                .collect()
-        };
+        self.look();
+        let mut infos: Vec<ProcessInfo> = self.lock().infos();
         for info in &mut infos {
             self.count_connections(info);
         }
@@ -380,6 +391,7 @@ impl Supervisor {
 
     /// Everything about the instances `target` names.
     pub fn detail(&self, target: &str) -> Result<Vec<ProcessDetail>, Error> {
+        self.look();
         let mut details: Vec<ProcessDetail> = {
             let table = self.lock();
             let ids = table.resolve(target)?;

@@ -85,15 +85,53 @@ impl Supervisor {
     /// Running instances to sample: id, pid, memory limit.
     pub(crate) fn sampling_targets(&self) -> Vec<crate::metrics::Target> {
         let table = self.lock();
+        // By name, once: a lookup per instance would cost apps × instances.
+        let limits: std::collections::HashMap<&str, u64> = table
+            .apps
+            .iter()
+            .filter_map(|a| Some((a.config.name.as_str(), a.config.max_memory_restart?)))
+            .collect();
         table
             .instances
             .values()
             .filter(|i| i.status == Status::Online)
-            .filter_map(|i| {
-                let limit = table.app(&i.app).and_then(|a| a.config.max_memory_restart);
-                Some((i.id, i.pid?, limit))
-            })
+            .filter_map(|i| Some((i.id, i.pid?, limits.get(i.app.as_str()).copied())))
             .collect()
+    }
+
+    /// Someone looks at the figures (`list`, `describe`, `/metrics`,
+    /// `/api/system`): the sampler keeps its full rate for a while, and
+    /// samples now if its last sample is stale. Instances that run but were
+    /// never sampled (just started) get a first figure of their own.
+    pub(crate) fn look(&self) {
+        if !self.sampler.enabled() {
+            return;
+        }
+        if self.sampler.looked() {
+            let measured = self.sampler.measure(self.sampling_targets());
+            self.store_samples(
+                &measured.samples,
+                crate::metrics::system_info(measured.host_percent),
+            );
+            return;
+        }
+        let unsampled: Vec<crate::metrics::Target> = self
+            .lock()
+            .instances
+            .values()
+            .filter(|i| i.status == Status::Online && i.memory_bytes.is_none())
+            .filter_map(|i| Some((i.id, i.pid?, None)))
+            .collect();
+        if !unsampled.is_empty() {
+            let samples = self.sampler.measure_leaders(&unsampled);
+            let mut table = self.lock();
+            for (id, sample) in samples {
+                if let Some(record) = table.instances.get_mut(&id) {
+                    record.cpu_percent = Some(sample.cpu_percent);
+                    record.memory_bytes = Some(sample.memory_bytes);
+                }
+            }
+        }
     }
 
     /// Records what the sampler measured.
@@ -132,11 +170,15 @@ impl Supervisor {
 
     /// The host and the daemon, as last sampled (or now, if sampling is off).
     pub fn system(&self) -> SystemInfo {
-        self.system
+        self.look();
+        let mut system = self
+            .system
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-            .unwrap_or_else(|| crate::metrics::system_info(None))
+            .unwrap_or_else(|| crate::metrics::system_info(None));
+        system.state_writes = self.persister.writes();
+        system
     }
 
     /// Restarts the instances `target` names because of `reason` (memory
@@ -191,6 +233,14 @@ impl crate::metrics::Sampled for Supervisor {
 
     fn request_restart(self: Arc<Self>, id: u32, reason: String) {
         tokio::spawn(async move { self.restart_for(id, reason).await });
+    }
+
+    fn sampler(&self) -> &crate::metrics::Sampler {
+        &self.sampler
+    }
+
+    fn streaming(&self) -> bool {
+        self.events.listened()
     }
 }
 

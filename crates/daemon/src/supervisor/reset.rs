@@ -34,6 +34,10 @@ impl Supervisor {
             let ids = table.resolve(target)?;
             table.apps_of(&ids)
         };
+        for app in &apps {
+            // Written with the restart or reload that follows.
+            table.touch_app(app);
+        }
         for record in table
             .apps
             .iter_mut()

@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use super::instance::Command;
 use std::path::PathBuf;
 
+use crate::journal::{Changes, Delta};
 use crate::logs;
 use crate::paths::Home;
 use crate::ports::Holders;
@@ -15,12 +16,28 @@ use crate::store::{now_ms, AppRecord, InstanceRecord, State, STATE_VERSION};
 use crate::Error;
 
 /// Apps, instances and the channels to the instance tasks.
+///
+/// Whoever changes a persisted field of a record marks it ([`Table::touch`],
+/// [`Table::touch_app`], or [`Table::touch_all`] for a sweep): the journal
+/// writes only what is marked.
 #[derive(Debug, Default)]
 pub(crate) struct Table {
     pub next_id: u32,
     pub apps: Vec<AppRecord>,
     pub instances: BTreeMap<u32, InstanceRecord>,
     pub handles: HashMap<u32, mpsc::Sender<Command>>,
+    dirty: Dirty,
+}
+
+/// What changed since the table was last written.
+#[derive(Debug, Default)]
+struct Dirty {
+    /// Everything (a sweep over the table).
+    all: bool,
+    /// Apps, in the order they were first marked (new apps: the order
+    /// they were added, which a replay keeps).
+    apps: Vec<String>,
+    instances: BTreeSet<u32>,
 }
 
 impl Table {
@@ -33,12 +50,57 @@ impl Table {
             apps: state.apps,
             instances,
             handles: HashMap::new(),
+            dirty: Dirty::default(),
         }
+    }
+
+    /// Marks instance `id` (changed, added or removed) for the next write.
+    pub fn touch(&mut self, id: u32) {
+        self.dirty.instances.insert(id);
+    }
+
+    /// Marks app `name` (changed, added or removed) for the next write.
+    pub fn touch_app(&mut self, name: &str) {
+        if !self.dirty.apps.iter().any(|a| a == name) {
+            self.dirty.apps.push(name.to_string());
+        }
+    }
+
+    /// Marks the whole table for the next write.
+    pub fn touch_all(&mut self) {
+        self.dirty.all = true;
+    }
+
+    /// What the next write holds: the whole table if `full` (or a sweep
+    /// marked it all), else the marked records; the marks are cleared.
+    pub fn changes(&mut self, full: bool) -> Changes {
+        let dirty = std::mem::take(&mut self.dirty);
+        if full || dirty.all {
+            return Changes::Full(self.snapshot());
+        }
+        let mut delta = Delta {
+            next_id: self.next_id,
+            ..Delta::default()
+        };
+        for name in dirty.apps {
+            match self.app(&name) {
+                Some(app) => delta.apps.push(app.clone()),
+                None => delta.removed_apps.push(name),
+            }
+        }
+        for id in dirty.instances {
+            match self.instances.get(&id) {
+                Some(instance) => delta.instances.push(instance.clone()),
+                None => delta.removed_instances.push(id),
+            }
+        }
+        Changes::Delta(delta)
     }
 
     pub fn snapshot(&self) -> State {
         State {
             version: STATE_VERSION,
+            journal_seq: 0,
             next_id: self.next_id,
             apps: self.apps.clone(),
             instances: self.instances.values().cloned().collect(),
@@ -205,6 +267,24 @@ impl Table {
 
     pub fn info(&self, id: u32) -> Option<ProcessInfo> {
         let record = self.instances.get(&id)?;
+        self.info_of(record, self.app(&record.app))
+    }
+
+    /// Every instance's info, in id order; each app is looked up once.
+    pub fn infos(&self) -> Vec<ProcessInfo> {
+        let apps: HashMap<&str, &AppRecord> = self
+            .apps
+            .iter()
+            .map(|a| (a.config.name.as_str(), a))
+            .collect();
+        self.instances
+            .values()
+            .filter_map(|r| self.info_of(r, apps.get(r.app.as_str()).copied()))
+            .collect()
+    }
+
+    fn info_of(&self, record: &InstanceRecord, app: Option<&AppRecord>) -> Option<ProcessInfo> {
+        let id = record.id;
         let running = matches!(record.status, Status::Online | Status::Stopping);
         Some(ProcessInfo {
             id,
@@ -225,8 +305,7 @@ impl Table {
             restarts: record.restarts,
             unstable_restarts: record.unstable_restarts,
             last_exit: record.last_exit,
-            health_checked: self
-                .app(&record.app)
+            health_checked: app
                 .and_then(|a| a.config.health_check.as_ref())
                 .is_some_and(|c| c.enabled),
             health: if running {
@@ -236,13 +315,8 @@ impl Table {
             },
             health_error: record.health_error.clone().filter(|_| running),
             ready: running && record.ready,
-            namespace: self
-                .app(&record.app)
-                .and_then(|a| a.config.namespace.clone()),
-            shared_port: self
-                .app(&record.app)
-                .and_then(|a| a.config.sharing())
-                .map(|(_, mode)| mode),
+            namespace: app.and_then(|a| a.config.namespace.clone()),
+            shared_port: app.and_then(|a| a.config.sharing()).map(|(_, mode)| mode),
             private_port: record.private_port.filter(|_| running),
             connections: None,
         })

@@ -1,0 +1,142 @@
+//! What keeps the daemon cheap as the table grows and while nobody looks:
+//! a batch is written once, a crash right after it loses nothing, `list`
+//! samples on demand, and a memory limit is enforced while nobody looks.
+
+#![allow(clippy::unwrap_used)]
+
+mod helper;
+
+use helper::{api_get, kill, wait_file, wait_until, Fixture, DEADLINE};
+use pmdaemon_core::api::{routes, Status, SystemInfo};
+
+/// An ecosystem file of `apps` one-instance `sleep` apps.
+fn ecosystem(fx: &Fixture, apps: usize) -> String {
+    let apps: Vec<String> = (0..apps)
+        .map(|i| format!(r#"{{"name": "e{i}", "script": "sleep", "args": "1000"}}"#))
+        .collect();
+    std::fs::write(
+        fx.work().join("eco.json"),
+        format!(r#"{{"apps": [{}]}}"#, apps.join(",")),
+    )
+    .unwrap();
+    "eco.json".into()
+}
+
+/// Writes of the table since the last whole-table write: one line each.
+fn journal_lines(fx: &Fixture) -> usize {
+    std::fs::read_to_string(fx.home().join("state.journal"))
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+/// Writes of the table since the daemon started (journal lines and
+/// snapshots, one fsync each), as `/api/system` reports them.
+fn state_writes(fx: &Fixture) -> u64 {
+    let system: SystemInfo = serde_json::from_str(&api_get(fx, routes::SYSTEM)).unwrap();
+    system.state_writes
+}
+
+#[test]
+fn a_100_app_file_is_written_a_bounded_number_of_times() {
+    let fx = Fixture::new();
+    fx.ok(&["list"]);
+    let file = ecosystem(&fx, 100);
+    let before = state_writes(&fx);
+    fx.ok(&["start", &file]);
+    // The apps and their instances' status changes were written together,
+    // once (a second write may hold what came after the answer).
+    let writes = state_writes(&fx) - before;
+    assert!((1..=3).contains(&writes), "{writes} writes for 100 apps");
+    assert_eq!(fx.list().len(), 100);
+    // As many for restarting them all, and for deleting them all.
+    for verb in [["restart", "all"], ["delete", "all"]] {
+        let before = state_writes(&fx);
+        fx.ok(&verb);
+        let writes = state_writes(&fx) - before;
+        assert!((1..=3).contains(&writes), "{writes} writes for {verb:?}");
+    }
+    // A start of one app is one or two writes, whatever the table's size.
+    let before = state_writes(&fx);
+    fx.ok(&["start", "sleep 1000", "--name", "one"]);
+    let writes = state_writes(&fx) - before;
+    assert!((1..=2).contains(&writes), "{writes} writes for one start");
+}
+
+#[test]
+fn a_daemon_killed_right_after_a_batch_keeps_every_app() {
+    let fx = Fixture::new();
+    fx.ok(&["list"]);
+    let file = ecosystem(&fx, 20);
+    fx.ok(&["start", &file]);
+    fx.ok(&["scale", "e0", "3"]);
+    fx.ok(&["stop", "e1"]);
+    fx.ok(&["delete", "e2"]);
+    kill(fx.daemon_pid().unwrap(), libc::SIGKILL);
+    // The next command starts a new daemon from state.json and the journal.
+    let mut names = Vec::new();
+    let settled = wait_until(DEADLINE, || {
+        let list = fx.list();
+        names = list.iter().map(|p| p.name.clone()).collect();
+        list.len() == 21
+            && list.iter().all(|p| {
+                let want = if p.app == "e1" {
+                    Status::Stopped
+                } else {
+                    Status::Online
+                };
+                p.status == want
+            })
+    });
+    assert!(settled, "after the crash: {names:?}");
+    assert!(!names.contains(&"e2-0".to_string()), "{names:?}");
+    for name in ["e0-0", "e0-1", "e0-2", "e19-0"] {
+        assert!(names.contains(&name.to_string()), "{name} lost: {names:?}");
+    }
+    // A clean stop leaves one file: the journal is folded into state.json.
+    fx.ok(&["kill"]);
+    assert_eq!(journal_lines(&fx), 0);
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fx.home().join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["apps"].as_array().unwrap().len(), 19);
+}
+
+#[test]
+fn list_shows_cpu_and_memory_of_a_just_started_app_while_nobody_watched() {
+    let fx = Fixture::new();
+    // The background sampler takes one sample at boot and the next in ten
+    // minutes: what `list` shows must come from `list` itself.
+    fx.command()
+        .env("PMDAEMON_SAMPLE_INTERVAL_MS", "600000")
+        .arg("list")
+        .assert()
+        .success();
+    fx.ok(&["start", "sh -c 'while :; do :; done'", "--name", "busy"]);
+    let busy = fx.get("busy-0");
+    assert_eq!(busy.status, Status::Online);
+    assert!(busy.memory_bytes.is_some_and(|m| m > 0), "{busy:?}");
+    // Its first reading: its average since it started (no second reading
+    // needed).
+    assert!(
+        busy.cpu_percent.is_some_and(|c| (0.0..150.0).contains(&c)),
+        "{busy:?}"
+    );
+}
+
+#[test]
+fn a_memory_limit_is_enforced_while_nobody_looks() {
+    let fx = Fixture::new();
+    std::fs::write(
+        fx.work().join("hog.py"),
+        "import time\ntime.sleep(0.3)\nhog = bytearray(80 << 20)\nfor i in range(0, len(hog), 4096): hog[i] = 1\ntime.sleep(300)\n",
+    )
+    .unwrap();
+    fx.ok(&["start", "hog.py", "--max-memory", "50M"]);
+    // No list, no describe, no /metrics: only the daemon's log is read.
+    let log = wait_file(&fx.home().join("daemon.log"), |log| {
+        log.contains("exceeded max_memory_restart")
+    });
+    assert!(log.contains("hog"), "{log}");
+    // The restart itself follows the log line.
+    fx.wait_for("hog-0", "restarted", |p| p.restarts >= 1);
+}
