@@ -42,10 +42,22 @@ impl Method {
     }
 }
 
+/// Where a `GET` endpoint's request travels: the query string.
+#[derive(Debug, Clone, Copy)]
+pub struct InQuery;
+
+/// Where any other endpoint's request travels: a JSON body.
+#[derive(Debug, Clone, Copy)]
+pub struct InBody;
+
 /// One endpoint of the API.
 pub trait Endpoint {
     /// Its method.
     const METHOD: Method;
+    /// Where its request travels ([`InQuery`] for `GET`, else [`InBody`]),
+    /// as a type, so that a handler reading it from the wrong place does
+    /// not compile.
+    type Wire;
     /// Its route; `{target}` stands for an instance, an app, an id or `all`.
     const ROUTE: &'static str;
     /// What it takes: the query string of a `GET`, else the JSON body.
@@ -59,6 +71,18 @@ pub trait Endpoint {
     }
 }
 
+macro_rules! wire {
+    (Get) => {
+        InQuery
+    };
+    (Post) => {
+        InBody
+    };
+    (Delete) => {
+        InBody
+    };
+}
+
 macro_rules! endpoints {
     ($(
         $(#[$doc:meta])*
@@ -70,6 +94,7 @@ macro_rules! endpoints {
 
         impl Endpoint for $name {
             const METHOD: Method = Method::$method;
+            type Wire = wire!($method);
             const ROUTE: &'static str = $route;
             type Request = $request;
             type Reply = $reply;

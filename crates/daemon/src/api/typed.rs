@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
-use pmdaemon_core::api::endpoints::{Endpoint, Method};
+use pmdaemon_core::api::endpoints::{Endpoint, InBody, InQuery, Method};
 
 use super::{ApiError, AppState, HideEnv};
 
@@ -36,15 +36,16 @@ where
 /// arguments).
 pub(super) trait Serves<E, T> {}
 
-/// An extractor that yields request `R`.
-pub(super) trait Carries<R> {}
-impl<R> Carries<R> for Json<R> {}
-impl<R> Carries<R> for Query<R> {}
-impl<R> Carries<R> for OptionalJson<R> {}
+/// An extractor that yields request `R` from where it travels (`W`: the
+/// query string of a `GET`, else the body).
+pub(super) trait Carries<R, W> {}
+impl<R> Carries<R, InBody> for Json<R> {}
+impl<R> Carries<R, InBody> for OptionalJson<R> {}
+impl<R> Carries<R, InQuery> for Query<R> {}
 // Endpoints without a request end their arguments with one of these.
-impl Carries<()> for State<AppState> {}
-impl Carries<()> for Path<String> {}
-impl Carries<()> for Option<Extension<HideEnv>> {}
+impl<W> Carries<(), W> for State<AppState> {}
+impl<W> Carries<(), W> for Path<String> {}
+impl<W> Carries<(), W> for Option<Extension<HideEnv>> {}
 
 /// What a handler answering `R` returns.
 pub(super) trait Replies<R> {}
@@ -69,7 +70,7 @@ macro_rules! serves {
             F: FnOnce($($before,)* $last) -> Fut,
             Fut: Future,
             Fut::Output: Replies<E::Reply>,
-            $last: Carries<E::Request>,
+            $last: Carries<E::Request, E::Wire>,
         {
         }
     };
