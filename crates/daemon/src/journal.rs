@@ -125,11 +125,13 @@ pub fn replay(state_path: &Path, state: &mut State) -> Result<Option<String>, Er
         .into_iter()
         .map(|i| (i.id, i))
         .collect();
-    let mut lines = BufReader::new(file).lines();
+    // Bytes, not text: a line torn inside a multi-byte character is just
+    // another torn line.
+    let mut lines = BufReader::new(file).split(b'\n');
     let mut warning = None;
     while let Some(line) = lines.next() {
         let line = line.map_err(|err| Error::io("read", &path, err))?;
-        let delta = match serde_json::from_str::<Delta>(&line) {
+        let delta = match serde_json::from_slice::<Delta>(&line) {
             Ok(delta) => delta,
             Err(err) => {
                 let after = lines.map_while(Result::ok).filter(|l| !l.is_empty());
@@ -148,6 +150,28 @@ pub fn replay(state_path: &Path, state: &mut State) -> Result<Option<String>, Er
     }
     state.instances = instances.into_values().collect();
     Ok(warning)
+}
+
+/// The highest sequence number any line of the journal carries (0 for
+/// none). A daemon that starts from another table than the one the journal
+/// follows (`--fresh`, a missing or unreadable `state.json`) numbers its
+/// lines after these, so that a crash before its first snapshot has
+/// truncated the journal can never replay them onto its table.
+pub fn last_seq(state_path: &Path) -> u64 {
+    #[derive(Deserialize)]
+    struct Seq {
+        seq: u64,
+    }
+    let Ok(file) = File::open(path_of(state_path)) else {
+        return 0;
+    };
+    BufReader::new(file)
+        .split(b'\n')
+        .map_while(Result::ok)
+        .filter_map(|line| serde_json::from_slice::<Seq>(&line).ok())
+        .map(|line| line.seq)
+        .max()
+        .unwrap_or(0)
 }
 
 /// Moves a journal aside with the snapshot it belonged to.
@@ -177,6 +201,7 @@ impl Journal {
     /// The journal of the table at `state_path`, whose last written line
     /// was `seq`.
     pub fn new(state_path: PathBuf, seq: u64) -> Self {
+        let seq = seq.max(last_seq(&state_path));
         Self {
             state_path,
             file: None,
@@ -199,25 +224,36 @@ impl Journal {
             Changes::Delta(delta) if delta.is_empty() => Ok(()),
             Changes::Delta(mut delta) => {
                 delta.seq = self.seq + 1;
+                // Used up even if the write fails: a line that reached the
+                // file without its fsync must not share its number with a
+                // later one.
+                self.seq = delta.seq;
                 let path = path_of(&self.state_path);
                 let mut line = serde_json::to_vec(&delta)
                     .map_err(|err| Error::io("serialize", &path, std::io::Error::other(err)))?;
                 line.push(b'\n');
                 let file = match &mut self.file {
                     Some(file) => file,
-                    None => self.file.insert(
-                        OpenOptions::new()
+                    None => {
+                        let file = OpenOptions::new()
                             .append(true)
                             .create(true)
                             .mode(0o600)
                             .open(&path)
-                            .map_err(|err| Error::io("open", &path, err))?,
-                    ),
+                            .map_err(|err| Error::io("open", &path, err))?;
+                        // A file just created survives a power loss only
+                        // once its directory entry is on disk.
+                        if let Some(dir) = path.parent() {
+                            if let Ok(dir) = File::open(dir) {
+                                let _ = dir.sync_all();
+                            }
+                        }
+                        self.file.insert(file)
+                    }
                 };
                 file.write_all(&line)
                     .and_then(|()| file.sync_data())
                     .map_err(|err| Error::io("write", &path, err))?;
-                self.seq = delta.seq;
                 self.appended += line.len() as u64;
                 self.writes += 1;
                 Ok(())
@@ -345,6 +381,56 @@ mod tests {
             .map(|a| a.config.name)
             .collect();
         assert_eq!(names, ["b"]);
+    }
+
+    #[test]
+    fn a_line_torn_inside_a_character_does_not_stop_the_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut journal = Journal::new(path.clone(), 0);
+        journal.write(Changes::Full(State::default())).unwrap();
+        journal
+            .write(Changes::Delta(Delta {
+                next_id: 2,
+                apps: vec![app("a")],
+                instances: vec![instance(1, "a")],
+                ..Delta::default()
+            }))
+            .unwrap();
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(path_of(&path))
+            .unwrap();
+        // "é" is 0xC3 0xA9: the write was cut between the two bytes.
+        file.write_all(b"{\"seq\":2,\"removed_apps\":[\"caf\xC3").unwrap();
+        let names: Vec<String> = loaded(&path)
+            .apps
+            .into_iter()
+            .map(|a| a.config.name)
+            .collect();
+        assert_eq!(names, ["a"]);
+    }
+
+    #[test]
+    fn a_fresh_table_never_replays_the_lines_of_the_one_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut old = Journal::new(path.clone(), 0);
+        old.write(Changes::Full(State::default())).unwrap();
+        old.write(Changes::Delta(Delta {
+            next_id: 2,
+            apps: vec![app("old")],
+            instances: vec![instance(1, "old")],
+            ..Delta::default()
+        }))
+        .unwrap();
+        // A daemon started --fresh (its table starts at seq 0) is killed
+        // between its first snapshot's rename and the journal's truncation.
+        let kept = fs::read(path_of(&path)).unwrap();
+        let mut fresh = Journal::new(path.clone(), 0);
+        fresh.write(Changes::Full(State::default())).unwrap();
+        fs::write(path_of(&path), &kept).unwrap();
+        assert!(loaded(&path).apps.is_empty());
     }
 
     #[test]
