@@ -402,7 +402,8 @@ mod tests {
             .open(path_of(&path))
             .unwrap();
         // "é" is 0xC3 0xA9: the write was cut between the two bytes.
-        file.write_all(b"{\"seq\":2,\"removed_apps\":[\"caf\xC3").unwrap();
+        file.write_all(b"{\"seq\":2,\"removed_apps\":[\"caf\xC3")
+            .unwrap();
         let names: Vec<String> = loaded(&path)
             .apps
             .into_iter()

@@ -42,6 +42,9 @@ pub(crate) trait Sampled: Send + Sync + 'static {
     fn sampler(&self) -> &Sampler;
     /// Whether a live client (`/ws`) wants samples as they come.
     fn streaming(&self) -> bool;
+    /// Whether an app with a memory limit is meant to run (whatever its
+    /// instances are doing this very moment: restarting, launching).
+    fn memory_limited(&self) -> bool;
 }
 
 /// Default sampling interval.
@@ -299,7 +302,9 @@ pub(crate) async fn run<S: Sampled>(supervisor: Weak<S>, interval: Duration) {
         };
         let sampler = supervisor.sampler();
         let targets = supervisor.sampling_targets();
-        let limited = targets.iter().any(|(_, _, limit)| limit.is_some());
+        // Not only the Online targets: an instance caught restarting must
+        // not drop the sampler to its idle rate while its limit applies.
+        let limited = supervisor.memory_limited();
         let full_rate = limited || sampler.watched() || supervisor.streaming();
         wait = if full_rate {
             interval

@@ -65,6 +65,8 @@ impl Supervisor {
                 outcomes[i] = Some(outcome(&config.name, result));
             }
         }
+        // A memory limit may have been added or may run again.
+        self.sampler.nudge();
         self.persist_now().await;
         let mut outcomes: Vec<ApplyOutcome> = outcomes.into_iter().flatten().collect();
         if request.prune {

@@ -91,6 +91,7 @@ impl Supervisor {
         for app in apps {
             self.arm_triggers(&app);
         }
+        self.sampler.nudge();
         self.persist_now().await;
     }
 

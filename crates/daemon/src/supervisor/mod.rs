@@ -274,6 +274,9 @@ impl Supervisor {
                 Action::Restart => Command::Restart(reply),
             })
             .await;
+        // An app with a memory limit may run again: the sampler decides its
+        // rate now, not at the end of an idle minute.
+        self.sampler.nudge();
         self.persist_now().await;
         if let Some(err) = failure {
             return Err(err);

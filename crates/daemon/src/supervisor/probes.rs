@@ -235,6 +235,20 @@ impl crate::metrics::Sampled for Supervisor {
         tokio::spawn(async move { self.restart_for(id, reason).await });
     }
 
+    fn memory_limited(&self) -> bool {
+        let table = self.lock();
+        let limited: std::collections::HashSet<&str> = table
+            .apps
+            .iter()
+            .filter(|a| a.config.max_memory_restart.is_some())
+            .map(|a| a.config.name.as_str())
+            .collect();
+        !limited.is_empty()
+            && table.instances.values().any(|i| {
+                i.desired == crate::store::Desired::Running && limited.contains(i.app.as_str())
+            })
+    }
+
     fn sampler(&self) -> &crate::metrics::Sampler {
         &self.sampler
     }
