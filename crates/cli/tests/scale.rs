@@ -6,7 +6,7 @@
 
 mod helper;
 
-use helper::{api_get, kill, wait_file, wait_until, Fixture, DEADLINE};
+use helper::{api_get, kill, wait_until, Fixture, DEADLINE};
 use pmdaemon_core::api::{routes, Status, SystemInfo};
 
 /// An ecosystem file of `apps` one-instance `sleep` apps.
