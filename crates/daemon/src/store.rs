@@ -480,10 +480,17 @@ impl Persister {
                 // Changes nobody waits for (status updates of running
                 // instances) are gathered for a moment: a burst, one write.
                 // During a batch, they wait for the batch's write.
+                // A long batch (a rollout, a slow apply) holds them back
+                // for MAX_BATCH_DEFER at most: restart counts and new pids
+                // of other apps reach the disk meanwhile.
+                let deferred_since = tokio::time::Instant::now();
                 while !self.urgent.swap(false, Ordering::SeqCst) {
                     if self.batches.load(Ordering::SeqCst) > 0 {
-                        self.urgent_wake.notified().await;
-                        continue;
+                        let until = deferred_since + MAX_BATCH_DEFER;
+                        tokio::select! {
+                            () = self.urgent_wake.notified() => continue,
+                            () = tokio::time::sleep_until(until) => break,
+                        }
                     }
                     tokio::select! {
                         () = tokio::time::sleep(COALESCE) => {}
@@ -534,3 +541,6 @@ impl Persister {
         }
     }
 }
+
+/// How long status changes may wait for a batch's write.
+const MAX_BATCH_DEFER: std::time::Duration = std::time::Duration::from_secs(5);

@@ -252,13 +252,14 @@ impl Supervisor {
             return Err(Error::ShuttingDown);
         }
         let ids = self.lock().resolve(target)?;
-        let _batch = self.persister.batch();
-        // A restart waits for a reload of the same app to finish.
+        // A restart waits for a reload of the same app to finish (not
+        // holding a batch meanwhile).
         let _guards = if action == Action::Restart {
             self.lock_apps(&ids).await
         } else {
             Vec::new()
         };
+        let _batch = self.persister.batch();
         if matches!(action, Action::Start | Action::Restart) {
             self.override_ports(&ids, port)?;
         }
