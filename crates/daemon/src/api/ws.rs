@@ -70,6 +70,9 @@ async fn serve(
             return;
         }
     }
+    // A new listener: the sampler goes to its full rate now, not after
+    // an idle minute.
+    state.supervisor.sampler.nudge();
     let mut filter = Subscribe::default();
     let hello = Event::Hello {
         version: VERSION.to_string(),
