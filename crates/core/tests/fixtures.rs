@@ -9,18 +9,10 @@ use std::path::{Path, PathBuf};
 
 use pmdaemon_core::ecosystem::{parse, Format, Options};
 
+mod common;
+
 fn fixtures(kind: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/ecosystem")
-        .join(kind);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| Format::of(p).is_some())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
-    files
+    common::fixtures("ecosystem", kind)
 }
 
 /// The environment fixtures with `${VAR}` placeholders see; the variables
@@ -70,15 +62,7 @@ fn every_invalid_fixture_fails_with_its_expected_message() {
         let err = load(&path)
             .err()
             .unwrap_or_else(|| panic!("{} loaded", path.display()));
-        let message = format!("{err}\n");
-        let expected_path = PathBuf::from(format!("{}.expected", path.display()));
-        if std::env::var_os("PMDAEMON_UPDATE_EXPECTED").is_some() {
-            std::fs::write(&expected_path, &message).unwrap();
-            continue;
-        }
-        let expected = std::fs::read_to_string(&expected_path)
-            .unwrap_or_else(|_| panic!("{} is missing", expected_path.display()));
-        assert_eq!(message, expected, "{}", path.display());
+        common::assert_expected(&path, &format!("{err}\n"));
     }
 }
 

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use pmdaemon_core::config::{AppConfig, ExecMode};
 use pmdaemon_core::ecosystem::{parse, ConfigError, Format, Loaded, Options};
 
+mod common;
+
 fn dir(kind: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/pm2")
@@ -19,14 +21,7 @@ fn dir(kind: &str) -> PathBuf {
 }
 
 fn fixtures(kind: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir(kind))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| Format::of(p).is_some())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty());
-    files
+    common::fixtures("pm2", kind)
 }
 
 fn load(path: &Path) -> Result<Loaded, ConfigError> {
@@ -81,14 +76,7 @@ fn every_invalid_pm2_fixture_fails_with_its_expected_message() {
                 path.display()
             );
         }
-        let expected_path = PathBuf::from(format!("{}.expected", path.display()));
-        if std::env::var_os("PMDAEMON_UPDATE_EXPECTED").is_some() {
-            std::fs::write(&expected_path, &message).unwrap();
-            continue;
-        }
-        let expected = std::fs::read_to_string(&expected_path)
-            .unwrap_or_else(|_| panic!("{} is missing", expected_path.display()));
-        assert_eq!(message, expected, "{}", path.display());
+        common::assert_expected(&path, &message);
     }
 }
 

@@ -3,21 +3,12 @@
 
 use std::path::PathBuf;
 
+use pmdaemon_core::files::FileError;
+
 /// Everything that can go wrong in the daemon.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A file or directory operation failed.
-    #[error("could not {action} {}: {source}", path.display())]
-    Io {
-        /// What was being done ("create", "write", …).
-        action: &'static str,
-        /// On what.
-        path: PathBuf,
-        /// Why it failed.
-        #[source]
-        source: std::io::Error,
-    },
     /// Another daemon holds this home.
     #[error("a pmdaemon daemon is already running for {} (pid {pid})", home.display())]
     AlreadyRunning {
@@ -237,17 +228,14 @@ pub enum Error {
     ShuttingDown,
     /// A file of the home that cannot be used (or trusted).
     #[error(transparent)]
-    File(#[from] pmdaemon_core::files::FileError),
+    File(#[from] FileError),
 }
 
 impl Error {
-    /// Wraps an I/O error with what was being done to which path.
+    /// Wraps an I/O error with what was being done to which path (one
+    /// definition for both crates: [`FileError::Io`]).
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io {
-            action,
-            path: path.into(),
-            source,
-        }
+        Self::File(FileError::io(action, path, source))
     }
 }
 
