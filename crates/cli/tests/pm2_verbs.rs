@@ -379,6 +379,25 @@ fn jlist_has_the_shape_pm2_scripts_read() {
         assert!(env["pm_exec_path"].as_str().unwrap().ends_with("sleep"));
         assert_eq!(env["pm_cwd"], fx.work().display().to_string());
     }
+    // node_args are the interpreter's arguments, as PM2 shows them.
+    std::fs::write(fx.work().join("app.py"), "import time\ntime.sleep(300)\n").unwrap();
+    fx.ok(&[
+        "start",
+        "app.py",
+        "--name",
+        "py",
+        "--interpreter",
+        "python3",
+        "--node-args=-u -B",
+    ]);
+    let list: serde_json::Value = serde_json::from_str(&fx.ok(&["jlist"])).unwrap();
+    let py = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "py")
+        .unwrap();
+    assert_eq!(py["pm2_env"]["node_args"], serde_json::json!(["-u", "-B"]));
     let pretty = fx.ok(&["prettylist"]);
     assert!(pretty.contains("\n  {"), "{pretty}");
     assert_eq!(
@@ -434,6 +453,32 @@ fn save_then_resurrect_brings_back_deleted_apps() {
     fx.ok(&["resurrect"]);
     assert_eq!(fx.names(), ["kept-0"]);
     fx.ok(&["dump"]);
+}
+
+#[test]
+fn resurrect_starts_every_app_it_can_and_names_the_one_it_cannot() {
+    let fx = Fixture::new();
+    let gone = fx.work().join("gone");
+    std::fs::create_dir(&gone).unwrap();
+    // The app that will fail comes first in the dump.
+    fx.ok(&[
+        "start",
+        "sleep 300",
+        "--name",
+        "broken",
+        "--cwd",
+        gone.to_str().unwrap(),
+    ]);
+    fx.ok(&["start", "sleep 300", "--name", "fine"]);
+    fx.ok(&["save"]);
+    fx.ok(&["delete", "all"]);
+    std::fs::remove_dir(&gone).unwrap();
+    let err = fx.fails(&["resurrect"]);
+    assert!(err.contains("app 'broken'"), "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+    // The one after it was still brought back.
+    fx.wait_status("fine-0", Status::Online);
+    assert_eq!(fx.names(), ["fine-0"]);
 }
 
 #[test]
