@@ -137,9 +137,25 @@ fn a_malformed_api_request_is_refused_and_changes_nothing() {
     assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
     let answer = post("/api/processes/web/scale", r#"{"instances": -2}"#);
     assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    // An environment execve cannot pass is refused before it is saved: the
+    // app still restarts afterwards (it once failed every start after).
+    let answer = post(
+        "/api/processes/web/restart",
+        r#"{"env": {"K\u0000q": "v"}}"#,
+    );
+    assert!(answer.starts_with("HTTP/1.1 422"), "{answer}");
+    assert!(answer.contains("holds a NUL byte"), "{answer}");
+    let answer = post(
+        "/api/processes",
+        r#"{"config": {"name": "nul", "script": "sleep", "args": ["300"]}, "inherited_env": {"A=B": "x"}}"#,
+    );
+    assert!(answer.starts_with("HTTP/1.1 422"), "{answer}");
+    assert!(answer.contains("holds '='"), "{answer}");
     let after = fx.get("web-0");
     assert_eq!((after.pid, after.restarts), (before.pid, 0));
     assert_eq!(fx.list().len(), 1);
+    fx.ok(&["restart", "web"]);
+    assert_eq!(fx.get("web-0").restarts, 1);
 }
 
 #[test]

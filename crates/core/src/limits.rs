@@ -19,6 +19,7 @@ pub const MAX_ENV_BYTES: usize = 256 * 1024;
 /// An `env` small enough to be written to `state.json` on every change and
 /// passed to `execve` (which refuses much more).
 pub fn check_env(env: &BTreeMap<String, String>) -> Result<(), Error> {
+    check_env_entries(env)?;
     let bytes: usize = env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
     let reason = if env.len() > MAX_ENV_VARS {
         format!(
@@ -36,6 +37,29 @@ pub fn check_env(env: &BTreeMap<String, String>) -> Result<(), Error> {
     })
 }
 
+/// Variables `execve` can pass: a name that is not empty and holds no `=`,
+/// and no NUL byte anywhere. Checked on every environment a request
+/// carries (the app's `env` and the caller's), so that a bad one is refused
+/// before it is saved instead of failing every start after it.
+pub fn check_env_entries(env: &BTreeMap<String, String>) -> Result<(), Error> {
+    for (name, value) in env {
+        let reason = if name.is_empty() {
+            "a variable has an empty name".to_string()
+        } else if name.contains('=') {
+            format!("the variable name {name:?} holds '='")
+        } else if name.contains('\0') || value.contains('\0') {
+            format!("the variable {name:?} holds a NUL byte")
+        } else {
+            continue;
+        };
+        return Err(Error::InvalidValue {
+            field: "env",
+            reason,
+        });
+    }
+    Ok(())
+}
+
 /// A `max_memory_restart` that can work: 0 would restart every sample.
 pub fn check_max_memory(bytes: Option<u64>) -> Result<(), Error> {
     match bytes {
@@ -49,6 +73,18 @@ pub fn check_max_memory(bytes: Option<u64>) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn variables_execve_cannot_pass_are_refused() {
+        let env = |name: &str, value: &str| {
+            std::collections::BTreeMap::from([(name.to_string(), value.to_string())])
+        };
+        assert!(super::check_env_entries(&env("PORT", "3000")).is_ok());
+        for (name, value) in [("", "x"), ("A=B", "x"), ("A\0", "x"), ("A", "x\0y")] {
+            let err = super::check_env(&env(name, value)).unwrap_err().to_string();
+            assert!(err.starts_with("invalid env: "), "{err}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -201,11 +201,12 @@ fn status_of(error: &Error) -> StatusCode {
         // An app of a file (or of the dump) that cannot run: as its cause.
         Error::AppCannotRun { source, .. } => status_of(source),
         // A program that vanished or lost its permissions since it was
-        // checked is the request's problem; EMFILE or ENOMEM is ours.
+        // checked, or an argument exec cannot pass, is the request's
+        // problem; EMFILE or ENOMEM is ours.
         Error::Spawn { source, .. } => match source.kind() {
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            std::io::ErrorKind::NotFound
+            | std::io::ErrorKind::PermissionDenied
+            | std::io::ErrorKind::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         },
         Error::Unusable { .. }

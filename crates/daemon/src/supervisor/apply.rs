@@ -24,6 +24,7 @@ impl Supervisor {
             return Err(Error::ShuttingDown);
         }
         let _batch = self.persister.batch();
+        pmdaemon_core::limits::check_env_entries(&request.inherited_env)?;
         for config in &request.apps {
             config.validate()?;
             super::plan_first(config, &request.inherited_env).map_err(|err| {

@@ -37,6 +37,7 @@ impl Supervisor {
         source: Option<std::path::PathBuf>,
     ) -> Result<Vec<ProcessInfo>, Error> {
         config.validate()?;
+        pmdaemon_core::limits::check_env_entries(&inherited_env)?;
         // Fail fast, before registering anything, on a bad program or cwd.
         plan_first(&config, &inherited_env)?;
         let _batch = self.persister.batch();

@@ -29,6 +29,7 @@ impl Supervisor {
     /// they inherit (their `env` field still applies on top), from their
     /// next start on. Without it they keep the one they were started with.
     pub fn update_env(&self, target: &str, env: BTreeMap<String, String>) -> Result<(), Error> {
+        pmdaemon_core::limits::check_env_entries(&env)?;
         let mut table = self.lock();
         let apps = {
             let ids = table.resolve(target)?;
