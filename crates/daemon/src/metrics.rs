@@ -285,7 +285,9 @@ pub fn interval_from_env() -> Option<Duration> {
 pub(crate) async fn run<S: Sampled>(supervisor: Weak<S>, interval: Duration) {
     // Instances already being restarted for memory, by pid.
     let mut restarting: HashSet<u32> = HashSet::new();
-    let mut wait = Duration::ZERO;
+    // When this loop last sampled, and when it samples next.
+    let mut last: Option<tokio::time::Instant> = None;
+    let mut next = tokio::time::Instant::now();
     loop {
         {
             let Some(supervisor) = supervisor.upgrade() else {
@@ -293,7 +295,7 @@ pub(crate) async fn run<S: Sampled>(supervisor: Weak<S>, interval: Duration) {
             };
             let sampler = supervisor.sampler();
             tokio::select! {
-                () = tokio::time::sleep(wait) => {}
+                () = tokio::time::sleep_until(next) => {}
                 () = sampler.wake.notified() => {}
             }
         }
@@ -301,21 +303,30 @@ pub(crate) async fn run<S: Sampled>(supervisor: Weak<S>, interval: Duration) {
             return;
         };
         let sampler = supervisor.sampler();
-        let targets = supervisor.sampling_targets();
         // Not only the Online targets: an instance caught restarting must
         // not drop the sampler to its idle rate while its limit applies.
-        let limited = supervisor.memory_limited();
-        let full_rate = limited || sampler.watched() || supervisor.streaming();
-        wait = if full_rate {
+        let full_rate =
+            supervisor.memory_limited() || sampler.watched() || supervisor.streaming();
+        let wait = if full_rate {
             interval
         } else {
             IDLE_INTERVAL.max(interval)
         };
+        // A wake re-plans the next sample at the rate that applies now; it
+        // samples at once only if that sample is due (a command that
+        // changes nothing about the rate costs no scan of /proc).
+        let now = tokio::time::Instant::now();
+        next = last.map_or(now, |last| last + wait);
+        if next > now {
+            continue;
+        }
+        last = Some(now);
+        next = now + wait;
         // A look may have just sampled: too short a window is noise.
         if sampler.sampled_within(interval / 2) {
             continue;
         }
-        let measured = sampler.measure(targets);
+        let measured = sampler.measure(supervisor.sampling_targets());
         for (id, pid, reason) in &measured.over_limit {
             if restarting.insert(*pid) {
                 Arc::clone(&supervisor).request_restart(*id, reason.clone());
