@@ -80,13 +80,17 @@ pub(super) fn read(text: &str, format: Format) -> Result<Read, SyntaxError> {
     }
 }
 
+/// A parser's message without its " at line L column C": the position is
+/// reported in its own fields.
+fn without_position(message: String) -> String {
+    match message.split_once(" at line ") {
+        Some((head, _)) => head.to_string(),
+        None => message,
+    }
+}
+
 fn json_error(err: &serde_json::Error) -> SyntaxError {
-    let message = err.to_string();
-    let message = message
-        .split(" at line ")
-        .next()
-        .unwrap_or(&message)
-        .to_string();
+    let message = without_position(err.to_string());
     SyntaxError {
         line: Some(err.line()),
         column: Some(err.column()),
@@ -95,13 +99,7 @@ fn json_error(err: &serde_json::Error) -> SyntaxError {
 }
 
 fn json5_error(err: &json5::Error, what: &str) -> SyntaxError {
-    let message = err.to_string();
-    // The position is reported in its own fields.
-    let message = message
-        .split(" at line ")
-        .next()
-        .unwrap_or(&message)
-        .to_string();
+    let message = without_position(err.to_string());
     SyntaxError {
         line: err.position().map(|p| p.line + 1),
         column: err.position().map(|p| p.column + 1),

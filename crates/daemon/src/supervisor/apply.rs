@@ -24,7 +24,6 @@ impl Supervisor {
             return Err(Error::ShuttingDown);
         }
         let _batch = self.persister.batch();
-        pmdaemon_core::limits::check_env_entries(&request.inherited_env)?;
         for config in &request.apps {
             config.validate()?;
             super::plan_first(config, &request.inherited_env).map_err(|err| {
@@ -54,7 +53,7 @@ impl Supervisor {
                 started.map(|s| {
                     (
                         ApplyAction::Started,
-                        Some(started_detail(&request.apps[*i], &s)),
+                        Some(started_detail(request.apps[*i].autostart, s.len())),
                     )
                 }),
             ));
@@ -102,11 +101,10 @@ impl Supervisor {
         let source = request.file.clone();
         let existing = self.lock().app(&config.name).map(|a| a.config.clone());
         let Some(existing) = existing else {
-            let detail = |started: &[_]| started_detail(&config, started);
-            let started = self
-                .register(config.clone(), inherited_env.clone(), source)
-                .await?;
-            return Ok((ApplyAction::Started, Some(detail(&started))));
+            let autostart = config.autostart;
+            let started = self.register(config, inherited_env.clone(), source).await?;
+            let detail = started_detail(autostart, started.len());
+            return Ok((ApplyAction::Started, Some(detail)));
         };
         if existing == config && request.update_env {
             // From the next start on (now, with startOrRestart/-Reload).
@@ -306,13 +304,10 @@ fn changed_fields(old: &AppConfig, new: &AppConfig) -> Vec<String> {
 
 /// What an apply says of an app it started: how many instances, and that
 /// they were only registered when its `autostart` is off.
-fn started_detail(config: &AppConfig, started: &[pmdaemon_core::api::ProcessInfo]) -> String {
-    if config.autostart {
-        format!("{} instance(s)", started.len())
+fn started_detail(autostart: bool, instances: usize) -> String {
+    if autostart {
+        format!("{instances} instance(s)")
     } else {
-        format!(
-            "{} instance(s) registered, stopped (autostart is off)",
-            started.len()
-        )
+        format!("{instances} instance(s) registered, stopped (autostart is off)")
     }
 }

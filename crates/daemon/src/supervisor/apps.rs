@@ -37,7 +37,6 @@ impl Supervisor {
         source: Option<std::path::PathBuf>,
     ) -> Result<Vec<ProcessInfo>, Error> {
         config.validate()?;
-        pmdaemon_core::limits::check_env_entries(&inherited_env)?;
         // Fail fast, before registering anything, on a bad program or cwd.
         plan_first(&config, &inherited_env)?;
         let _batch = self.persister.batch();
@@ -264,6 +263,9 @@ pub(crate) fn plan_first(
     config: &AppConfig,
     inherited_env: &BTreeMap<String, String>,
 ) -> Result<spawn::Plan, Error> {
+    // The caller's environment is saved with the app: one execve cannot
+    // pass would fail every start after this one.
+    pmdaemon_core::limits::check_env_entries(inherited_env)?;
     let first = InstanceEnv {
         index: 0,
         name: &config.instance_name(0),

@@ -18,13 +18,15 @@ pub(crate) struct LaunchInputs {
     pub config: AppConfig,
     /// Its stdout and stderr log paths.
     pub logs: (std::path::PathBuf, std::path::PathBuf),
+    /// The log both streams also go to (`log_file`), if any.
+    pub combined: Option<std::path::PathBuf>,
 }
 
 impl Supervisor {
     /// Everything one launch of instance `id` needs, read in one look at
     /// the table: its exec plan, name, app config and log paths.
     pub(crate) fn launch_inputs(&self, id: u32) -> Result<LaunchInputs, Error> {
-        let (config, inherited, index, name, port, logs) = {
+        let (config, inherited, index, name, port, logs, combined) = {
             let table = self.lock();
             let record = table
                 .instances
@@ -40,6 +42,7 @@ impl Supervisor {
                 record.name.clone(),
                 record.effective_port(),
                 table.log_paths(id, &self.home),
+                table.combined_log_path(id, &self.home),
             )
         };
         let instance = InstanceEnv {
@@ -76,6 +79,7 @@ impl Supervisor {
             name,
             config,
             logs,
+            combined,
         })
     }
 

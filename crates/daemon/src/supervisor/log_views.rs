@@ -21,11 +21,6 @@ impl Supervisor {
         }
     }
 
-    /// The file that also gets both streams of instance `id`, if any.
-    pub(crate) fn combined_log_path(&self, id: u32) -> Option<std::path::PathBuf> {
-        self.lock().combined_log_path(id, &self.home)
-    }
-
     /// The log files of `app`'s instances now.
     pub(crate) fn app_log_paths(&self, app: &str) -> Vec<std::path::PathBuf> {
         let table = self.lock();

@@ -251,6 +251,7 @@ impl Instance {
             name,
             config,
             logs: (out, err),
+            combined,
         } = self.supervisor.launch_inputs(self.id)?;
         // sd_notify: the socket exists before the process does.
         let notify = if config.wait_ready {
@@ -265,7 +266,6 @@ impl Instance {
         };
         // Where each stream goes: its own log and the combined one, but
         // never into /dev/null (a stream with nowhere to go is not piped).
-        let combined = self.supervisor.combined_log_path(self.id);
         let destinations = |own: PathBuf| -> Vec<PathBuf> {
             [Some(own), combined.clone()]
                 .into_iter()
