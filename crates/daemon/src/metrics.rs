@@ -305,8 +305,7 @@ pub(crate) async fn run<S: Sampled>(supervisor: Weak<S>, interval: Duration) {
         let sampler = supervisor.sampler();
         // Not only the Online targets: an instance caught restarting must
         // not drop the sampler to its idle rate while its limit applies.
-        let full_rate =
-            supervisor.memory_limited() || sampler.watched() || supervisor.streaming();
+        let full_rate = supervisor.memory_limited() || sampler.watched() || supervisor.streaming();
         let wait = if full_rate {
             interval
         } else {
