@@ -75,16 +75,18 @@ pub struct Options {
 pub fn run(options: Options) -> Result<(), Error> {
     inheritance::detach_from_caller();
     limit_malloc_arenas();
+    // Forked while the daemon is still small and has one thread.
+    let spawner = spawn::spawner::Spawner::start();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(8)
         .enable_all()
         .build()
         .map_err(|err| Error::io("start", "the async runtime", err))?;
-    runtime.block_on(serve(options))
+    runtime.block_on(serve(options, spawner))
 }
 
-async fn serve(options: Options) -> Result<(), Error> {
+async fn serve(options: Options, spawner: Option<spawn::spawner::Spawner>) -> Result<(), Error> {
     let home = options.home;
     let root = home.root();
     if !root.exists() {
@@ -131,7 +133,7 @@ async fn serve(options: Options) -> Result<(), Error> {
     } else {
         state
     };
-    let supervisor = supervisor::Supervisor::new(home.clone(), reaper, state);
+    let supervisor = supervisor::Supervisor::new(home.clone(), reaper, spawner, state);
     supervisor.resume().await;
     if let Some(interval) = metrics::interval_from_env() {
         tokio::spawn(metrics::run(Arc::downgrade(&supervisor), interval));

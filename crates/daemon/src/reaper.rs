@@ -80,16 +80,51 @@ impl Reaper {
     /// Spawns `command` and registers its pid; the receiver resolves when
     /// it exits.
     pub fn spawn(&self, command: &mut Command) -> std::io::Result<(Child, ExitReceiver)> {
-        let mut waiting = self.lock();
+        let mut hold = self.hold();
         let child = command.spawn()?;
-        let (sender, receiver) = oneshot::channel();
-        waiting.insert(child.id() as i32, sender);
-        Ok((child, receiver))
+        let exit = hold.register(child.id());
+        Ok((child, exit))
+    }
+
+    /// Holds reaping off until the returned guard is dropped: a child
+    /// created meanwhile by other means (the spawner) stays a zombie, so
+    /// its pid cannot be reused, until it is registered.
+    pub fn hold(&self) -> Hold<'_> {
+        Hold {
+            waiting: self.lock(),
+        }
     }
 
     /// Resolves after the next reaping pass (used while waiting for a
     /// process group to empty: its orphans are reparented to us).
     pub async fn reaped(&self) {
         self.reaped.notified().await;
+    }
+}
+
+/// Reaping held off (see [`Reaper::hold`]).
+pub struct Hold<'a> {
+    waiting: MutexGuard<'a, HashMap<i32, oneshot::Sender<ExitReason>>>,
+}
+
+impl Hold<'_> {
+    /// Registers child `pid`; the receiver resolves when it exits.
+    pub fn register(&mut self, pid: u32) -> ExitReceiver {
+        let (sender, receiver) = oneshot::channel();
+        self.waiting.insert(pid as i32, sender);
+        receiver
+    }
+
+    /// Reaps child `pid` now, blocking until it has exited (one that failed
+    /// to exec, or was just killed), and forgets its registration.
+    pub fn reap(&mut self, pid: u32) {
+        self.waiting.remove(&(pid as i32));
+        loop {
+            match waitpid(Pid::from_raw(pid as i32), None) {
+                Err(Errno::EINTR) => continue,
+                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
     }
 }

@@ -186,14 +186,34 @@ impl Fixture {
                 .is_ok_and(|env| env.split(|b| *b == 0).any(|e| e == mark.as_bytes()))
     }
 
-    /// Every live process started for this home but the daemon.
+    /// Every live process started for this home but the daemon and, while
+    /// the daemon lives, its spawner (which dies with it).
     pub fn processes(&self) -> Vec<u32> {
         let daemon = self.daemon_pid();
+        let spawner = self.spawner_pid();
         std::fs::read_dir("/proc")
             .unwrap()
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|pid| self.is_ours(*pid) && Some(*pid) != daemon)
+            .filter(|pid| self.is_ours(*pid) && Some(*pid) != daemon && Some(*pid) != spawner)
             .collect()
+    }
+
+    /// The daemon's spawner: its child named `pmdaemon-spawn`.
+    pub fn spawner_pid(&self) -> Option<u32> {
+        let daemon = self.daemon_pid()?;
+        let tasks = std::fs::read_dir(format!("/proc/{daemon}/task")).ok()?;
+        tasks
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
+            .flat_map(|children| {
+                children
+                    .split_whitespace()
+                    .filter_map(|pid| pid.parse::<u32>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .find(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|comm| comm.trim() == "pmdaemon-spawn")
+            })
     }
 }
 

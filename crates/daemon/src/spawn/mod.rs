@@ -2,6 +2,7 @@
 //! program, building the environment, and signalling process groups. The
 //! OS calls sit in [`unix`].
 
+pub mod spawner;
 mod unix;
 
 use std::collections::BTreeMap;

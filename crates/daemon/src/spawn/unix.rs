@@ -7,11 +7,13 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
+use super::spawner::{wire, Failure, Spawner};
 use super::Plan;
 use crate::reaper::{ExitReceiver, Reaper};
 
@@ -37,7 +39,83 @@ pub const IPC_FD: RawFd = 4;
 /// stdout/stderr on pipes, no other descriptor (but the shared socket as fd
 /// 3 and a Node IPC channel as fd [`IPC_FD`]), and the umask and open-file
 /// limit of the daemon's caller.
-pub fn spawn(reaper: &Reaper, plan: &Plan) -> std::io::Result<Spawned> {
+/// Through the spawner when there is one, else by forking the daemon.
+pub fn spawn(
+    reaper: &Reaper,
+    spawner: &Mutex<Option<Spawner>>,
+    plan: &Plan,
+) -> std::io::Result<Spawned> {
+    match through_spawner(reaper, spawner, plan) {
+        Some(spawned) => spawned,
+        None => spawn_directly(reaper, plan),
+    }
+}
+
+/// Asks the spawner; `None` when there is none (any more).
+fn through_spawner(
+    reaper: &Reaper,
+    spawner: &Mutex<Option<Spawner>>,
+    plan: &Plan,
+) -> Option<std::io::Result<Spawned>> {
+    let mut slot = spawner.lock().unwrap_or_else(|e| e.into_inner());
+    let running = slot.as_mut()?;
+    let pipe = |discard: bool| -> std::io::Result<Option<(OwnedFd, OwnedFd)>> {
+        if discard {
+            return Ok(None);
+        }
+        Ok(Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?))
+    };
+    let (stdout, stderr) = match (pipe(plan.discard_stdout), pipe(plan.discard_stderr)) {
+        (Ok(stdout), Ok(stderr)) => (stdout, stderr),
+        (Err(err), _) | (_, Err(err)) => return Some(Err(err)),
+    };
+    let mut fds = Vec::with_capacity(4);
+    fds.extend(stdout.as_ref().map(|(_, write)| write.as_raw_fd()));
+    fds.extend(stderr.as_ref().map(|(_, write)| write.as_raw_fd()));
+    fds.extend(plan.listen_socket.as_ref().map(|socket| socket.as_raw_fd()));
+    fds.extend(plan.ipc_channel.as_ref().map(|channel| channel.as_raw_fd()));
+    let request = wire::Request {
+        program: plan.program.as_os_str().as_bytes(),
+        args: plan.args.iter().map(|arg| arg.as_bytes()).collect(),
+        env: plan
+            .env
+            .iter()
+            .map(|(key, value)| format!("{key}={value}").into_bytes())
+            .collect(),
+        cwd: plan.cwd.as_os_str().as_bytes(),
+        user: plan.user,
+        slots: wire::Slots {
+            stdout: stdout.is_some(),
+            stderr: stderr.is_some(),
+            listen: plan.listen_socket.is_some(),
+            ipc: plan.ipc_channel.is_some(),
+        },
+    };
+    let message = match request.encode() {
+        Ok(message) => message,
+        Err(err) => return Some(Err(err)),
+    };
+    let mut hold = reaper.hold();
+    match running.spawn(&message, &fds, &mut hold) {
+        Ok((pid, exit)) => Some(Ok(Spawned {
+            pid,
+            exit,
+            stdout: stdout.map(|(read, _)| read),
+            stderr: stderr.map(|(read, _)| read),
+        })),
+        Err(Failure::App(err)) => Some(Err(err)),
+        Err(Failure::Spawner(err)) => {
+            drop(hold);
+            if let Some(broken) = slot.take() {
+                broken.abandon(&err);
+            }
+            None
+        }
+    }
+}
+
+/// Forks the daemon itself (std's `Command`): the way without a spawner.
+fn spawn_directly(reaper: &Reaper, plan: &Plan) -> std::io::Result<Spawned> {
     let mut command = Command::new(&plan.program);
     command
         .args(&plan.args)

@@ -66,6 +66,8 @@ pub enum Action {
 pub struct Supervisor {
     pub(crate) home: Home,
     pub(crate) reaper: Arc<Reaper>,
+    /// Creates the instances' processes (none: the daemon forks itself).
+    pub(crate) spawner: Mutex<Option<crate::spawn::spawner::Spawner>>,
     pub(crate) log_files: logs::LogFiles,
     /// The shared ports of shared-port clusters.
     pub(crate) balancer: crate::balancer::Balancer,
@@ -93,11 +95,17 @@ pub struct Supervisor {
 impl Supervisor {
     /// Builds the supervisor from a loaded state and starts its persister.
     /// Instances are not started until [`Supervisor::resume`].
-    pub fn new(home: Home, reaper: Arc<Reaper>, state: State) -> Arc<Self> {
+    pub fn new(
+        home: Home,
+        reaper: Arc<Reaper>,
+        spawner: Option<crate::spawn::spawner::Spawner>,
+        state: State,
+    ) -> Arc<Self> {
         let seq = state.journal_seq;
         let supervisor = Arc::new(Self {
             home,
             reaper,
+            spawner: Mutex::new(spawner),
             log_files: logs::LogFiles::default(),
             balancer: crate::balancer::Balancer::default(),
             table: Mutex::new(Table::from_state(state)),

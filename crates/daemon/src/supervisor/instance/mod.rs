@@ -293,8 +293,8 @@ impl Instance {
             plan.env.remove("NODE_CHANNEL_SERIALIZATION_MODE");
             None
         };
-        let spawned =
-            spawn::spawn(&self.supervisor.reaper, &plan).map_err(|source| Error::Spawn {
+        let spawned = spawn::spawn(&self.supervisor.reaper, &self.supervisor.spawner, &plan)
+            .map_err(|source| Error::Spawn {
                 program: plan.program.display().to_string(),
                 source,
             })?;

@@ -1,0 +1,179 @@
+//! The spawner: a small process, forked from the daemon before it has a
+//! thread, that creates the apps' processes for it.
+//!
+//! Forking the daemon itself costs what the daemon holds: the kernel copies
+//! its page tables (tens of megabytes with a thousand apps) and the child
+//! inherits one descriptor table entry per pipe and log file (four per
+//! instance), each of which exec must close again. Both grow with the
+//! table, so a `start` got slower the more apps ran and `restart all`
+//! grew faster than linearly. The spawner stays as small as the daemon was
+//! at birth, so a spawn costs the same with 1 app or 1,000.
+//!
+//! Its children are the daemon's (`CLONE_PARENT`): the daemon's reaper
+//! waits for them as for any child, and its subreaper role is unchanged.
+//! The daemon holds reaping off (see [`Hold`]) from the request until the
+//! pid is registered, so a child that dies at once is still a zombie with
+//! its pid when it is registered. A child waits for the spawner's go before
+//! it execs, which the spawner gives only after telling the daemon its pid:
+//! a spawner that dies in between leaves no process the daemon does not
+//! know. A spawner that is gone (killed, or never started) is replaced by
+//! the direct path (the daemon forks itself, as before), with a warning.
+
+mod child;
+mod process;
+pub mod wire;
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+
+use crate::reaper::{ExitReceiver, Hold};
+
+/// How long a spawn may take before the spawner is deemed stuck (an exec
+/// on a hung network file system, a stopped spawner): it is then killed
+/// and the daemon spawns by itself.
+const STUCK: Duration = Duration::from_secs(30);
+
+/// The daemon's end of the spawner.
+#[derive(Debug)]
+pub struct Spawner {
+    link: UnixStream,
+    pid: u32,
+}
+
+/// Why a spawn through the spawner did not give a running process.
+#[derive(Debug)]
+pub enum Failure {
+    /// The app cannot start (its program, directory or user): the error
+    /// the direct path would have given.
+    App(std::io::Error),
+    /// The spawner is broken or gone: spawn another way.
+    Spawner(std::io::Error),
+}
+
+impl Spawner {
+    /// Forks the spawner. Call while the daemon has a single thread (the
+    /// child runs Rust code after the fork) and before it opens anything it
+    /// must not share (the home's lock). `None`, with a warning, when it
+    /// cannot be started.
+    pub fn start() -> Option<Self> {
+        match Self::fork() {
+            Ok(spawner) => Some(spawner),
+            Err(err) => {
+                tracing::warn!("cannot start the spawner ({err}); the daemon spawns by itself");
+                None
+            }
+        }
+    }
+
+    fn fork() -> std::io::Result<Self> {
+        let (ours, theirs) = UnixStream::pair()?;
+        let daemon = std::process::id() as i32;
+        // SAFETY: the daemon has one thread at this point (see `start`), so
+        // the child may run ordinary code; it never returns from serve.
+        match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
+            nix::unistd::ForkResult::Child => {
+                drop(ours);
+                process::serve(OwnedFd::from(theirs), daemon)
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                drop(theirs);
+                ours.set_read_timeout(Some(STUCK))?;
+                ours.set_write_timeout(Some(STUCK))?;
+                Ok(Self {
+                    link: ours,
+                    pid: child.as_raw() as u32,
+                })
+            }
+        }
+    }
+
+    /// The spawner's pid.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Starts the process `message` describes (a [`wire::Request`]),
+    /// handing it `fds` in the order of its slots, and registers it with
+    /// `hold`.
+    pub fn spawn(
+        &mut self,
+        message: &[u8],
+        fds: &[RawFd],
+        hold: &mut Hold<'_>,
+    ) -> Result<(u32, ExitReceiver), Failure> {
+        self.send(message, fds).map_err(Failure::Spawner)?;
+        let pid = self.read_i32().map_err(Failure::Spawner)?;
+        if pid <= 0 {
+            // No child: the request was refused, or clone failed (a
+            // process limit), which the direct path would hit too.
+            let errno = pid.checked_neg().unwrap_or(libc::EIO);
+            return Err(Failure::App(std::io::Error::from_raw_os_error(errno)));
+        }
+        let pid = pid as u32;
+        let exit = hold.register(pid);
+        match self.read_i32() {
+            Ok(0) => Ok((pid, exit)),
+            Ok(errno) => {
+                // It wrote why and exited 127.
+                hold.reap(pid);
+                Err(Failure::App(std::io::Error::from_raw_os_error(errno)))
+            }
+            Err(err) => {
+                // The spawner died or hangs after the go: the child may
+                // have exec'd. It is our unreaped child, so its pid is
+                // still its own.
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                hold.reap(pid);
+                Err(Failure::Spawner(err))
+            }
+        }
+    }
+
+    fn send(&mut self, message: &[u8], fds: &[RawFd]) -> std::io::Result<()> {
+        let (head, rest) = message.split_at(message.len().min(8));
+        let rights = [ControlMessage::ScmRights(fds)];
+        let controls: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &rights };
+        let sent = loop {
+            match sendmsg::<()>(
+                self.link.as_raw_fd(),
+                &[std::io::IoSlice::new(head)],
+                controls,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other.map_err(std::io::Error::from)?,
+            }
+        };
+        // The descriptors went with the first bytes; the rest is a plain
+        // stream.
+        self.link.write_all(&head[sent..])?;
+        self.link.write_all(rest)
+    }
+
+    fn read_i32(&mut self) -> std::io::Result<i32> {
+        let mut bytes = [0u8; 4];
+        self.link.read_exact(&mut bytes)?;
+        Ok(i32::from_le_bytes(bytes))
+    }
+
+    /// Ends the spawner (it is broken): the daemon spawns by itself from
+    /// now on. Its exit is reaped like any unregistered child's.
+    pub fn abandon(self, why: &std::io::Error) {
+        tracing::warn!(
+            "the spawner (pid {}) failed ({why}); the daemon spawns by itself from now on",
+            self.pid
+        );
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
