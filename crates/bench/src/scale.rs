@@ -1,11 +1,13 @@
 //! Cost that should not grow with the table, against PM2 where PM2 can:
 //! - `--only idle`: daemon CPU while 50 and 500 apps idle (nobody looks);
 //! - `--only apply`: one `start` of a 100-app ecosystem file;
-//! - `--only scale`: one `start` call at 0..1,000 apps, then 1,000 apps of
-//!   5 instances (5,000 `sleep` processes): `list`, `list --json`, `start`,
-//!   `stop` of one app, `restart all`, daemon RSS and sampler CPU (fewer
-//!   instances per app where the open-file limit is below 20,000: the
-//!   daemon holds 4 descriptors per instance).
+//! - `--only scale`: one `start` call at 0..1,000 apps (with the file
+//!   system's own cost of creating an app's log files, as a baseline), then
+//!   1,000 apps of 5 instances (5,000 `sleep` processes): `list`,
+//!   `list --json`, `start`, `stop` of one app, `restart all`, daemon RSS
+//!   and sampler CPU. Where the open-file limit is below 20,000 (the daemon
+//!   holds 4 descriptors per logged instance), as many logged instances as
+//!   fit, then 5,000 whose output goes to `/dev/null`.
 //!
 //! PM2 (`pm2` on PATH) runs with a temporary `PM2_HOME` and is killed
 //! afterwards; it is left out where it would take minutes (the 1,000-app
@@ -75,16 +77,33 @@ impl Drop for Pm2 {
 /// An ecosystem file of `apps` apps of `instances` `sleep` processes each
 /// (`interpreter: none` for PM2, which runs a binary that way).
 fn ecosystem(dir: &Path, prefix: &str, apps: usize, instances: u32) -> Result<PathBuf> {
+    ecosystem_of(dir, prefix, apps, instances, false)
+}
+
+/// As [`ecosystem`]; with `discard`, the apps' output goes to `/dev/null`
+/// (no pipes, no log files: no descriptor held per instance).
+fn ecosystem_of(
+    dir: &Path,
+    prefix: &str,
+    apps: usize,
+    instances: u32,
+    discard: bool,
+) -> Result<PathBuf> {
     let apps: Vec<serde_json::Value> = (0..apps)
         .map(|i| {
-            serde_json::json!({
+            let mut app = serde_json::json!({
                 "name": format!("{prefix}{i}"),
                 "script": "sleep",
                 "args": "100000",
                 "interpreter": "none",
                 "instances": instances,
                 "exec_mode": "fork",
-            })
+            });
+            if discard {
+                app["out_file"] = "/dev/null".into();
+                app["error_file"] = "/dev/null".into();
+            }
+            app
         })
         .collect();
     let path = dir.join(format!("{prefix}.json"));
@@ -262,11 +281,13 @@ pub fn scale(pmdaemon: &Path, rounds: usize, seconds: u64) -> Result<()> {
             home.run(&["delete", &format!("t{target}-{i}")])?;
         }
         let first = *first.get_or_insert(call);
+        let files = log_file_creation(&home.dir.path().join("logs"), rounds);
         println!(
-            "  {target:>4} apps: `start --json` median {} ({:.2}x of the empty table); `start`, which prints the whole table after it, {}",
+            "  {target:>4} apps: `start --json` median {} ({:.2}x of the empty table); `start`, which prints the whole table after it, {}; the file system alone, creating an app's 2 log files there: {}",
             ms(call),
             call.as_secs_f64() / first.as_secs_f64(),
-            ms(table)
+            ms(table),
+            ms(files)
         );
     }
     println!(
@@ -289,14 +310,36 @@ pub fn scale(pmdaemon: &Path, rounds: usize, seconds: u64) -> Result<()> {
 
     // The daemon holds 4 descriptors per instance (2 pipes, 2 log files):
     // 5 instances per app where the hard RLIMIT_NOFILE allows 20,000+.
+    // Below that, as many as fit, and then 5,000 whose output is discarded
+    // (which hold no descriptor).
     let per_app = (nofile_limit().saturating_sub(1000) / 4 / 1000).clamp(1, 5) as u32;
+    big_table(pmdaemon, rounds, seconds, per_app, false)?;
+    if per_app < 5 {
+        big_table(pmdaemon, rounds, seconds, 5, true)?;
+    }
+    Ok(())
+}
+
+/// 1,000 apps of `per_app` instances: every figure of the big table.
+fn big_table(
+    pmdaemon: &Path,
+    rounds: usize,
+    seconds: u64,
+    per_app: u32,
+    discard: bool,
+) -> Result<()> {
     println!(
-        "\n1,000 apps x {per_app} instances ({} `sleep` processes; PM2 left out: minutes to start)",
-        per_app * 1000
+        "\n1,000 apps x {per_app} instances ({} `sleep` processes{}; PM2 left out: minutes to start)",
+        per_app * 1000,
+        if discard {
+            ", output to /dev/null: the open-file limit here is below 20,000"
+        } else {
+            ", logged"
+        }
     );
     let home = Home::new(pmdaemon)?;
     home.run(&["list"])?;
-    let file = ecosystem(home.dir.path(), "big", 1000, per_app)?;
+    let file = ecosystem_of(home.dir.path(), "big", 1000, per_app, discard)?;
     let mut start = home.command();
     start.args(["start", &file.to_string_lossy()]);
     let took = timed(start)?;
@@ -321,8 +364,13 @@ pub fn scale(pmdaemon: &Path, rounds: usize, seconds: u64) -> Result<()> {
     restart.args(["restart", "all"]);
     println!("  restart all:              {}", ms(timed(restart)?));
     std::thread::sleep(Duration::from_millis(2500));
+    let spawner = spawner_of(daemon)
+        .and_then(|pid| status_kb(pid, "VmRSS:").ok())
+        .map_or_else(String::new, |kb| {
+            format!(" (and its spawner {:.1} MB)", kb as f64 / 1024.0)
+        });
     println!(
-        "  daemon RSS:               {:.1} MB",
+        "  daemon RSS:               {:.1} MB{spawner}",
         status_kb(daemon, "VmRSS:")? as f64 / 1024.0
     );
     let window = Duration::from_secs(seconds);
@@ -346,6 +394,37 @@ pub fn scale(pmdaemon: &Path, rounds: usize, seconds: u64) -> Result<()> {
     println!("  delete all:               {}", ms(timed(delete)?));
     println!();
     Ok(())
+}
+
+/// The daemon's spawner (its child named `pmdaemon-spawn`).
+fn spawner_of(daemon: u32) -> Option<u32> {
+    let children =
+        std::fs::read_to_string(format!("/proc/{daemon}/task/{daemon}/children")).ok()?;
+    children
+        .split_whitespace()
+        .filter_map(|pid| pid.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "pmdaemon-spawn")
+        })
+}
+
+/// Median time to create (and remove) the two log files of one app in
+/// `logs`: the file system's own share of a `start`, which on ext4 grows
+/// with the inodes recently used in the directory's block group.
+fn log_file_creation(logs: &Path, rounds: usize) -> Duration {
+    let mut took = Vec::new();
+    for i in 0..rounds {
+        let started = Instant::now();
+        for stream in ["out", "err"] {
+            let path = logs.join(format!("bench-probe-{i}-{stream}.log"));
+            if std::fs::File::create(&path).is_ok() {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        took.push(started.elapsed());
+    }
+    median(&mut took)
 }
 
 /// The hard limit of open files (the daemon raises its soft limit to it).

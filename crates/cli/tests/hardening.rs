@@ -111,7 +111,7 @@ fn apps_get_the_callers_open_file_limit_while_the_daemon_runs_300_of_them() {
     apps.push(serde_json::json!({
         "name": "limit",
         "script": "sh",
-        "args": ["-c", format!("ulimit -n > '{}'; exec sleep 1000", limit_file.display())],
+        "args": ["-c", format!("(ulimit -Sn; ulimit -Hn) > '{}'; exec sleep 1000", limit_file.display())],
     }));
     std::fs::write(
         fx.work().join("eco.json"),
@@ -122,7 +122,7 @@ fn apps_get_the_callers_open_file_limit_while_the_daemon_runs_300_of_them() {
     let output = std::process::Command::new("sh")
         .args([
             "-c",
-            "ulimit -Sn 256 && exec \"$PMDAEMON_BIN\" start eco.json --json",
+            "ulimit -Sn 256 && ulimit -Hn 4096 && exec \"$PMDAEMON_BIN\" start eco.json --json",
         ])
         .env("PMDAEMON_BIN", &binary)
         .env("PMDAEMON_HOME", fx.home())
@@ -146,7 +146,36 @@ fn apps_get_the_callers_open_file_limit_while_the_daemon_runs_300_of_them() {
         .map(|p| (p.name, p.status))
         .collect();
     assert!(online, "not online: {troubled:?}\n{}", fx.daemon_log_tail());
-    assert_eq!(wait_file(&limit_file, |s| s.ends_with('\n')).trim(), "256");
+    // Both of the caller's limits, though the daemon raised its own (the
+    // hard one too where it may: running as root).
+    assert_eq!(
+        wait_file(&limit_file, |s| s.lines().count() == 2).trim(),
+        "256\n4096"
+    );
+    let daemon = fx.daemon_pid().unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{daemon}/limits")).unwrap();
+    let open_files: Vec<u64> = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    assert!(open_files[0] >= 4096, "{open_files:?}");
+    // Raising a hard limit takes CAP_SYS_RESOURCE, which some containers
+    // drop even for root.
+    let capabilities = std::fs::read_to_string("/proc/self/status").unwrap();
+    let effective = capabilities
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0);
+    const CAP_SYS_RESOURCE: u32 = 24;
+    if effective & (1 << CAP_SYS_RESOURCE) != 0 {
+        assert!(open_files[1] > 4096, "{open_files:?}");
+    } else {
+        eprintln!("no CAP_SYS_RESOURCE here: the raise of the daemon's hard limit is not checked");
+    }
 }
 
 #[test]

@@ -6,10 +6,12 @@
 //! `( pmdaemon start … ) | cat` wait for the daemon to exit, and keeping the
 //! directory would pin a mount. So the daemon closes every descriptor but
 //! 0, 1 and 2 and moves to `/` before anything else, creates its own files
-//! private (umask 077, whatever the home's mode), and raises its soft
-//! open-file limit to the hard one (hundreds of apps each hold pipes and log
-//! files). The apps get back what the caller had: its umask and its soft
-//! limit, and only stdin, stdout and stderr (plus the listening socket as
+//! private (umask 077, whatever the home's mode), and raises its open-file
+//! limit: the soft one to the hard one, and, where it may (root), the hard
+//! one to what the kernel allows (`fs.nr_open`, at most 2^20), since every
+//! instance holds four descriptors (two pipes, two log files) and a hard
+//! limit of 20,000 would stop it short of 5,000 instances. The apps get back
+//! what the caller had: its umask and both its limits, and only stdin, stdout and stderr (plus the listening socket as
 //! fd 3 where an app shares a port, and a Node app's IPC channel as fd 4).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -17,6 +19,11 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 /// The soft `RLIMIT_NOFILE` the daemon was started with (`u64::MAX` until
 /// [`detach_from_caller`] ran).
 static CALLER_NOFILE: AtomicU64 = AtomicU64::new(u64::MAX);
+/// The hard `RLIMIT_NOFILE` the daemon was started with.
+static CALLER_NOFILE_MAX: AtomicU64 = AtomicU64::new(u64::MAX);
+/// The most descriptors the daemon asks for, when it may raise its hard
+/// limit: 2^20, or `fs.nr_open` where that is lower.
+const WANTED_NOFILE: u64 = 1 << 20;
 /// The umask the daemon was started with (`u32::MAX` until known).
 static CALLER_UMASK: AtomicU32 = AtomicU32::new(u32::MAX);
 
@@ -41,8 +48,9 @@ pub fn detach_from_caller() {
     }
 }
 
-/// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns (the caller's
-/// soft limit, the new one) and remembers the first for the children.
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, and the hard limit
+/// too where that is allowed; returns (the caller's soft limit, the new
+/// one) and remembers the caller's limits for the children.
 fn raise_open_file_limit() -> std::io::Result<(u64, u64)> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -54,6 +62,22 @@ fn raise_open_file_limit() -> std::io::Result<(u64, u64)> {
     }
     let caller = limit.rlim_cur;
     CALLER_NOFILE.store(caller, Ordering::Relaxed);
+    CALLER_NOFILE_MAX.store(limit.rlim_max, Ordering::Relaxed);
+    let wanted = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .map_or(WANTED_NOFILE, |open| open.min(WANTED_NOFILE));
+    if limit.rlim_max < wanted {
+        let raised = libc::rlimit {
+            rlim_cur: wanted,
+            rlim_max: wanted,
+        };
+        // SAFETY: setrlimit reads the struct we own; refused (EPERM)
+        // without the privilege, which leaves the limits as they were.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return Ok((caller, wanted));
+        }
+    }
     if limit.rlim_cur >= limit.rlim_max {
         return Ok((caller, caller));
     }
@@ -66,7 +90,7 @@ fn raise_open_file_limit() -> std::io::Result<(u64, u64)> {
 }
 
 /// In a forked child, before exec: gives it back the caller's umask and
-/// soft open-file limit, and marks every descriptor above 2 close-on-exec
+/// open-file limits, and marks every descriptor above 2 close-on-exec
 /// (a descriptor a library opened without that flag must not leak into an
 /// app). Only async-signal-safe calls.
 pub fn restore_for_child() -> std::io::Result<()> {
@@ -84,6 +108,10 @@ pub fn restore_for_child() -> std::io::Result<()> {
         // SAFETY: get/setrlimit are async-signal-safe and use our struct.
         unsafe {
             if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+                // Lowering a hard limit needs no privilege.
+                limit.rlim_max = limit
+                    .rlim_max
+                    .min(CALLER_NOFILE_MAX.load(Ordering::Relaxed));
                 limit.rlim_cur = soft.min(limit.rlim_max);
                 if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
                     return Err(std::io::Error::last_os_error());
