@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -37,8 +37,10 @@ pub(crate) trait Reporter: Send + Sync + 'static {
     /// Restarts instance `id` because of `reason`, in the background (the
     /// restart ends the check that asks for it).
     fn request_restart(self: Arc<Self>, id: u32, reason: String);
-    /// Spawns and reaps the scripts of script checks.
+    /// Reaps the scripts of script checks.
     fn reaper(&self) -> &Reaper;
+    /// Spawns the scripts of script checks (none: the daemon forks).
+    fn spawner(&self) -> &std::sync::Mutex<Option<crate::spawn::spawner::Spawner>>;
 }
 
 /// How often an instance is checked until its first pass.
@@ -201,31 +203,25 @@ async fn run_script<R: Reporter>(
     script: &str,
     subject: &Subject,
 ) -> Result<(), String> {
-    let mut command = Command::new("sh");
-    command
-        .arg("-c")
-        .arg(script)
-        .current_dir(&subject.cwd)
-        .env_clear()
-        .envs(&subject.env)
-        // It carries the instance's marks: this says it is the daemon's own
-        // check, not a process that escaped the instance's group.
-        .env(crate::spawn::CHECK_MARK, "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    // SAFETY: only async-signal-safe calls in the forked child.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(
-            &mut command,
-            crate::inheritance::restore_for_child,
-        );
-    }
-    let (child, exit) = supervisor
-        .reaper()
-        .spawn(&mut command)
+    let mut env = subject.env.clone();
+    // It carries the instance's marks: this says it is the daemon's own
+    // check, not a process that escaped the instance's group.
+    env.insert(crate::spawn::CHECK_MARK.into(), "1".into());
+    let plan = crate::spawn::Plan {
+        program: PathBuf::from("/bin/sh"),
+        args: vec!["-c".into(), script.into()],
+        cwd: subject.cwd.clone(),
+        env,
+        listen_socket: None,
+        private_port: None,
+        user: None,
+        discard_stdout: true,
+        discard_stderr: true,
+        ipc_channel: None,
+    };
+    let child = crate::spawn::spawn(supervisor.reaper(), supervisor.spawner(), &plan)
         .map_err(|e| format!("cannot run the check script: {e}"))?;
+    let exit = child.exit;
     // If the check times out, this future is dropped: kill the script.
     struct Kill(u32);
     impl Drop for Kill {
@@ -233,7 +229,7 @@ async fn run_script<R: Reporter>(
             crate::spawn::signal_group(self.0, nix::sys::signal::Signal::SIGKILL);
         }
     }
-    let _guard = Kill(child.id());
+    let _guard = Kill(child.pid);
     match exit.await {
         Ok(ExitReason::Code(0)) => Ok(()),
         Ok(reason) => Err(format!("the check script ended with {reason}")),

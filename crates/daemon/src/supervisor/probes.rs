@@ -220,6 +220,10 @@ impl crate::health::Reporter for Supervisor {
     fn reaper(&self) -> &crate::reaper::Reaper {
         &self.reaper
     }
+
+    fn spawner(&self) -> &std::sync::Mutex<Option<crate::spawn::spawner::Spawner>> {
+        &self.spawner
+    }
 }
 
 impl crate::metrics::Sampled for Supervisor {
