@@ -396,17 +396,31 @@ fn big_table(
     Ok(())
 }
 
-/// The daemon's spawner (its child named `pmdaemon-spawn`).
+/// The daemon's spawner: its oldest child named `pmdaemon-spawn` (a
+/// process being cloned carries that name until it execs).
 fn spawner_of(daemon: u32) -> Option<u32> {
     let children =
         std::fs::read_to_string(format!("/proc/{daemon}/task/{daemon}/children")).ok()?;
     children
         .split_whitespace()
         .filter_map(|pid| pid.parse::<u32>().ok())
-        .find(|pid| {
+        .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|comm| comm.trim() == "pmdaemon-spawn")
         })
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let started: u64 = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(19)?
+                .parse()
+                .ok()?;
+            Some((started, pid))
+        })
+        .min()
+        .map(|(_, pid)| pid)
 }
 
 /// Median time to create (and remove) the two log files of one app in
@@ -427,7 +441,9 @@ fn log_file_creation(logs: &Path, rounds: usize) -> Duration {
     median(&mut took)
 }
 
-/// The hard limit of open files (the daemon raises its soft limit to it).
+/// The hard limit of open files here: the daemon raises its soft limit to
+/// it, and the hard one too only with `CAP_SYS_RESOURCE`, which this
+/// figure does not count on.
 fn nofile_limit() -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

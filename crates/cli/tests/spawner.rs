@@ -30,12 +30,29 @@ fn descriptors(pid: u32) -> Vec<u32> {
     fds
 }
 
+/// How often the spawner has waited for the daemon (it blocks reading
+/// each request): it grows when the spawner does the work.
+fn waits_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 #[test]
 fn apps_started_by_the_spawner_are_the_daemons_children_with_only_stdio() {
     let fx = Fixture::new();
-    fx.ok(&["start", "sleep 300", "--name", "s"]);
+    fx.ok(&["list"]);
     let daemon = fx.daemon_pid().unwrap();
     let spawner = fx.spawner_pid().expect("the daemon has a spawner");
+    let before = waits_of(spawner);
+    fx.ok(&["start", "sleep 300", "--name", "s"]);
+    assert!(waits_of(spawner) > before, "the spawner did not spawn it");
+    assert!(!fx.daemon_log_tail().contains("spawns by itself"));
     let app = fx.wait_status("s-0", Status::Online).pid.unwrap();
     assert_eq!(parent_of(app), daemon);
     assert_eq!(parent_of(spawner), daemon);
@@ -183,4 +200,73 @@ fn a_spawner_killed_in_the_middle_of_starts_loses_no_instance_and_leaves_no_stra
             "killed after {delay_ms} ms: processes {running:?}, table {owned:?}"
         );
     }
+}
+
+#[test]
+fn signals_the_daemons_caller_ignored_are_at_their_default_in_the_apps() {
+    let fx = Fixture::new();
+    // As `nohup`, or a script's background job, would start the daemon.
+    let binary = assert_cmd::cargo::cargo_bin("pmdaemon");
+    let output = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "trap '' HUP INT QUIT USR1 TERM; exec \"$PMDAEMON_BIN\" start 'sleep 300' --name s",
+        ])
+        .env("PMDAEMON_BIN", &binary)
+        .env("PMDAEMON_HOME", fx.home())
+        .current_dir(fx.work())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let app = fx.wait_status("s-0", Status::Online).pid.unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{app}/status")).unwrap();
+    let ignored = status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigIgn:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let ignored = u64::from_str_radix(&ignored, 16).unwrap();
+    for signal in [
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGTERM,
+    ] {
+        assert_eq!(
+            ignored & (1 << (signal - 1)),
+            0,
+            "signal {signal} is ignored in the app: {status}"
+        );
+    }
+}
+
+#[test]
+fn a_stuck_spawner_is_killed_and_the_start_still_gives_one_process() {
+    let fx = Fixture::new();
+    // The daemon gives a spawn 500 ms instead of 30 s.
+    let started = fx
+        .process()
+        .env("PMDAEMON_SPAWN_TIMEOUT_MS", "500")
+        .arg("list")
+        .output()
+        .unwrap();
+    assert!(started.status.success(), "{started:?}");
+    let spawner = fx.spawner_pid().unwrap();
+    kill(spawner, libc::SIGSTOP);
+    fx.ok(&["start", "sleep 300", "--name", "s", "-i", "2"]);
+    for name in ["s-0", "s-1"] {
+        let pid = fx.wait_status(name, Status::Online).pid.unwrap();
+        assert_eq!(parent_of(pid), fx.daemon_pid().unwrap());
+    }
+    assert!(
+        wait_until(DEADLINE, || !alive(spawner)),
+        "the stuck spawner lives on"
+    );
+    let owned: std::collections::BTreeSet<u32> = fx.list().iter().filter_map(|p| p.pid).collect();
+    let running: std::collections::BTreeSet<u32> = fx.processes().into_iter().collect();
+    assert_eq!(running, owned);
+    let log = fx.daemon_log_tail();
+    assert!(log.contains("spawns by itself"), "{log}");
 }

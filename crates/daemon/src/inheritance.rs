@@ -11,8 +11,9 @@
 //! one to what the kernel allows (`fs.nr_open`, at most 2^20), since every
 //! instance holds four descriptors (two pipes, two log files) and a hard
 //! limit of 20,000 would stop it short of 5,000 instances. The apps get back
-//! what the caller had: its umask and both its limits, and only stdin, stdout and stderr (plus the listening socket as
-//! fd 3 where an app shares a port, and a Node app's IPC channel as fd 4).
+//! what the caller had: its umask and both its limits, and only stdin,
+//! stdout and stderr (plus the listening socket as fd 3 where an app shares
+//! a port, and a Node app's IPC channel as fd 4).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 

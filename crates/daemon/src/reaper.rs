@@ -115,16 +115,10 @@ impl Hold<'_> {
         receiver
     }
 
-    /// Reaps child `pid` now, blocking until it has exited (one that failed
-    /// to exec, or was just killed), and forgets its registration.
-    pub fn reap(&mut self, pid: u32) {
+    /// Forgets the registration of child `pid` (one that failed to exec,
+    /// or was just killed): the reaping loop collects it like any child
+    /// nobody waits for.
+    pub fn forget(&mut self, pid: u32) {
         self.waiting.remove(&(pid as i32));
-        loop {
-            match waitpid(Pid::from_raw(pid as i32), None) {
-                Err(Errno::EINTR) => continue,
-                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_) => break,
-                Ok(_) => continue,
-            }
-        }
     }
 }

@@ -16,6 +16,20 @@ use super::wire::Decoded;
 
 const LISTEN_PID_PREFIX: &[u8] = b"LISTEN_PID=";
 
+/// The signals an app gets at their default disposition: SIGPIPE and
+/// those the daemon handles (see `lib.rs` and the reaper).
+const RESET_SIGNALS: [libc::c_int; 9] = [
+    libc::SIGPIPE,
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGCHLD,
+];
+
 /// The shell a file without a format runs under, as with `execvp`.
 const SHELL: &std::ffi::CStr = c"/bin/sh";
 
@@ -173,9 +187,14 @@ impl Exec {
             let mut none: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut none);
             libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            // Rust's runtime ignores SIGPIPE, and an ignored signal stays
-            // ignored across exec.
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            // An ignored signal stays ignored across exec. Rust's runtime
+            // ignores SIGPIPE; the daemon's caller may have ignored others
+            // (`nohup`, a background job of a script), which the daemon
+            // catches, so its own children got them back at their
+            // default; so do these.
+            for signal in RESET_SIGNALS {
+                libc::signal(signal, libc::SIG_DFL);
+            }
             if let Err(err) = crate::inheritance::restore_for_child() {
                 return err.raw_os_error().unwrap_or(libc::EIO);
             }
@@ -209,7 +228,8 @@ impl Exec {
                 self.script_argv.as_ptr(),
                 self.envp.as_ptr(),
             );
-            failed
+            // As execvp: the shell's own failure is the one reported.
+            errno()
         }
     }
 
@@ -220,7 +240,9 @@ impl Exec {
         // SAFETY: see the function's contract; plain system calls on
         // buffers and descriptors this process owns.
         unsafe {
-            let mut pid = libc::getpid() as u32;
+            // The system call itself: glibc before 2.25 caches the pid,
+            // and the raw clone left the spawner's there.
+            let mut pid = libc::syscall(libc::SYS_getpid) as u32;
             let mut digits = [0u8; 10];
             let mut len = 0;
             loop {

@@ -34,14 +34,29 @@ use crate::reaper::{ExitReceiver, Hold};
 
 /// How long a spawn may take before the spawner is deemed stuck (an exec
 /// on a hung network file system, a stopped spawner): it is then killed
-/// and the daemon spawns by itself.
+/// and the daemon spawns by itself. `PMDAEMON_SPAWN_TIMEOUT_MS` changes it.
 const STUCK: Duration = Duration::from_secs(30);
+
+fn stuck_after() -> Duration {
+    std::env::var("PMDAEMON_SPAWN_TIMEOUT_MS")
+        .ok()
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map_or(STUCK, Duration::from_millis)
+}
+
+/// How long a failed spawner's last words are waited for once it has been
+/// killed.
+const DRAIN: Duration = Duration::from_secs(5);
 
 /// The daemon's end of the spawner.
 #[derive(Debug)]
 pub struct Spawner {
     link: UnixStream,
     pid: u32,
+    /// A pidfd of the spawner (Linux 5.3+), to kill it without the risk of
+    /// reaching a process that reused its pid once it was reaped.
+    pidfd: Option<OwnedFd>,
 }
 
 /// Why a spawn through the spawner did not give a running process.
@@ -81,32 +96,42 @@ impl Spawner {
             }
             nix::unistd::ForkResult::Parent { child } => {
                 drop(theirs);
-                ours.set_read_timeout(Some(STUCK))?;
-                ours.set_write_timeout(Some(STUCK))?;
+                ours.set_read_timeout(Some(stuck_after()))?;
+                ours.set_write_timeout(Some(stuck_after()))?;
+                // No reaping yet (the runtime does not exist), so the pid
+                // is still the spawner's.
+                // SAFETY: pidfd_open returns a new descriptor or -1.
+                let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.as_raw(), 0) };
+                let pidfd = (pidfd >= 0).then(|| {
+                    // SAFETY: pidfd_open just gave us this descriptor.
+                    unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd as RawFd) }
+                });
                 Ok(Self {
                     link: ours,
                     pid: child.as_raw() as u32,
+                    pidfd,
                 })
             }
         }
     }
 
-    /// The spawner's pid.
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
-
     /// Starts the process `message` describes (a [`wire::Request`]),
     /// handing it `fds` in the order of its slots, and registers it with
-    /// `hold`.
+    /// `hold`. After a [`Failure::Spawner`] the spawner is dead (killed
+    /// here if need be) and no child of this request runs.
     pub fn spawn(
         &mut self,
         message: &[u8],
         fds: &[RawFd],
         hold: &mut Hold<'_>,
     ) -> Result<(u32, ExitReceiver), Failure> {
-        self.send(message, fds).map_err(Failure::Spawner)?;
-        let pid = self.read_i32().map_err(Failure::Spawner)?;
+        let pid = match self.send(message, fds).and_then(|()| self.read_i32()) {
+            Ok(pid) => pid,
+            Err(err) => {
+                self.end(hold, None);
+                return Err(Failure::Spawner(err));
+            }
+        };
         if pid <= 0 {
             // No child: the request was refused, or clone failed (a
             // process limit), which the direct path would hit too.
@@ -118,21 +143,53 @@ impl Spawner {
         match self.read_i32() {
             Ok(0) => Ok((pid, exit)),
             Ok(errno) => {
-                // It wrote why and exited 127.
-                hold.reap(pid);
+                // It wrote why and exits 127; the reaper collects it as a
+                // child nobody waits for (never waited for here: that
+                // would block every reaping and spawning meanwhile).
+                hold.forget(pid);
                 Err(Failure::App(std::io::Error::from_raw_os_error(errno)))
             }
             Err(err) => {
-                // The spawner died or hangs after the go: the child may
-                // have exec'd. It is our unreaped child, so its pid is
-                // still its own.
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-                hold.reap(pid);
+                self.end(hold, Some(pid));
                 Err(Failure::Spawner(err))
             }
+        }
+    }
+
+    /// Ends a spawner that failed (gone, hung, or broken) so that no child
+    /// of the current request can run unknown: kills the spawner, reads
+    /// what it still said (the child's pid, if the failure came before
+    /// the daemon read it: a spawner that hung and woke at the wrong
+    /// moment), and kills that child, which is ours and unreaped (reaping
+    /// is held), so its pid is still its own.
+    fn end(&mut self, hold: &mut Hold<'_>, known: Option<u32>) {
+        if let Some(pidfd) = &self.pidfd {
+            // SAFETY: pidfd_send_signal on a pidfd we own; a pidfd cannot
+            // reach a process that reused the spawner's pid.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    pidfd.as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                );
+            }
+        }
+        let mut said = Vec::new();
+        let _ = self.link.set_read_timeout(Some(DRAIN));
+        let _ = self.link.read_to_end(&mut said);
+        let late = said
+            .get(..4)
+            .map(|bytes| i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+            .filter(|pid| *pid > 0)
+            .map(|pid| pid as u32);
+        if let Some(child) = known.or(late) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            hold.forget(child);
         }
     }
 
@@ -164,16 +221,13 @@ impl Spawner {
         Ok(i32::from_le_bytes(bytes))
     }
 
-    /// Ends the spawner (it is broken): the daemon spawns by itself from
-    /// now on. Its exit is reaped like any unregistered child's.
+    /// Says why the daemon spawns by itself from now on (the spawner is
+    /// already dead: see [`Spawner::spawn`]).
     pub fn abandon(self, why: &std::io::Error) {
         tracing::warn!(
-            "the spawner (pid {}) failed ({why}); the daemon spawns by itself from now on",
+            "the spawner (pid {}) failed ({why}); the daemon spawns by itself until it restarts \
+             (each spawn then costs more the more the daemon holds)",
             self.pid
-        );
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
         );
     }
 }

@@ -19,6 +19,12 @@ const HIGH: RawFd = 10;
 /// `daemon`) until the daemon goes away. Called in the freshly forked
 /// process, which has one thread.
 pub fn serve(link: OwnedFd, daemon: i32) -> ! {
+    // Never unwind into the daemon's code, of which this is a copy.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(link, daemon)));
+    exit(1)
+}
+
+fn run(link: OwnedFd, daemon: i32) -> ! {
     let link = match settle(link, daemon) {
         Ok(link) => link,
         Err(_) => exit(1),
@@ -193,16 +199,7 @@ fn start(
     // SAFETY: a raw clone with fork's semantics (a copy of this
     // one-threaded process) but the daemon as the child's parent. The child
     // only runs Exec::run, which makes plain system calls and never returns.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            libc::CLONE_PARENT | libc::SIGCHLD,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
+    let pid = unsafe { clone_for_daemon() };
     if pid == 0 {
         // SAFETY: we are that child.
         unsafe { exec.run(theirs.as_raw_fd(), [ours.as_raw_fd(), daemon_link]) }
@@ -213,6 +210,23 @@ fn start(
     drop(theirs);
     drop(fds);
     (pid as i32, Some(UnixStream::from(ours)))
+}
+
+/// `clone(CLONE_PARENT | SIGCHLD)` with no new stack: fork's semantics,
+/// with the daemon as the child's parent.
+///
+/// # Safety
+/// As `fork`: the child must only make plain system calls until it execs.
+unsafe fn clone_for_daemon() -> libc::c_long {
+    let flags = (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong;
+    // s390x takes the stack first (CLONE_BACKWARDS2); the others the flags.
+    #[cfg(target_arch = "s390x")]
+    // SAFETY: as the function's contract.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, 0usize, flags, 0usize, 0usize, 0usize) };
+    #[cfg(not(target_arch = "s390x"))]
+    // SAFETY: as the function's contract.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    pid
 }
 
 /// Lets the child go and waits until it has exec'd (its end of the link

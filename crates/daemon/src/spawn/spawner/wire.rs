@@ -179,7 +179,8 @@ pub fn decode(payload: &[u8]) -> Option<Decoded> {
     let program = cstring(fields.next()?)?;
     let cwd = cstring(fields.next()?)?;
     let argc: usize = std::str::from_utf8(fields.next()?).ok()?.parse().ok()?;
-    let mut argv = Vec::with_capacity(argc + 1);
+    // Not sized from argc: a broken count must not allocate.
+    let mut argv = Vec::new();
     argv.push(program.clone());
     for _ in 0..argc {
         argv.push(cstring(fields.next()?)?);
