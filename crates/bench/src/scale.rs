@@ -295,6 +295,11 @@ pub fn scale(pmdaemon: &Path, rounds: usize, seconds: u64) -> Result<()> {
         ms(calls(&home, &["list"], rounds)?),
         ms(calls(&home, &["list", "--json"], rounds)?)
     );
+    // The yardstick for the big table's `restart all`: per instance, it
+    // should cost the same with 4 or 5 times as many.
+    let mut restart = home.command();
+    restart.args(["restart", "all"]);
+    println!("  restart all of 1,000 instances: {}", ms(timed(restart)?));
     drop(home);
     if let Some(pm2) = Pm2::new()? {
         let empty = start_calls(|| pm2.command(), rounds, "at0-", &[])?;

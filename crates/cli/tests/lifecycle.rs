@@ -502,3 +502,33 @@ fn a_grandchild_that_calls_setsid_does_not_survive_stop_or_a_crash() {
     fx.ok(&["delete", "ss"]);
     assert!(fx.processes().is_empty(), "{:?}", fx.processes());
 }
+
+#[test]
+fn restart_all_kills_what_escaped_every_instance_and_keeps_the_new_ones() {
+    let fx = Fixture::new();
+    // Each instance leaves a process outside its group (setsid); the
+    // stops of `restart all` ask for their escapees all at once.
+    fx.script(
+        "escape.sh",
+        "#!/bin/sh\nsetsid sleep 1001 &\ntouch \"started-$PM2_INSTANCE_ID-$$\"\nexec sleep 1003\n",
+    );
+    fx.ok(&["start", "./escape.sh", "--name", "many", "-i", "6"]);
+    fx.ok(&["start", "./escape.sh", "--name", "more", "-i", "4"]);
+    assert!(helper::wait_until(helper::DEADLINE, || fx
+        .processes()
+        .len()
+        == 20));
+    let before = fx.processes();
+    fx.ok(&["restart", "all"]);
+    assert!(
+        helper::wait_until(helper::DEADLINE, || {
+            let now = fx.processes();
+            now.len() == 20 && now.iter().all(|pid| !before.contains(pid))
+        }),
+        "{:?} (before: {before:?})",
+        fx.processes()
+    );
+    assert!(fx.list().iter().all(|p| p.status == Status::Online));
+    fx.ok(&["delete", "all"]);
+    assert!(fx.processes().is_empty(), "{:?}", fx.processes());
+}

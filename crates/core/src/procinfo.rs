@@ -88,24 +88,52 @@ pub fn all() -> Vec<ProcStat> {
         .collect()
 }
 
+/// The environment of a process, as read once from `/proc/PID/environ`.
+#[derive(Debug, Clone)]
+pub struct Environ(Vec<u8>);
+
+impl Environ {
+    fn entries(&self) -> impl Iterator<Item = &[u8]> {
+        self.0.split(|b| *b == 0)
+    }
+
+    /// Whether it holds every `NAME=value` of `marks`.
+    pub fn has_all(&self, marks: &[String]) -> bool {
+        marks
+            .iter()
+            .all(|mark| self.entries().any(|entry| entry == mark.as_bytes()))
+    }
+
+    /// The value of variable `name`, if it has it.
+    pub fn var(&self, name: &str) -> Option<String> {
+        let prefix = format!("{name}=");
+        self.entries()
+            .find_map(|entry| entry.strip_prefix(prefix.as_bytes()))
+            .map(|value| String::from_utf8_lossy(value).into_owned())
+    }
+
+    /// Whether it has variable `name`.
+    pub fn has_var(&self, name: &str) -> bool {
+        self.var(name).is_some()
+    }
+}
+
+/// The environment of `pid`, if it is readable.
+pub fn environ(pid: u32) -> Option<Environ> {
+    std::fs::read(Path::new("/proc").join(pid.to_string()).join("environ"))
+        .ok()
+        .map(Environ)
+}
+
 /// Whether the environment of `pid` holds every `NAME=value` of `marks`.
 pub fn environ_has(pid: u32, marks: &[String]) -> bool {
-    let Ok(raw) = std::fs::read(Path::new("/proc").join(pid.to_string()).join("environ")) else {
-        return false;
-    };
-    marks
-        .iter()
-        .all(|mark| raw.split(|b| *b == 0).any(|entry| entry == mark.as_bytes()))
+    environ(pid).is_some_and(|environ| environ.has_all(marks))
 }
 
 /// The value of variable `name` in the environment of `pid`, if it has it
 /// and it is readable.
 pub fn environ_var(pid: u32, name: &str) -> Option<String> {
-    let raw = std::fs::read(Path::new("/proc").join(pid.to_string()).join("environ")).ok()?;
-    let prefix = format!("{name}=");
-    raw.split(|b| *b == 0)
-        .find_map(|entry| entry.strip_prefix(prefix.as_bytes()))
-        .map(|value| String::from_utf8_lossy(value).into_owned())
+    environ(pid)?.var(name)
 }
 
 /// Clock ticks per second, for CPU times.

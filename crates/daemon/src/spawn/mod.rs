@@ -14,8 +14,8 @@ use pmdaemon_core::command::{clean_path, Invocation};
 use pmdaemon_core::config::AppConfig;
 
 pub use unix::{
-    group_alive, kill_escaped, listen_dual_stack, signal_group, spawn, stop_signal, Spawned,
-    CHECK_MARK, IPC_FD,
+    group_alive, kill_escaped, listen_dual_stack, signal_group, spawn, stop_signal, Escapees,
+    Spawned, CHECK_MARK, IPC_FD,
 };
 
 use crate::error::{PathProblem, PathRole};

@@ -343,19 +343,34 @@ pub fn listen_dual_stack(address: SocketAddr) -> std::io::Result<TcpListener> {
 /// carry their instance's marks but are not its processes.
 pub const CHECK_MARK: &str = "PMDAEMON_HEALTH_CHECK";
 
-/// Kills what escaped an instance's process group (a grandchild that called
-/// `setsid`): once the group is gone, such a process has been reparented to
+/// What escaped one instance's process group is looked for by its marks
+/// (`NAME=value` entries of its environment), sparing `except`: processes
+/// that legitimately carry them (the instance's replacement during a
+/// reload).
+pub struct Escapees<'a> {
+    /// The instance's marks.
+    pub marks: &'a [String],
+    /// Its processes that are not escapees.
+    pub except: &'a std::collections::HashSet<u32>,
+}
+
+/// Kills what escaped instances' process groups (a grandchild that called
+/// `setsid`): once a group is gone, such a process has been reparented to
 /// the daemon (a subreaper), so it is among the daemon's children, and it
-/// carries the instance's marks (`marks`, `NAME=value`) in its environment.
-/// Its own group goes with it. `except` are processes that legitimately
-/// carry the marks (the instance's replacement during a reload). Returns how
-/// many were found.
-pub fn kill_escaped(marks: &[String], except: &[u32]) -> usize {
+/// carries its instance's marks in its environment. Its own group goes with
+/// it. `leaders` (every instance's recorded processes) are never looked
+/// at. The daemon's children are read once for all of `wanted`, and each
+/// other child's environment once: a `restart all` of thousands of
+/// instances asks for many at a time. Returns how many were found for each.
+pub fn kill_escaped(
+    wanted: &[Escapees<'_>],
+    leaders: &std::collections::HashSet<u32>,
+) -> Vec<usize> {
+    let mut found = vec![0; wanted.len()];
     let me = std::process::id();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{me}/task")) else {
-        return 0;
+        return found;
     };
-    let mut found = 0;
     for task in tasks.flatten() {
         let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
             continue;
@@ -363,25 +378,31 @@ pub fn kill_escaped(marks: &[String], except: &[u32]) -> usize {
         for pid in children
             .split_whitespace()
             .filter_map(|p| p.parse::<u32>().ok())
+            .filter(|pid| !leaders.contains(pid))
         {
-            if except.contains(&pid)
-                || !crate::procinfo::environ_has(pid, marks)
-                || crate::procinfo::environ_var(pid, CHECK_MARK).is_some()
-            {
-                continue;
-            }
-            let Some(stat) = crate::procinfo::stat(pid) else {
+            let Some(environ) = crate::procinfo::environ(pid) else {
                 continue;
             };
-            if stat.zombie {
+            if environ.has_var(CHECK_MARK) {
                 continue;
             }
-            tracing::warn!("pid {pid} escaped its instance's process group; killing it");
-            if stat.pgrp != 0 && stat.pgrp != me {
-                signal_group(stat.pgrp, Signal::SIGKILL);
+            for (escapees, count) in wanted.iter().zip(found.iter_mut()) {
+                if escapees.except.contains(&pid) || !environ.has_all(escapees.marks) {
+                    continue;
+                }
+                let Some(stat) = crate::procinfo::stat(pid) else {
+                    continue;
+                };
+                if stat.zombie {
+                    continue;
+                }
+                tracing::warn!("pid {pid} escaped its instance's process group; killing it");
+                if stat.pgrp != 0 && stat.pgrp != me {
+                    signal_group(stat.pgrp, Signal::SIGKILL);
+                }
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                *count += 1;
             }
-            let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-            found += 1;
         }
     }
     found

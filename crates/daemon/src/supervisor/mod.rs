@@ -20,6 +20,7 @@
 mod apply;
 mod apps;
 mod dump;
+mod escapes;
 pub(crate) mod instance;
 mod launch;
 mod lifetime;
@@ -90,6 +91,8 @@ pub struct Supervisor {
     pub events: crate::events::Events,
     /// The sampler's memory and rate.
     pub(crate) sampler: crate::metrics::Sampler,
+    /// Kills what escaped instances' groups, for many stops at a time.
+    pub(crate) escapes: escapes::Escapes,
 }
 
 impl Supervisor {
@@ -102,6 +105,7 @@ impl Supervisor {
         state: State,
     ) -> Arc<Self> {
         let seq = state.journal_seq;
+        let (escapes, escapes_task) = escapes::Escapes::new();
         let supervisor = Arc::new(Self {
             home,
             reaper,
@@ -119,7 +123,9 @@ impl Supervisor {
             app_locks: Mutex::new(BTreeMap::new()),
             events: crate::events::Events::default(),
             sampler: crate::metrics::Sampler::new(crate::metrics::interval_from_env()),
+            escapes,
         });
+        escapes_task.start(Arc::downgrade(&supervisor));
         let weak = Arc::downgrade(&supervisor);
         supervisor
             .persister
@@ -169,7 +175,7 @@ impl Supervisor {
 
     /// Every process the table records (each instance's, and the one a
     /// reload is replacing): not escapees, whatever marks they carry.
-    pub(crate) fn known_pids(&self) -> Vec<u32> {
+    pub(crate) fn known_pids(&self) -> std::collections::HashSet<u32> {
         self.lock()
             .instances
             .values()

@@ -447,7 +447,15 @@ impl Instance {
             .remove_backend(&config.name, running.pid);
         // What left the group (setsid) goes too, before the replacement
         // starts (cheap: the daemon's children are read, few environments).
-        spawn::kill_escaped(&self.marks(), &self.supervisor.known_pids());
+        let marks = self.marks();
+        let none = std::collections::HashSet::new();
+        spawn::kill_escaped(
+            &[spawn::Escapees {
+                marks: &marks,
+                except: &none,
+            }],
+            &self.supervisor.known_pids(),
+        );
         self.explain_unready_exit(&config);
         let decision = self.update(|record| {
             record.last_exit = Some(reason);

@@ -91,21 +91,16 @@ impl Instance {
     /// alive, until none is left (each kill may orphan another one to us).
     async fn kill_escaped(&self, config: &AppConfig, spare: Option<u32>) {
         let marks = self.marks();
-        // The instance's other live processes carry the same marks.
-        let except: Vec<u32> = self
-            .running
-            .iter()
-            .map(|r| r.pid)
-            .chain(spare)
-            .chain(self.supervisor.known_pids())
-            .collect();
+        // The instance's other live processes carry the same marks (every
+        // instance's recorded ones are spared anyway).
+        let except: std::collections::HashSet<u32> =
+            self.running.iter().map(|r| r.pid).chain(spare).collect();
         for _ in 0..8 {
-            let found = tokio::task::spawn_blocking({
-                let (marks, except) = (marks.clone(), except.clone());
-                move || spawn::kill_escaped(&marks, &except)
-            })
-            .await
-            .unwrap_or(0);
+            let found = self
+                .supervisor
+                .escapes
+                .kill(marks.clone(), except.clone())
+                .await;
             if found == 0 {
                 return;
             }
