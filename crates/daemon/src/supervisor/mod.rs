@@ -69,6 +69,8 @@ pub struct Supervisor {
     pub(crate) reaper: Arc<Reaper>,
     /// Creates the instances' processes (none: the daemon forks itself).
     pub(crate) spawner: Mutex<Option<crate::spawn::spawner::Spawner>>,
+    /// The spawner's pid, as it was started.
+    spawner_pid: Option<u32>,
     pub(crate) log_files: logs::LogFiles,
     /// The shared ports of shared-port clusters.
     pub(crate) balancer: crate::balancer::Balancer,
@@ -109,6 +111,7 @@ impl Supervisor {
         let supervisor = Arc::new(Self {
             home,
             reaper,
+            spawner_pid: spawner.as_ref().map(crate::spawn::spawner::Spawner::pid),
             spawner: Mutex::new(spawner),
             log_files: logs::LogFiles::default(),
             balancer: crate::balancer::Balancer::default(),
@@ -174,14 +177,19 @@ impl Supervisor {
     }
 
     /// Every process the table records (each instance's, and the one a
-    /// reload is replacing): not escapees, whatever marks they carry.
+    /// reload is replacing) and the spawner: not escapees, whatever marks
+    /// they carry.
     pub(crate) fn known_pids(&self) -> std::collections::HashSet<u32> {
-        self.lock()
+        let mut known: std::collections::HashSet<u32> = self
+            .lock()
             .instances
             .values()
             .flat_map(|r| [r.pid, r.previous_pid])
             .flatten()
-            .collect()
+            .collect();
+        // The daemon's own child, whatever its environment holds.
+        known.extend(self.spawner_pid);
+        known
     }
 
     /// Takes the locks of the apps of `ids` (in name order, so that two

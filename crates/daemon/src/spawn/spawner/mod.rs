@@ -49,6 +49,21 @@ fn stuck_after() -> Duration {
 /// killed.
 const DRAIN: Duration = Duration::from_secs(5);
 
+/// Whether `pid` is a child of ours not yet reaped (alive or a zombie).
+fn is_unreaped_child(pid: u32) -> bool {
+    // SAFETY: waitid writes into the siginfo we own; WNOWAIT leaves a
+    // zombie for the reaper.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        ) == 0
+    }
+}
+
 /// The daemon's end of the spawner.
 #[derive(Debug)]
 pub struct Spawner {
@@ -163,10 +178,10 @@ impl Spawner {
     /// moment), and kills that child, which is ours and unreaped (reaping
     /// is held), so its pid is still its own.
     fn end(&mut self, hold: &mut Hold<'_>, known: Option<u32>) {
-        if let Some(pidfd) = &self.pidfd {
+        match &self.pidfd {
             // SAFETY: pidfd_send_signal on a pidfd we own; a pidfd cannot
             // reach a process that reused the spawner's pid.
-            unsafe {
+            Some(pidfd) => unsafe {
                 libc::syscall(
                     libc::SYS_pidfd_send_signal,
                     pidfd.as_raw_fd(),
@@ -174,7 +189,17 @@ impl Spawner {
                     std::ptr::null::<libc::siginfo_t>(),
                     0,
                 );
+            },
+            // No pidfd (a kernel before 5.3, a seccomp profile): the
+            // spawner is our child and reaping is held, so its pid is
+            // still its own unless it was reaped before the hold.
+            None if is_unreaped_child(self.pid) => {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(self.pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
+            None => {}
         }
         let mut said = Vec::new();
         let _ = self.link.set_read_timeout(Some(DRAIN));
@@ -219,6 +244,11 @@ impl Spawner {
         let mut bytes = [0u8; 4];
         self.link.read_exact(&mut bytes)?;
         Ok(i32::from_le_bytes(bytes))
+    }
+
+    /// The spawner's pid.
+    pub fn pid(&self) -> u32 {
+        self.pid
     }
 
     /// Says why the daemon spawns by itself from now on (the spawner is
