@@ -123,7 +123,7 @@ pub(crate) async fn run(
             continue;
         }
         tokio::select! {
-            reason = wait_exit(&mut instance.running) => instance.on_exit(reason),
+            reason = wait_exit(&mut instance.running) => instance.on_exit(reason).await,
             () = wait_until(instance.restart_at) => {
                 instance.restart_at = None;
                 instance.relaunch_after_exit();
@@ -431,7 +431,7 @@ impl Instance {
         self.supervisor.persist_soon();
     }
 
-    fn on_exit(&mut self, reason: ExitReason) {
+    async fn on_exit(&mut self, reason: ExitReason) {
         let Some(running) = self.running.take() else {
             return;
         };
@@ -446,16 +446,12 @@ impl Instance {
             .balancer
             .remove_backend(&config.name, running.pid);
         // What left the group (setsid) goes too, before the replacement
-        // starts (cheap: the daemon's children are read, few environments).
-        let marks = self.marks();
-        let none = std::collections::HashSet::new();
-        spawn::kill_escaped(
-            &[spawn::Escapees {
-                marks: &marks,
-                except: &none,
-            }],
-            &self.supervisor.known_pids(),
-        );
+        // starts (with the other exits of the moment: a crash of many
+        // instances reads the daemon's children once, not once each).
+        self.supervisor
+            .escapes
+            .kill(self.marks(), std::collections::HashSet::new())
+            .await;
         self.explain_unready_exit(&config);
         let decision = self.update(|record| {
             record.last_exit = Some(reason);
