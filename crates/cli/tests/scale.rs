@@ -146,3 +146,73 @@ fn a_memory_limit_is_enforced_while_nobody_looks() {
     assert!(twice, "{last}");
     assert!(last.contains("hog"), "{last}");
 }
+
+#[test]
+fn more_logged_instances_than_the_open_file_limit_allows_open_log_files_keep_logging() {
+    let fx = Fixture::new();
+    // 100 idle instances + 2 that write: 204 log files and 204 pipe ends,
+    // more than a hard limit of 400 holds at once.
+    fx.script(
+        "late.sh",
+        "#!/bin/sh\nwhile [ ! -f go ]; do sleep 0.05; done\necho late-hello\nexec sleep 1000\n",
+    );
+    fx.script(
+        "talker.sh",
+        "#!/bin/sh\ni=0\nwhile :; do i=$((i+1)); echo tick-$i; sleep 0.02; done\n",
+    );
+    let mut apps = vec![
+        serde_json::json!({"name": "late", "script": "./late.sh"}),
+        serde_json::json!({"name": "talker", "script": "./talker.sh"}),
+    ];
+    apps.extend((0..100).map(
+        |i| serde_json::json!({"name": format!("idle{i}"), "script": "sleep", "args": "1000"}),
+    ));
+    std::fs::write(
+        fx.work().join("eco.json"),
+        serde_json::json!({ "apps": apps }).to_string(),
+    )
+    .unwrap();
+    let binary = assert_cmd::cargo::cargo_bin("pmdaemon");
+    let output = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -Sn 400 && ulimit -Hn 400 && exec \"$PMDAEMON_BIN\" start eco.json --json",
+        ])
+        .env("PMDAEMON_BIN", &binary)
+        .env("PMDAEMON_HOME", fx.home())
+        .current_dir(fx.work())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        fx.daemon_log_tail()
+    );
+    let all_online = wait_until(DEADLINE, || {
+        let list = fx.list();
+        list.len() == 102 && list.iter().all(|p| p.status == Status::Online)
+    });
+    assert!(all_online, "{}", fx.daemon_log_tail());
+    let logs = fx.home().join("logs");
+    // The talker's file keeps growing, and the late app's file, idle since
+    // it was created (and so among the first closed), takes its line.
+    helper::wait_file(&logs.join("talker-0-out.log"), |text| {
+        text.contains("tick-50\n")
+    });
+    std::fs::write(fx.work().join("go"), "").unwrap();
+    helper::wait_file(&logs.join("late-0-out.log"), |text| text == "late-hello\n");
+    let tail = fx.ok(&["logs", "talker", "--lines", "3", "--out"]);
+    assert!(tail.contains("tick-"), "{tail}");
+    // Every line in order, none lost while files were closed and reopened.
+    let text = std::fs::read_to_string(logs.join("talker-0-out.log")).unwrap();
+    for (n, line) in text.lines().enumerate() {
+        assert_eq!(line, format!("tick-{}", n + 1));
+    }
+    let daemon = fx.daemon_pid().unwrap();
+    let open = std::fs::read_dir(format!("/proc/{daemon}/fd"))
+        .unwrap()
+        .count();
+    assert!(open < 400, "{open} descriptors open");
+    assert!(!fx.daemon_log_tail().contains("Too many open files"));
+}

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,8 @@ const RECHECK: Duration = Duration::from_secs(1);
 pub struct LogFile {
     path: PathBuf,
     state: Mutex<FileState>,
+    /// How many log files are open, over every slot.
+    open_files: Arc<AtomicUsize>,
 }
 
 #[derive(Debug)]
@@ -45,10 +48,15 @@ pub(super) struct FileState {
     /// logging faster than gzip keeps one core busy, not more; files
     /// rotated out before their turn go uncompressed).
     compressing: bool,
+    /// Closed for want of descriptors (see [`LogFiles`]); reopened by the
+    /// next writer.
+    parked: bool,
+    /// When a writer last took the slot.
+    used: Instant,
 }
 
 impl LogFile {
-    fn open(path: &Path, rotation: Rotation) -> Self {
+    fn open(path: &Path, rotation: Rotation, open_files: &Arc<AtomicUsize>) -> Self {
         let (file, size) = match open_log(path) {
             Ok(pair) => (Some(pair.0), pair.1),
             Err(err) => {
@@ -60,6 +68,9 @@ impl LogFile {
             }
         };
         let failing = file.is_none();
+        if file.is_some() {
+            open_files.fetch_add(1, Ordering::Relaxed);
+        }
         Self {
             path: path.to_path_buf(),
             state: Mutex::new(FileState {
@@ -72,12 +83,51 @@ impl LogFile {
                 marks: Marks::from(size),
                 failing,
                 compressing: false,
+                parked: false,
+                used: Instant::now(),
             }),
+            open_files: Arc::clone(open_files),
         }
     }
 
+    /// The slot, for writing: a parked file is reopened first.
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, FileState> {
+        let mut state = self.state();
+        if state.parked {
+            state.parked = false;
+            match open_log(&self.path) {
+                Ok((file, size)) => {
+                    if size != state.size {
+                        // Changed behind our back while parked.
+                        state.marks = Marks::from(size);
+                        state.size = size;
+                    }
+                    self.set_file(&mut state, Some(file));
+                }
+                Err(err) => self.failed(&mut state, &err),
+            }
+        }
+        state.used = Instant::now();
+        state
+    }
+
+    /// The slot as it is (parked or not).
+    fn state(&self) -> std::sync::MutexGuard<'_, FileState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Swaps the open file, keeping the count of open files.
+    fn set_file(&self, state: &mut FileState, file: Option<File>) {
+        match (state.file.is_some(), file.is_some()) {
+            (false, true) => {
+                self.open_files.fetch_add(1, Ordering::Relaxed);
+            }
+            (true, false) => {
+                self.open_files.fetch_sub(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        state.file = file;
     }
 
     /// Appends a line written by pmdaemon itself.
@@ -102,7 +152,7 @@ impl LogFile {
             return;
         }
         if let Ok((file, size)) = open_log(&self.path) {
-            state.file = Some(file);
+            self.set_file(state, Some(file));
             state.size = size;
             state.marks = Marks::from(size);
         }
@@ -111,7 +161,7 @@ impl LogFile {
     /// When each line of the current file that ends at `ends` was written
     /// (see [`Marks::time_of`]).
     pub fn times(&self, ends: &[u64]) -> Vec<Option<i64>> {
-        let state = self.lock();
+        let state = self.state();
         ends.iter().map(|end| state.marks.time_of(*end)).collect()
     }
 
@@ -125,7 +175,7 @@ impl LogFile {
             );
             state.failing = true;
         }
-        state.file = None;
+        self.set_file(state, None);
         state.checked = Instant::now();
     }
 
@@ -207,7 +257,7 @@ impl LogFile {
         }
         match open_log(&self.path) {
             Ok((file, size)) => {
-                state.file = Some(file);
+                self.set_file(state, Some(file));
                 state.size = size;
                 state.marks = Marks::from(size);
             }
@@ -242,7 +292,7 @@ impl LogFile {
             self.path.display(),
             NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
-        let mut state = self.lock();
+        let mut state = self.state();
         loop {
             let max = state.rotation.max_files;
             let Some(source) =
@@ -253,7 +303,7 @@ impl LogFile {
             };
             drop(state);
             let result = gzip(&source, &temp);
-            state = self.lock();
+            state = self.state();
             let placed = result.and_then(|()| {
                 match find_rotated(&self.path, state.rotation.max_files, &source) {
                     Some(n) => {
@@ -297,10 +347,24 @@ fn open_log(path: &Path) -> std::io::Result<(File, u64)> {
     Ok((file, size))
 }
 
-/// The open log files.
+/// The open log files. Each holds a descriptor, as do the two pipes of
+/// every instance; so that thousands of instances fit under the daemon's
+/// open-file limit, at most a quarter of it goes to log files: past that,
+/// the least recently written are closed (parked) and reopened by their
+/// next writer.
 #[derive(Debug, Default)]
 pub struct LogFiles {
     open: Mutex<HashMap<PathBuf, Arc<LogFile>>>,
+    open_files: Arc<AtomicUsize>,
+}
+
+impl Drop for LogFile {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if state.file.is_some() {
+            self.open_files.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl LogFiles {
@@ -308,11 +372,21 @@ impl LogFiles {
     /// replaces the previous policy.
     pub fn get(&self, path: &Path, rotation: Rotation) -> Arc<LogFile> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let file = open
-            .entry(path.to_path_buf())
-            .or_insert_with(|| Arc::new(LogFile::open(path, rotation)));
-        file.lock().rotation = rotation;
-        Arc::clone(file)
+        let file = Arc::clone(
+            open.entry(path.to_path_buf())
+                .or_insert_with(|| Arc::new(LogFile::open(path, rotation, &self.open_files))),
+        );
+        file.state().rotation = rotation;
+        let budget = open_file_budget();
+        if self.open_files.load(Ordering::Relaxed) > budget {
+            park_least_used(&open, budget - budget / 4);
+        }
+        file
+    }
+
+    /// How many log files are open now.
+    pub fn open_count(&self) -> usize {
+        self.open_files.load(Ordering::Relaxed)
     }
 
     /// The slot of `path` if it is open.
@@ -330,5 +404,49 @@ impl LogFiles {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(path);
+    }
+}
+
+/// At most this many log files open: a quarter of the open-file limit
+/// (two pipes per instance take their share, the rest is the daemon's).
+fn open_file_budget() -> usize {
+    static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct we own.
+        let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+            limit.rlim_cur
+        } else {
+            1024
+        };
+        usize::try_from(soft / 4).unwrap_or(usize::MAX).max(16)
+    })
+}
+
+/// Parks the least recently written open files until `keep` are open.
+/// Slots busy right now are skipped, never waited for.
+fn park_least_used(slots: &HashMap<PathBuf, Arc<LogFile>>, keep: usize) {
+    let mut open: Vec<(Instant, &Arc<LogFile>)> = slots
+        .values()
+        .filter_map(|slot| {
+            let state = slot.state.try_lock().ok()?;
+            state.file.is_some().then_some((state.used, slot))
+        })
+        .collect();
+    let excess = open.len().saturating_sub(keep);
+    if excess == 0 {
+        return;
+    }
+    open.sort_by_key(|(used, _)| *used);
+    for (_, slot) in open.into_iter().take(excess) {
+        if let Ok(mut state) = slot.state.try_lock() {
+            if state.file.is_some() {
+                slot.set_file(&mut state, None);
+                state.parked = true;
+            }
+        }
     }
 }
