@@ -9,8 +9,8 @@
 //! private (umask 077, whatever the home's mode), and raises its open-file
 //! limit: the soft one to the hard one, and, where it may (root), the hard
 //! one to what the kernel allows (`fs.nr_open`, at most 2^20), since every
-//! instance holds four descriptors (two pipes, two log files) and a hard
-//! limit of 20,000 would stop it short of 5,000 instances. The apps get back
+//! logged instance holds two pipes, and log files as many as the limit
+//! leaves room for (see `logs::LogFiles`). The apps get back
 //! what the caller had: its umask and both its limits, and only stdin,
 //! stdout and stderr (plus the listening socket as fd 3 where an app shares
 //! a port, and a Node app's IPC channel as fd 4).
