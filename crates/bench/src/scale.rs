@@ -5,7 +5,7 @@
 //!   system's own cost of creating an app's log files, as a baseline), then
 //!   1,000 apps of 5 instances (5,000 `sleep` processes): `list`,
 //!   `list --json`, `start`, `stop` of one app, `restart all`, daemon RSS
-//!   and sampler CPU. Where the open-file limit is below 14,000 (the daemon
+//!   and sampler CPU. Where the open-file limit is below ~14,700 (the daemon
 //!   holds 2 pipes per logged instance and up to a quarter of its limit in
 //!   log files), as many logged instances as fit, then 5,000 whose output
 //!   goes to `/dev/null`.
@@ -316,8 +316,8 @@ pub fn scale(pmdaemon: &Path, rounds: usize, seconds: u64) -> Result<()> {
 
     // The daemon holds 2 pipes per logged instance, and at most a quarter
     // of its limit in log files (it closes the least used past that): 5
-    // instances per app where that fits (a hard RLIMIT_NOFILE of 14,000 or
-    // more). Below that, as many as fit, and then 5,000 whose output is
+    // instances per app where that fits (a hard RLIMIT_NOFILE of about
+    // 14,700 or more). Below that, as many as fit, and then 5,000 whose output is
     // discarded (which hold no descriptor).
     let limit = nofile_limit();
     let per_app = ((limit - limit / 4).saturating_sub(1000) / 2 / 1000).clamp(1, 5) as u32;
@@ -340,7 +340,7 @@ fn big_table(
         "\n1,000 apps x {per_app} instances ({} `sleep` processes{}; PM2 left out: minutes to start)",
         per_app * 1000,
         if discard {
-            ", output to /dev/null: the open-file limit here is below 14,000"
+            ", output to /dev/null: the open-file limit here is below ~14,700"
         } else {
             ", logged"
         }

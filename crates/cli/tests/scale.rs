@@ -150,8 +150,12 @@ fn a_memory_limit_is_enforced_while_nobody_looks() {
 #[test]
 fn more_logged_instances_than_the_open_file_limit_allows_open_log_files_keep_logging() {
     let fx = Fixture::new();
-    // 100 idle instances + 2 that write: 204 log files and 204 pipe ends,
-    // more than a hard limit of 400 holds at once.
+    // 100 instances quiet until `go` + 2 more: 204 log files and 204 pipe
+    // ends, more than a hard limit of 400 holds at once.
+    fx.script(
+        "chorus.sh",
+        "#!/bin/sh\nwhile [ ! -f go ]; do sleep 1; done\nfor i in 1 2 3 4 5; do echo chorus-$i; echo chorus-$i >&2; sleep 0.1; done\nexec sleep 1000\n",
+    );
     fx.script(
         "late.sh",
         "#!/bin/sh\nwhile [ ! -f go ]; do sleep 0.05; done\necho late-hello\nexec sleep 1000\n",
@@ -164,9 +168,7 @@ fn more_logged_instances_than_the_open_file_limit_allows_open_log_files_keep_log
         serde_json::json!({"name": "late", "script": "./late.sh"}),
         serde_json::json!({"name": "talker", "script": "./talker.sh"}),
     ];
-    apps.extend((0..100).map(
-        |i| serde_json::json!({"name": format!("idle{i}"), "script": "sleep", "args": "1000"}),
-    ));
+    apps.push(serde_json::json!({"name": "chorus", "script": "./chorus.sh", "instances": 100}));
     std::fs::write(
         fx.work().join("eco.json"),
         serde_json::json!({ "apps": apps }).to_string(),
@@ -195,24 +197,61 @@ fn more_logged_instances_than_the_open_file_limit_allows_open_log_files_keep_log
     });
     assert!(all_online, "{}", fx.daemon_log_tail());
     let logs = fx.home().join("logs");
+    let daemon = fx.daemon_pid().unwrap();
+    let held = |name: &str| {
+        std::fs::read_dir(format!("/proc/{daemon}/fd"))
+            .unwrap()
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .any(|target| target == logs.join(name))
+    };
+    // Where the daemon could raise its limit (CAP_SYS_RESOURCE), nothing
+    // needs closing: only what a user sees is checked then.
+    let limits = std::fs::read_to_string(format!("/proc/{daemon}/limits")).unwrap();
+    let constrained = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(3)?.parse::<u64>().ok())
+        .is_some_and(|soft| soft <= 400);
+    if !constrained {
+        eprintln!("the daemon raised its open-file limit: closing idle log files is not exercised");
+    }
     // The talker's file keeps growing, and the late app's file, idle since
     // it was created (and so among the first closed), takes its line.
     helper::wait_file(&logs.join("talker-0-out.log"), |text| {
         text.contains("tick-50\n")
     });
+    if constrained {
+        assert!(
+            !held("late-0-out.log"),
+            "the idle late-0-out.log is still open"
+        );
+    }
     std::fs::write(fx.work().join("go"), "").unwrap();
     helper::wait_file(&logs.join("late-0-out.log"), |text| text == "late-hello\n");
+    // Then every closed file of the chorus reopens at once: all their
+    // lines arrive, and the daemon stays under its limit.
+    for n in 0..100 {
+        for stream in ["out", "err"] {
+            let log = logs.join(format!("chorus-{n}-{stream}.log"));
+            helper::wait_file(&log, |text| text.ends_with("chorus-5\n"));
+            let text = std::fs::read_to_string(&log).unwrap();
+            assert_eq!(text, "chorus-1\nchorus-2\nchorus-3\nchorus-4\nchorus-5\n");
+        }
+    }
     let tail = fx.ok(&["logs", "talker", "--lines", "3", "--out"]);
     assert!(tail.contains("tick-"), "{tail}");
     // Every line in order, none lost while files were closed and reopened.
     let text = std::fs::read_to_string(logs.join("talker-0-out.log")).unwrap();
-    for (n, line) in text.lines().enumerate() {
+    // The last line may be half written as it is read.
+    let whole = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
+    for (n, line) in whole.lines().enumerate() {
         assert_eq!(line, format!("tick-{}", n + 1));
     }
-    let daemon = fx.daemon_pid().unwrap();
     let open = std::fs::read_dir(format!("/proc/{daemon}/fd"))
         .unwrap()
         .count();
-    assert!(open < 400, "{open} descriptors open");
+    if constrained {
+        assert!(open < 400, "{open} descriptors open");
+    }
     assert!(!fx.daemon_log_tail().contains("Too many open files"));
 }

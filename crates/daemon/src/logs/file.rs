@@ -3,12 +3,11 @@
 //! deleted by hand, rotates the file once it is due and gzips the rotated
 //! files on a thread of its own.
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::marks::Marks;
@@ -26,9 +25,21 @@ const RECHECK: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct LogFile {
     path: PathBuf,
-    state: Mutex<FileState>,
-    /// How many log files are open, over every slot.
-    open_files: Arc<AtomicUsize>,
+    pub(super) state: Mutex<FileState>,
+    /// The registry's count of open files, and its means to close some.
+    room: Weak<dyn Room>,
+    /// Mirrors `state.parked`, to be read without the slot's lock.
+    parked: AtomicBool,
+}
+
+/// What a slot needs of the registry of slots (`open_files.rs`): to count
+/// the files it opens and closes, and to have others closed before it
+/// reopens its own.
+pub(super) trait Room: Send + Sync + std::fmt::Debug {
+    /// A file was opened (`true`) or closed.
+    fn count(&self, opened: bool);
+    /// Closes the least recently written files if the budget is spent.
+    fn make_room(&self);
 }
 
 #[derive(Debug)]
@@ -52,11 +63,11 @@ pub(super) struct FileState {
     /// next writer.
     parked: bool,
     /// When a writer last took the slot.
-    used: Instant,
+    pub(super) used: Instant,
 }
 
 impl LogFile {
-    fn open(path: &Path, rotation: Rotation, open_files: &Arc<AtomicUsize>) -> Self {
+    pub(super) fn open(path: &Path, rotation: Rotation, room: Weak<dyn Room>) -> Self {
         let (file, size) = match open_log(path) {
             Ok(pair) => (Some(pair.0), pair.1),
             Err(err) => {
@@ -69,7 +80,9 @@ impl LogFile {
         };
         let failing = file.is_none();
         if file.is_some() {
-            open_files.fetch_add(1, Ordering::Relaxed);
+            if let Some(room) = room.upgrade() {
+                room.count(true);
+            }
         }
         Self {
             path: path.to_path_buf(),
@@ -86,15 +99,22 @@ impl LogFile {
                 parked: false,
                 used: Instant::now(),
             }),
-            open_files: Arc::clone(open_files),
+            room,
+            parked: AtomicBool::new(false),
         }
     }
 
     /// The slot, for writing: a parked file is reopened first.
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, FileState> {
+        if self.parked.load(Ordering::Relaxed) {
+            // Before this slot's lock: the registry only ever tries slots'.
+            if let Some(room) = self.room.upgrade() {
+                room.make_room();
+            }
+        }
         let mut state = self.state();
         if state.parked {
-            state.parked = false;
+            self.set_parked(&mut state, false);
             match open_log(&self.path) {
                 Ok((file, size)) => {
                     if size != state.size {
@@ -112,22 +132,34 @@ impl LogFile {
     }
 
     /// The slot as it is (parked or not).
-    fn state(&self) -> std::sync::MutexGuard<'_, FileState> {
+    pub(super) fn state(&self) -> std::sync::MutexGuard<'_, FileState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Swaps the open file, keeping the count of open files.
     fn set_file(&self, state: &mut FileState, file: Option<File>) {
-        match (state.file.is_some(), file.is_some()) {
-            (false, true) => {
-                self.open_files.fetch_add(1, Ordering::Relaxed);
+        if state.file.is_some() != file.is_some() {
+            if let Some(room) = self.room.upgrade() {
+                room.count(file.is_some());
             }
-            (true, false) => {
-                self.open_files.fetch_sub(1, Ordering::Relaxed);
-            }
-            _ => {}
         }
         state.file = file;
+    }
+
+    /// Closes the file for want of descriptors (the next writer reopens
+    /// it); false when it is not open.
+    pub(super) fn park(&self, state: &mut FileState) -> bool {
+        if state.file.is_none() || state.parked {
+            return false;
+        }
+        self.set_file(state, None);
+        self.set_parked(state, true);
+        true
+    }
+
+    fn set_parked(&self, state: &mut FileState, parked: bool) {
+        state.parked = parked;
+        self.parked.store(parked, Ordering::Relaxed);
     }
 
     /// Appends a line written by pmdaemon itself.
@@ -220,7 +252,9 @@ impl LogFile {
 
     /// Empties the file and deletes its rotated siblings.
     pub fn flush(&self) -> std::io::Result<()> {
-        let mut state = self.lock();
+        // Not reopened if parked: its next writer reopens it at the end,
+        // which is then 0.
+        let mut state = self.state();
         truncate_all(&self.path)?;
         if let Some(file) = &mut state.file {
             file.seek(SeekFrom::Start(0))?;
@@ -347,105 +381,15 @@ fn open_log(path: &Path) -> std::io::Result<(File, u64)> {
     Ok((file, size))
 }
 
-/// The open log files. Each holds a descriptor, as do the two pipes of
-/// every instance; so that thousands of instances fit under the daemon's
-/// open-file limit, at most a quarter of it goes to log files: past that,
-/// the least recently written are closed (parked) and reopened by their
-/// next writer.
-#[derive(Debug, Default)]
-pub struct LogFiles {
-    open: Mutex<HashMap<PathBuf, Arc<LogFile>>>,
-    open_files: Arc<AtomicUsize>,
-}
-
 impl Drop for LogFile {
     fn drop(&mut self) {
-        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
-        if state.file.is_some() {
-            self.open_files.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-}
-
-impl LogFiles {
-    /// The slot of `path`, opened (and created) on first use; `rotation`
-    /// replaces the previous policy.
-    pub fn get(&self, path: &Path, rotation: Rotation) -> Arc<LogFile> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let file = Arc::clone(
-            open.entry(path.to_path_buf())
-                .or_insert_with(|| Arc::new(LogFile::open(path, rotation, &self.open_files))),
+        let open = self.state.get_mut().map_or_else(
+            |e| e.into_inner().file.is_some(),
+            |state| state.file.is_some(),
         );
-        file.state().rotation = rotation;
-        let budget = open_file_budget();
-        if self.open_files.load(Ordering::Relaxed) > budget {
-            park_least_used(&open, budget - budget / 4);
-        }
-        file
-    }
-
-    /// How many log files are open now.
-    pub fn open_count(&self) -> usize {
-        self.open_files.load(Ordering::Relaxed)
-    }
-
-    /// The slot of `path` if it is open.
-    pub fn find(&self, path: &Path) -> Option<Arc<LogFile>> {
-        self.open
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(path)
-            .cloned()
-    }
-
-    /// Closes `path` (once its last writer is done with it).
-    pub fn forget(&self, path: &Path) {
-        self.open
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(path);
-    }
-}
-
-/// At most this many log files open: a quarter of the open-file limit
-/// (two pipes per instance take their share, the rest is the daemon's).
-fn open_file_budget() -> usize {
-    static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *BUDGET.get_or_init(|| {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit writes into the struct we own.
-        let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-            limit.rlim_cur
-        } else {
-            1024
-        };
-        usize::try_from(soft / 4).unwrap_or(usize::MAX).max(16)
-    })
-}
-
-/// Parks the least recently written open files until `keep` are open.
-/// Slots busy right now are skipped, never waited for.
-fn park_least_used(slots: &HashMap<PathBuf, Arc<LogFile>>, keep: usize) {
-    let mut open: Vec<(Instant, &Arc<LogFile>)> = slots
-        .values()
-        .filter_map(|slot| {
-            let state = slot.state.try_lock().ok()?;
-            state.file.is_some().then_some((state.used, slot))
-        })
-        .collect();
-    let excess = open.len().saturating_sub(keep);
-    if excess == 0 {
-        return;
-    }
-    open.sort_by_key(|(used, _)| *used);
-    for (_, slot) in open.into_iter().take(excess) {
-        if let Ok(mut state) = slot.state.try_lock() {
-            if state.file.is_some() {
-                slot.set_file(&mut state, None);
-                state.parked = true;
+        if open {
+            if let Some(room) = self.room.upgrade() {
+                room.count(false);
             }
         }
     }

@@ -21,22 +21,25 @@
 //!
 //! The files import downward only: `path`, `format`, `marks` and `tail`
 //! stand alone; `rotation` builds on `path`; `budget` and `file` on both
-//! (`file` also on `marks`); `pump` on `file` and `format`; `follow` on
-//! `tail`.
+//! (`file` also on `marks`); `open_files` (the registry of slots, which
+//! closes the least used files past a quarter of the open-file limit) on
+//! `file`; `pump` on `file`, `open_files` and `format`; `follow` on `tail`.
 
 mod budget;
 mod file;
 pub mod follow;
 mod format;
 mod marks;
+mod open_files;
 mod path;
 mod pump;
 mod rotation;
 mod tail;
 
 pub use budget::{budget_due, enforce_budget};
-pub use file::{LogFile, LogFiles};
+pub use file::LogFile;
 pub use format::LineFormat;
+pub use open_files::LogFiles;
 pub use path::{combined_log_path, is_discarded, log_path};
 pub use pump::pump;
 pub use rotation::{rotate_stderr_log, truncate_all, Rotation};

@@ -13,8 +13,9 @@ use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use super::file::{FileState, LogFile, LogFiles};
+use super::file::{FileState, LogFile};
 use super::format::{format_lines, LineFormat};
+use super::open_files::LogFiles;
 use super::rotation::Rotation;
 
 /// Largest chunk moved per call.

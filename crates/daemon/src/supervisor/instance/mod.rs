@@ -439,19 +439,14 @@ impl Instance {
         // no orphan keeps its port or its pipes.
         spawn::signal_group(running.pid, Signal::SIGKILL);
         let uptime = running.started.elapsed();
+        let pid = running.pid;
+        // Its watchers (health checks, IPC) end now: none may act on the
+        // dead process while the exit is handled.
+        drop(running);
         let Some(config) = self.config() else {
             return;
         };
-        self.supervisor
-            .balancer
-            .remove_backend(&config.name, running.pid);
-        // What left the group (setsid) goes too, before the replacement
-        // starts (with the other exits of the moment: a crash of many
-        // instances reads the daemon's children once, not once each).
-        self.supervisor
-            .escapes
-            .kill(self.marks(), std::collections::HashSet::new())
-            .await;
+        self.supervisor.balancer.remove_backend(&config.name, pid);
         self.explain_unready_exit(&config);
         let decision = self.update(|record| {
             record.last_exit = Some(reason);
@@ -487,6 +482,13 @@ impl Instance {
             }
             decision
         });
+        // What left the group (setsid) goes too, before any replacement
+        // starts (with the other exits of the moment: a crash of many
+        // instances reads the daemon's children once, not once each).
+        self.supervisor
+            .escapes
+            .kill(self.marks(), std::collections::HashSet::new())
+            .await;
         if !matches!(decision, Some(policy::AfterExit::Restart { .. })) {
             self.supervisor.persist_soon();
             return;
