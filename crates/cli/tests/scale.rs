@@ -196,7 +196,7 @@ fn more_logged_instances_than_the_open_file_limit_allows_open_log_files_keep_log
         list.len() == 102 && list.iter().all(|p| p.status == Status::Online)
     });
     assert!(all_online, "{}", fx.daemon_log_tail());
-    let logs = fx.home().join("logs");
+    let logs = fx.home().join("logs").canonicalize().unwrap();
     let daemon = fx.daemon_pid().unwrap();
     let held = |name: &str| {
         std::fs::read_dir(format!("/proc/{daemon}/fd"))
@@ -221,6 +221,7 @@ fn more_logged_instances_than_the_open_file_limit_allows_open_log_files_keep_log
         text.contains("tick-50\n")
     });
     if constrained {
+        assert!(held("talker-0-out.log"), "the talker's file is not open");
         assert!(
             !held("late-0-out.log"),
             "the idle late-0-out.log is still open"

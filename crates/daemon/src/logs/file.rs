@@ -6,7 +6,6 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -28,8 +27,6 @@ pub struct LogFile {
     pub(super) state: Mutex<FileState>,
     /// The registry's count of open files, and its means to close some.
     room: Weak<dyn Room>,
-    /// Mirrors `state.parked`, to be read without the slot's lock.
-    parked: AtomicBool,
 }
 
 /// What a slot needs of the registry of slots (`open_files.rs`): to count
@@ -100,21 +97,16 @@ impl LogFile {
                 used: Instant::now(),
             }),
             room,
-            parked: AtomicBool::new(false),
         }
     }
 
     /// The slot, for writing: a parked file is reopened first.
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, FileState> {
-        if self.parked.load(Ordering::Relaxed) {
-            // Before this slot's lock: the registry only ever tries slots'.
-            if let Some(room) = self.room.upgrade() {
-                room.make_room();
-            }
-        }
         let mut state = self.state();
         if state.parked {
-            self.set_parked(&mut state, false);
+            // Safe under this slot's lock: the registry never waits for
+            // a slot's lock while it holds its own.
+            self.make_room();
             match open_log(&self.path) {
                 Ok((file, size)) => {
                     if size != state.size {
@@ -123,12 +115,21 @@ impl LogFile {
                         state.size = size;
                     }
                     self.set_file(&mut state, Some(file));
+                    state.parked = false;
                 }
+                // Still parked: the next writer makes room and tries
+                // again, rather than dropping output until a recheck.
                 Err(err) => self.failed(&mut state, &err),
             }
         }
         state.used = Instant::now();
         state
+    }
+
+    fn make_room(&self) {
+        if let Some(room) = self.room.upgrade() {
+            room.make_room();
+        }
     }
 
     /// The slot as it is (parked or not).
@@ -153,13 +154,8 @@ impl LogFile {
             return false;
         }
         self.set_file(state, None);
-        self.set_parked(state, true);
+        state.parked = true;
         true
-    }
-
-    fn set_parked(&self, state: &mut FileState, parked: bool) {
-        state.parked = parked;
-        self.parked.store(parked, Ordering::Relaxed);
     }
 
     /// Appends a line written by pmdaemon itself.
@@ -183,6 +179,7 @@ impl LogFile {
         if state.file.is_some() && self.path.exists() {
             return;
         }
+        self.make_room();
         if let Ok((file, size)) = open_log(&self.path) {
             self.set_file(state, Some(file));
             state.size = size;

@@ -4,8 +4,9 @@
 //! a quarter of it goes to log files: past that, the least recently written
 //! are closed (parked) and reopened by their next writer.
 //!
-//! Lock order: a holder of the registry only ever tries slots' locks (never
-//! waits for one), and a slot makes room before it takes its own lock.
+//! Lock order: a holder of the registry's map only ever tries slots' locks
+//! (never waits for one), so a slot may make room while it holds its own;
+//! and nothing that holds the map calls into a slot's `lock()`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -48,11 +49,6 @@ impl LogFiles {
         };
         file.state().rotation = rotation;
         file
-    }
-
-    /// How many log files are open now.
-    pub fn open_count(&self) -> usize {
-        self.registry.open_files.load(Ordering::Relaxed)
     }
 
     /// The slot of `path` if it is open.
