@@ -258,7 +258,7 @@ fn calls(home: &Home, args: &[&str], rounds: usize) -> Result<Duration> {
 
 /// A `start` at 0..1,000 apps, then 1,000 apps of 5 instances.
 pub fn scale(pmdaemon: &Path, rounds: usize, seconds: u64) -> Result<()> {
-    let rounds = rounds.clamp(3, 10);
+    let rounds = rounds.clamp(5, 25);
     println!("one `start` call as the table grows (median of {rounds} starts at each size)");
     let home = Home::new(pmdaemon)?;
     home.run(&["list"])?;
@@ -431,20 +431,25 @@ fn spawner_of(daemon: u32) -> Option<u32> {
         .map(|(_, pid)| pid)
 }
 
-/// Median time to create (and remove) the two log files of one app in
-/// `logs`: the file system's own share of a `start`, which on ext4 grows
-/// with the inodes recently used in the directory's block group.
+/// Median time to create the two log files of one app in `logs`, kept
+/// there as a start keeps them (removed once all are timed): the file
+/// system's own share of a `start`, which on ext4 grows with the inodes
+/// recently used in the directory's block group.
 fn log_file_creation(logs: &Path, rounds: usize) -> Duration {
     let mut took = Vec::new();
+    let mut made = Vec::new();
     for i in 0..rounds {
         let started = Instant::now();
         for stream in ["out", "err"] {
             let path = logs.join(format!("bench-probe-{i}-{stream}.log"));
             if std::fs::File::create(&path).is_ok() {
-                let _ = std::fs::remove_file(&path);
+                made.push(path);
             }
         }
         took.push(started.elapsed());
+    }
+    for path in made {
+        let _ = std::fs::remove_file(path);
     }
     median(&mut took)
 }
