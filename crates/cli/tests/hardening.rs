@@ -85,15 +85,7 @@ fn a_callers_pipe_is_not_held_by_the_daemon_or_its_apps() {
         "the pipeline hung or failed: {output:?}"
     );
     let app = fx.wait_status("z-0", Status::Online).pid.unwrap();
-    let fds = |pid: u32| -> Vec<u32> {
-        let mut fds: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .collect();
-        fds.sort_unstable();
-        fds
-    };
-    assert_eq!(fds(app), [0, 1, 2]);
+    assert_eq!(helper::descriptors(app), [0, 1, 2]);
     let daemon = fx.daemon_pid().unwrap();
     assert_eq!(
         std::fs::read_link(format!("/proc/{daemon}/cwd")).unwrap(),

@@ -518,3 +518,20 @@ fn a_stop_during_a_reload_does_not_wait_for_the_new_process() {
     assert!(fx.list().iter().all(|p| p.status == Status::Stopped));
     assert!(fx.processes().is_empty(), "{:?}", fx.processes());
 }
+
+#[test]
+fn socket_mode_is_the_same_when_the_daemon_spawns_by_itself() {
+    let fx = Fixture::new();
+    fx.ok(&["list"]);
+    // Without its spawner the daemon forks itself: fd 3 and LISTEN_PID are
+    // set up by the other path.
+    kill(fx.spawner_pid().unwrap(), libc::SIGKILL);
+    assert!(wait_until(DEADLINE, || fx.spawner_pid().is_none()));
+    let port = free_ports(1);
+    let list = start_cluster(&fx, "direct", port, "socket");
+    let expected = pids(&list, "direct");
+    assert_eq!(reaches_all(port, &expected), expected);
+    let out = std::fs::read_to_string(fx.home().join("logs/direct-2-out.log")).unwrap();
+    assert!(out.contains("serving the inherited socket"), "{out}");
+    assert!(fx.daemon_log_tail().contains("spawns by itself"));
+}

@@ -7,7 +7,7 @@
 
 mod helper;
 
-use helper::{alive, kill, wait_until, Fixture, DEADLINE};
+use helper::{alive, descriptors, kill, wait_until, Fixture, DEADLINE};
 use pmdaemon_core::api::Status;
 
 fn parent_of(pid: u32) -> u32 {
@@ -19,15 +19,6 @@ fn parent_of(pid: u32) -> u32 {
         .trim()
         .parse()
         .unwrap()
-}
-
-fn descriptors(pid: u32) -> Vec<u32> {
-    let mut fds: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    fds.sort_unstable();
-    fds
 }
 
 /// How often the spawner has waited for the daemon (it blocks reading

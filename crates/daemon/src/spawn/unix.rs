@@ -13,7 +13,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use super::spawner::{wire, Failure, Spawner};
+use super::spawner::{fill_listen_pid, wire, Failure, Spawner, LISTEN_PID_PREFIX};
 use super::Plan;
 use crate::reaper::{ExitReceiver, Reaper};
 
@@ -220,8 +220,6 @@ struct SocketExec {
 unsafe impl Send for SocketExec {}
 unsafe impl Sync for SocketExec {}
 
-const LISTEN_PID_PREFIX: &[u8] = b"LISTEN_PID=";
-
 impl SocketExec {
     fn new(plan: &Plan, socket: RawFd, ipc: Option<RawFd>) -> std::io::Result<Self> {
         let cstring = |bytes: &[u8]| {
@@ -274,24 +272,11 @@ impl SocketExec {
         if let Some(ipc) = ipc {
             place_fd(ipc, IPC_FD)?;
         }
-        // SAFETY: plain system calls on buffers owned by self.
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() } as u32;
+        fill_listen_pid(&mut self.listen_pid, pid);
+        // SAFETY: execve on buffers owned by self.
         unsafe {
-            let mut pid = libc::getpid() as u32;
-            let mut digits = [0u8; 10];
-            let mut len = 0;
-            loop {
-                digits[len] = b'0' + (pid % 10) as u8;
-                len += 1;
-                pid /= 10;
-                if pid == 0 {
-                    break;
-                }
-            }
-            let start = LISTEN_PID_PREFIX.len();
-            for i in 0..len {
-                self.listen_pid[start + i] = digits[len - 1 - i];
-            }
-            self.listen_pid[start + len] = 0;
             libc::execve(
                 self.program.as_ptr(),
                 self.argv.as_ptr(),

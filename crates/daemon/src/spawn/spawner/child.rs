@@ -14,7 +14,8 @@ use std::os::fd::RawFd;
 
 use super::wire::Decoded;
 
-const LISTEN_PID_PREFIX: &[u8] = b"LISTEN_PID=";
+/// What starts the `LISTEN_PID` entry of an environment.
+pub(in crate::spawn) const LISTEN_PID_PREFIX: &[u8] = b"LISTEN_PID=";
 
 /// The signals an app gets at their default disposition: SIGPIPE and
 /// those the daemon handles (see `lib.rs` and the reaper).
@@ -234,32 +235,34 @@ impl Exec {
     }
 
     /// Fills `LISTEN_PID=` with this process's pid (known only now).
-    /// # Safety
-    /// As [`Exec::run`].
-    unsafe fn write_listen_pid(&mut self) {
-        // SAFETY: see the function's contract; plain system calls on
-        // buffers and descriptors this process owns.
-        unsafe {
-            // The system call itself: glibc before 2.25 caches the pid,
-            // and the raw clone left the spawner's there.
-            let mut pid = libc::syscall(libc::SYS_getpid) as u32;
-            let mut digits = [0u8; 10];
-            let mut len = 0;
-            loop {
-                digits[len] = b'0' + (pid % 10) as u8;
-                len += 1;
-                pid /= 10;
-                if pid == 0 {
-                    break;
-                }
-            }
-            let start = LISTEN_PID_PREFIX.len();
-            for i in 0..len {
-                self.listen_pid[start + i] = digits[len - 1 - i];
-            }
-            self.listen_pid[start + len] = 0;
+    fn write_listen_pid(&mut self) {
+        // The system call itself: glibc before 2.25 caches the pid, and the
+        // raw clone left the spawner's there.
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::syscall(libc::SYS_getpid) } as u32;
+        fill_listen_pid(&mut self.listen_pid, pid);
+    }
+}
+
+/// Writes `pid` in decimal, NUL-terminated, after the `LISTEN_PID=` that
+/// starts `slot` (sized for it beforehand). No allocation: it runs between
+/// fork (or clone) and exec.
+pub(in crate::spawn) fn fill_listen_pid(slot: &mut [u8], mut pid: u32) {
+    let mut digits = [0u8; 10];
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (pid % 10) as u8;
+        len += 1;
+        pid /= 10;
+        if pid == 0 {
+            break;
         }
     }
+    let start = LISTEN_PID_PREFIX.len();
+    for i in 0..len {
+        slot[start + i] = digits[len - 1 - i];
+    }
+    slot[start + len] = 0;
 }
 
 fn errno() -> i32 {
