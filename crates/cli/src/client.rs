@@ -329,13 +329,17 @@ pub async fn spawn_daemon(home: &Home, foreground: bool) -> Result<(Child, bool)
 }
 
 /// Whether `err` shows that the daemon dropped the connection without
-/// reading the request (a reset, or no daemon behind the socket any more).
+/// reading the request (a reset, a pipe broken while the request was still
+/// being written, or no daemon behind the socket any more).
 fn never_read(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
             matches!(
                 io.kind(),
-                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionRefused
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionRefused
+                    // The request could not even be written whole.
+                    | std::io::ErrorKind::BrokenPipe
             )
         })
     })
