@@ -210,6 +210,16 @@ fn signals_the_daemons_caller_ignored_are_at_their_default_in_the_apps() {
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     let app = fx.wait_status("s-0", Status::Online).pid.unwrap();
+    assert_default_dispositions(app);
+    // The same through the daemon's own fork.
+    kill(fx.spawner_pid().unwrap(), libc::SIGKILL);
+    assert!(wait_until(DEADLINE, || fx.spawner_pid().is_none()));
+    fx.ok(&["start", "sleep 300", "--name", "direct"]);
+    let app = fx.wait_status("direct-0", Status::Online).pid.unwrap();
+    assert_default_dispositions(app);
+}
+
+fn assert_default_dispositions(app: u32) {
     let status = std::fs::read_to_string(format!("/proc/{app}/status")).unwrap();
     let ignored = status
         .lines()

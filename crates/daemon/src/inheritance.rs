@@ -90,11 +90,35 @@ fn raise_open_file_limit() -> std::io::Result<(u64, u64)> {
     Ok((caller, limit.rlim_cur))
 }
 
+/// The signals an app gets at their default disposition: SIGPIPE (which
+/// Rust's runtime ignores) and those the daemon handles (see `lib.rs` and
+/// the reaper). An ignored signal stays ignored across exec, and a caller
+/// may have ignored some (`nohup`, a background job of a script): the
+/// daemon's handlers hide that from the children it forks once they are
+/// installed, but not before (the apps it resumes at start), nor from the
+/// spawner's, which never had them.
+const RESET_SIGNALS: [libc::c_int; 9] = [
+    libc::SIGPIPE,
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGCHLD,
+];
+
 /// In a forked child, before exec: gives it back the caller's umask and
-/// open-file limits, and marks every descriptor above 2 close-on-exec
-/// (a descriptor a library opened without that flag must not leak into an
-/// app). Only async-signal-safe calls.
+/// open-file limits and default dispositions for [`RESET_SIGNALS`], and
+/// marks every descriptor above 2 close-on-exec (a descriptor a library
+/// opened without that flag must not leak into an app). Only
+/// async-signal-safe calls.
 pub fn restore_for_child() -> std::io::Result<()> {
+    for signal in RESET_SIGNALS {
+        // SAFETY: signal(2) with SIG_DFL is async-signal-safe.
+        unsafe { libc::signal(signal, libc::SIG_DFL) };
+    }
     let umask = CALLER_UMASK.load(Ordering::Relaxed);
     if umask != u32::MAX {
         // SAFETY: umask(2) is async-signal-safe.

@@ -17,20 +17,6 @@ use super::wire::Decoded;
 /// What starts the `LISTEN_PID` entry of an environment.
 pub(in crate::spawn) const LISTEN_PID_PREFIX: &[u8] = b"LISTEN_PID=";
 
-/// The signals an app gets at their default disposition: SIGPIPE and
-/// those the daemon handles (see `lib.rs` and the reaper).
-const RESET_SIGNALS: [libc::c_int; 9] = [
-    libc::SIGPIPE,
-    libc::SIGHUP,
-    libc::SIGINT,
-    libc::SIGQUIT,
-    libc::SIGTERM,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGALRM,
-    libc::SIGCHLD,
-];
-
 /// The shell a file without a format runs under, as with `execvp`.
 const SHELL: &std::ffi::CStr = c"/bin/sh";
 
@@ -188,14 +174,8 @@ impl Exec {
             let mut none: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut none);
             libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            // An ignored signal stays ignored across exec. Rust's runtime
-            // ignores SIGPIPE; the daemon's caller may have ignored others
-            // (`nohup`, a background job of a script), which the daemon
-            // catches, so its own children got them back at their
-            // default; so do these.
-            for signal in RESET_SIGNALS {
-                libc::signal(signal, libc::SIG_DFL);
-            }
+            // The caller's umask and limits, and default dispositions for
+            // the signals a caller may have ignored (see `inheritance`).
             if let Err(err) = crate::inheritance::restore_for_child() {
                 return err.raw_os_error().unwrap_or(libc::EIO);
             }
