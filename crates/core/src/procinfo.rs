@@ -130,12 +130,6 @@ pub fn environ_has(pid: u32, marks: &[String]) -> bool {
     environ(pid).is_some_and(|environ| environ.has_all(marks))
 }
 
-/// The value of variable `name` in the environment of `pid`, if it has it
-/// and it is readable.
-pub fn environ_var(pid: u32, name: &str) -> Option<String> {
-    environ(pid)?.var(name)
-}
-
 /// Clock ticks per second, for CPU times.
 pub fn ticks_per_second() -> u64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)

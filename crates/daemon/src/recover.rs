@@ -78,12 +78,16 @@ pub async fn kill_leftovers(home: &Home, state: &State) -> usize {
     let home_mark = format!("PMDAEMON_HOME={}", home.root().display());
     let me = std::process::id();
     for process in processes.iter().filter(|p| !p.zombie && p.pid != me) {
-        if victims.iter().any(|(pid, _, _)| *pid == process.pid)
-            || !procinfo::environ_has(process.pid, std::slice::from_ref(&home_mark))
-        {
+        if victims.iter().any(|(pid, _, _)| *pid == process.pid) {
             continue;
         }
-        let Some(instance) = procinfo::environ_var(process.pid, "PMDAEMON_INSTANCE_NAME") else {
+        // Read once: the home's mark, then the instance's name.
+        let Some(environ) = procinfo::environ(process.pid)
+            .filter(|environ| environ.has_all(std::slice::from_ref(&home_mark)))
+        else {
+            continue;
+        };
+        let Some(instance) = environ.var("PMDAEMON_INSTANCE_NAME") else {
             continue;
         };
         let config = state
