@@ -142,8 +142,14 @@ impl Client {
             match self.send_once(method.clone(), path, body.clone()).await {
                 Err(err) if attempts < 3 && never_read(&err) => {
                     // Let a dying daemon finish exiting, so that the next
-                    // attempt does not reach it again.
-                    self.daemon_died().await;
+                    // attempt does not reach it again. A live daemon that
+                    // stopped reading (it answered early, as it does to a
+                    // CLI of another version) is not asked again: its
+                    // answer or the error is the outcome.
+                    let died = self.daemon_died().await;
+                    if !died && broken_pipe(&err) {
+                        return Err(err);
+                    }
                     if self.connection().await.is_err() {
                         self.start_daemon().await?;
                     }
@@ -330,7 +336,10 @@ pub async fn spawn_daemon(home: &Home, foreground: bool) -> Result<(Child, bool)
 
 /// Whether `err` shows that the daemon dropped the connection without
 /// reading the request (a reset, a pipe broken while the request was still
-/// being written, or no daemon behind the socket any more).
+/// being written, or no daemon behind the socket any more). A broken pipe
+/// proves the daemon never read the request whole, and so never acted on
+/// it: every handler that changes anything takes its whole body (`Json`)
+/// before it acts, and a request without a body is one write.
 fn never_read(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
@@ -342,6 +351,15 @@ fn never_read(err: &anyhow::Error) -> bool {
                     | std::io::ErrorKind::BrokenPipe
             )
         })
+    })
+}
+
+/// Whether `err` is a pipe broken while the request was written.
+fn broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
 

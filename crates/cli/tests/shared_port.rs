@@ -528,7 +528,25 @@ fn socket_mode_is_the_same_when_the_daemon_spawns_by_itself() {
     kill(fx.spawner_pid().unwrap(), libc::SIGKILL);
     assert!(wait_until(DEADLINE, || fx.spawner_pid().is_none()));
     let port = free_ports(1);
-    let list = start_cluster(&fx, "direct", port, "socket");
+    // Through a wrapper without a `#!` line, which /bin/sh runs (as
+    // execvp would) and which execs the server in the same process.
+    let wrapper = fx.script(
+        "wrapped",
+        &format!("exec python3 '{}'\n", shared_server().display()),
+    );
+    fx.ok(&[
+        "start",
+        wrapper.to_str().unwrap(),
+        "--name",
+        "direct",
+        "-i",
+        "4",
+        "--port",
+        &port.to_string(),
+        "--shared-port",
+        "socket",
+    ]);
+    let list = wait_all_ready(&fx, "direct", 4);
     let expected = pids(&list, "direct");
     assert_eq!(reaches_all(port, &expected), expected);
     let out = std::fs::read_to_string(fx.home().join("logs/direct-2-out.log")).unwrap();

@@ -13,7 +13,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use super::spawner::{fill_listen_pid, wire, Failure, Spawner, LISTEN_PID_PREFIX};
+use super::spawner::{fill_listen_pid, wire, Failure, Spawner, LISTEN_PID_PREFIX, SHELL};
 use super::Plan;
 use crate::reaper::{ExitReceiver, Reaper};
 
@@ -213,6 +213,9 @@ struct SocketExec {
     /// `LISTEN_PID=` followed by room for the digits and the NUL.
     listen_pid: Vec<u8>,
     envp: Vec<*const libc::c_char>,
+    /// `argv` for `/bin/sh` running the program as a script, which is what
+    /// `execvp` does with a file exec finds no format in.
+    script_argv: Vec<*const libc::c_char>,
 }
 
 // SAFETY: the raw pointers point into buffers this struct owns and never
@@ -238,6 +241,8 @@ impl SocketExec {
         listen_pid.resize(LISTEN_PID_PREFIX.len() + 24, 0);
         let mut argv: Vec<*const libc::c_char> = argv_strings.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
+        let mut script_argv = vec![SHELL.as_ptr(), program.as_ptr()];
+        script_argv.extend(argv.iter().skip(1));
         let mut envp: Vec<*const libc::c_char> = env_strings.iter().map(|e| e.as_ptr()).collect();
         envp.push(listen_pid.as_ptr().cast());
         envp.push(std::ptr::null());
@@ -250,6 +255,7 @@ impl SocketExec {
             _env: env_strings,
             listen_pid,
             envp,
+            script_argv,
         })
     }
 
@@ -282,6 +288,13 @@ impl SocketExec {
                 self.argv.as_ptr(),
                 self.envp.as_ptr(),
             );
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOEXEC) {
+                libc::execve(
+                    SHELL.as_ptr(),
+                    self.script_argv.as_ptr(),
+                    self.envp.as_ptr(),
+                );
+            }
         }
         Err(std::io::Error::last_os_error())
     }

@@ -18,7 +18,7 @@ use super::wire::Decoded;
 pub(in crate::spawn) const LISTEN_PID_PREFIX: &[u8] = b"LISTEN_PID=";
 
 /// The shell a file without a format runs under, as with `execvp`.
-const SHELL: &std::ffi::CStr = c"/bin/sh";
+pub(in crate::spawn) const SHELL: &std::ffi::CStr = c"/bin/sh";
 
 /// A decoded request with everything `execve` needs laid out beforehand,
 /// and the descriptors (all above 9, close-on-exec) it puts in place.
