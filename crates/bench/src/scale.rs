@@ -372,7 +372,7 @@ fn big_table(
     restart.args(["restart", "all"]);
     println!("  restart all:              {}", ms(timed(restart)?));
     std::thread::sleep(Duration::from_millis(2500));
-    let spawner = spawner_of(daemon)
+    let spawner = pmdaemon_core::procinfo::spawner_of(daemon)
         .and_then(|pid| status_kb(pid, "VmRSS:").ok())
         .map_or_else(String::new, |kb| {
             format!(" (and its spawner {:.1} MB)", kb as f64 / 1024.0)
@@ -402,33 +402,6 @@ fn big_table(
     println!("  delete all:               {}", ms(timed(delete)?));
     println!();
     Ok(())
-}
-
-/// The daemon's spawner: its oldest child named `pmdaemon-spawn` (a
-/// process being cloned carries that name until it execs).
-fn spawner_of(daemon: u32) -> Option<u32> {
-    let children =
-        std::fs::read_to_string(format!("/proc/{daemon}/task/{daemon}/children")).ok()?;
-    children
-        .split_whitespace()
-        .filter_map(|pid| pid.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|comm| comm.trim() == "pmdaemon-spawn")
-        })
-        .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let started: u64 = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(19)?
-                .parse()
-                .ok()?;
-            Some((started, pid))
-        })
-        .min()
-        .map(|(_, pid)| pid)
 }
 
 /// Median time to create the two log files of one app in `logs`, kept

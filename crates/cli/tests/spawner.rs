@@ -69,19 +69,9 @@ fn an_exec_failure_in_the_spawners_child_is_the_starts_error_and_leaves_nothing(
     assert!(fx.processes().is_empty(), "{:?}", fx.processes());
     // The failed children were reaped: the daemon has no zombie.
     let daemon = fx.daemon_pid().unwrap();
-    let zombies: Vec<String> = std::fs::read_dir(format!("/proc/{daemon}/task"))
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
-        .flat_map(|c| c.split_whitespace().map(str::to_string).collect::<Vec<_>>())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                stat.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .starts_with('Z')
-            })
-        })
+    let zombies: Vec<u32> = pmdaemon_core::procinfo::children(daemon)
+        .into_iter()
+        .filter(|pid| pmdaemon_core::procinfo::stat(*pid).is_some_and(|stat| stat.zombie))
         .collect();
     assert!(zombies.is_empty(), "zombies: {zombies:?}");
     // The spawner is still there for the next start.

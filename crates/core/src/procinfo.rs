@@ -50,6 +50,42 @@ fn parse_stat(text: &str) -> Option<ProcStat> {
     })
 }
 
+/// The children of `pid`: every one of its threads' `children` list (a
+/// child belongs to the thread that forked it). Empty when unreadable.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|child| child.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// The name (`comm`) the daemon's spawner gives itself.
+pub const SPAWNER_NAME: &std::ffi::CStr = c"pmdaemon-spawn";
+
+/// The spawner of daemon `daemon`: its oldest child named
+/// [`SPAWNER_NAME`] (a process the spawner is cloning carries that name too
+/// until it execs).
+pub fn spawner_of(daemon: u32) -> Option<u32> {
+    let name = SPAWNER_NAME.to_bytes();
+    children(daemon)
+        .into_iter()
+        .filter(|child| {
+            std::fs::read(format!("/proc/{child}/comm"))
+                .is_ok_and(|comm| comm.strip_suffix(b"\n").unwrap_or(&comm) == name)
+        })
+        .filter_map(|child| stat(child).map(|stat| (stat.start_time, child)))
+        .min()
+        .map(|(_, child)| child)
+}
+
 /// The kernel's flag for a task that has begun to exit.
 const PF_EXITING: u64 = 0x4;
 

@@ -198,37 +198,9 @@ impl Fixture {
             .collect()
     }
 
-    /// The daemon's spawner: its oldest child named `pmdaemon-spawn` (a
-    /// process the spawner is cloning carries that name until it execs).
+    /// The daemon's spawner.
     pub fn spawner_pid(&self) -> Option<u32> {
-        let daemon = self.daemon_pid()?;
-        let tasks = std::fs::read_dir(format!("/proc/{daemon}/task")).ok()?;
-        tasks
-            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
-            .flat_map(|children| {
-                children
-                    .split_whitespace()
-                    .filter_map(|pid| pid.parse::<u32>().ok())
-                    .collect::<Vec<_>>()
-            })
-            .filter(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .is_ok_and(|comm| comm.trim() == "pmdaemon-spawn")
-            })
-            .filter_map(|pid| {
-                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-                // Field 22, the start time, is the 20th after the comm.
-                let started: u64 = stat
-                    .rsplit_once(')')?
-                    .1
-                    .split_whitespace()
-                    .nth(19)?
-                    .parse()
-                    .ok()?;
-                Some((started, pid))
-            })
-            .min()
-            .map(|(_, pid)| pid)
+        pmdaemon_core::procinfo::spawner_of(self.daemon_pid()?)
     }
 }
 

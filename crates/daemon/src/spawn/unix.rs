@@ -366,41 +366,32 @@ pub fn kill_escaped(
 ) -> Vec<usize> {
     let mut found = vec![0; wanted.len()];
     let me = std::process::id();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{me}/task")) else {
-        return found;
-    };
-    for task in tasks.flatten() {
-        let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
+    for pid in crate::procinfo::children(me)
+        .into_iter()
+        .filter(|pid| !leaders.contains(pid))
+    {
+        let Some(environ) = crate::procinfo::environ(pid) else {
             continue;
         };
-        for pid in children
-            .split_whitespace()
-            .filter_map(|p| p.parse::<u32>().ok())
-            .filter(|pid| !leaders.contains(pid))
-        {
-            let Some(environ) = crate::procinfo::environ(pid) else {
+        if environ.has_var(CHECK_MARK) {
+            continue;
+        }
+        for (escapees, count) in wanted.iter().zip(found.iter_mut()) {
+            if escapees.except.contains(&pid) || !environ.has_all(escapees.marks) {
+                continue;
+            }
+            let Some(stat) = crate::procinfo::stat(pid) else {
                 continue;
             };
-            if environ.has_var(CHECK_MARK) {
+            if stat.zombie {
                 continue;
             }
-            for (escapees, count) in wanted.iter().zip(found.iter_mut()) {
-                if escapees.except.contains(&pid) || !environ.has_all(escapees.marks) {
-                    continue;
-                }
-                let Some(stat) = crate::procinfo::stat(pid) else {
-                    continue;
-                };
-                if stat.zombie {
-                    continue;
-                }
-                tracing::warn!("pid {pid} escaped its instance's process group; killing it");
-                if stat.pgrp != 0 && stat.pgrp != me {
-                    signal_group(stat.pgrp, Signal::SIGKILL);
-                }
-                let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-                *count += 1;
+            tracing::warn!("pid {pid} escaped its instance's process group; killing it");
+            if stat.pgrp != 0 && stat.pgrp != me {
+                signal_group(stat.pgrp, Signal::SIGKILL);
             }
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            *count += 1;
         }
     }
     found

@@ -69,7 +69,7 @@ fn settle(link: OwnedFd, daemon: i32) -> std::io::Result<OwnedFd> {
             exit(0);
         }
         libc::setpgid(0, 0);
-        libc::prctl(libc::PR_SET_NAME, c"pmdaemon-spawn".as_ptr());
+        libc::prctl(libc::PR_SET_NAME, crate::procinfo::SPAWNER_NAME.as_ptr());
     }
     retitle(b"pmdaemon spawner");
     let link = high(link)?;
