@@ -2,6 +2,7 @@
 //! program, building the environment, and signalling process groups. The
 //! OS calls sit in [`unix`].
 
+mod image;
 pub mod spawner;
 mod unix;
 

@@ -13,7 +13,8 @@ use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use super::spawner::{fill_listen_pid, wire, Failure, Spawner, LISTEN_PID_PREFIX, SHELL};
+use super::image::Image;
+use super::spawner::{wire, Failure, Spawner};
 use super::Plan;
 use crate::reaper::{ExitReceiver, Reaper};
 
@@ -206,22 +207,8 @@ struct SocketExec {
     socket: RawFd,
     /// The child's end of a Node IPC channel, placed at [`IPC_FD`].
     ipc: Option<RawFd>,
-    program: CString,
-    _argv: Vec<CString>,
-    argv: Vec<*const libc::c_char>,
-    _env: Vec<CString>,
-    /// `LISTEN_PID=` followed by room for the digits and the NUL.
-    listen_pid: Vec<u8>,
-    envp: Vec<*const libc::c_char>,
-    /// `argv` for `/bin/sh` running the program as a script, which is what
-    /// `execvp` does with a file exec finds no format in.
-    script_argv: Vec<*const libc::c_char>,
+    image: Image,
 }
-
-// SAFETY: the raw pointers point into buffers this struct owns and never
-// reallocates; they are only read in the forked child.
-unsafe impl Send for SocketExec {}
-unsafe impl Sync for SocketExec {}
 
 impl SocketExec {
     fn new(plan: &Plan, socket: RawFd, ipc: Option<RawFd>) -> std::io::Result<Self> {
@@ -229,33 +216,18 @@ impl SocketExec {
             CString::new(bytes).map_err(|_| std::io::Error::other("a NUL byte in the command"))
         };
         let program = cstring(plan.program.as_os_str().as_bytes())?;
-        let mut argv_strings = vec![program.clone()];
+        let mut argv = vec![program.clone()];
         for arg in &plan.args {
-            argv_strings.push(cstring(arg.as_bytes())?);
+            argv.push(cstring(arg.as_bytes())?);
         }
-        let mut env_strings = Vec::new();
-        for (key, value) in plan.env.iter().filter(|(k, _)| *k != "LISTEN_PID") {
-            env_strings.push(cstring(format!("{key}={value}").as_bytes())?);
+        let mut env = Vec::new();
+        for (key, value) in &plan.env {
+            env.push(cstring(format!("{key}={value}").as_bytes())?);
         }
-        let mut listen_pid = LISTEN_PID_PREFIX.to_vec();
-        listen_pid.resize(LISTEN_PID_PREFIX.len() + 24, 0);
-        let mut argv: Vec<*const libc::c_char> = argv_strings.iter().map(|a| a.as_ptr()).collect();
-        argv.push(std::ptr::null());
-        let mut script_argv = vec![SHELL.as_ptr(), program.as_ptr()];
-        script_argv.extend(argv.iter().skip(1));
-        let mut envp: Vec<*const libc::c_char> = env_strings.iter().map(|e| e.as_ptr()).collect();
-        envp.push(listen_pid.as_ptr().cast());
-        envp.push(std::ptr::null());
         Ok(Self {
             socket,
             ipc,
-            program,
-            _argv: argv_strings,
-            argv,
-            _env: env_strings,
-            listen_pid,
-            envp,
-            script_argv,
+            image: Image::new(program, argv, env, true),
         })
     }
 
@@ -280,23 +252,7 @@ impl SocketExec {
         }
         // SAFETY: getpid has no preconditions.
         let pid = unsafe { libc::getpid() } as u32;
-        fill_listen_pid(&mut self.listen_pid, pid);
-        // SAFETY: execve on buffers owned by self.
-        unsafe {
-            libc::execve(
-                self.program.as_ptr(),
-                self.argv.as_ptr(),
-                self.envp.as_ptr(),
-            );
-            if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOEXEC) {
-                libc::execve(
-                    SHELL.as_ptr(),
-                    self.script_argv.as_ptr(),
-                    self.envp.as_ptr(),
-                );
-            }
-        }
-        Err(std::io::Error::last_os_error())
+        Err(std::io::Error::from_raw_os_error(self.image.exec(pid)))
     }
 }
 

@@ -13,28 +13,14 @@ use std::ffi::CString;
 use std::os::fd::RawFd;
 
 use super::wire::Decoded;
-
-/// What starts the `LISTEN_PID` entry of an environment.
-pub(in crate::spawn) const LISTEN_PID_PREFIX: &[u8] = b"LISTEN_PID=";
-
-/// The shell a file without a format runs under, as with `execvp`.
-pub(in crate::spawn) const SHELL: &std::ffi::CStr = c"/bin/sh";
+use crate::spawn::image::Image;
 
 /// A decoded request with everything `execve` needs laid out beforehand,
 /// and the descriptors (all above 9, close-on-exec) it puts in place.
 pub struct Exec {
-    program: CString,
+    image: Image,
     cwd: CString,
     user: Option<(u32, u32)>,
-    _argv: Vec<CString>,
-    argv: Vec<*const libc::c_char>,
-    _env: Vec<CString>,
-    /// `LISTEN_PID=` and room for the digits, when fd 3 is a socket.
-    listen_pid: Vec<u8>,
-    envp: Vec<*const libc::c_char>,
-    /// `argv` for `/bin/sh` running the program as a script, which is what
-    /// `execvp` (std's path) does with a file exec finds no format in.
-    script_argv: Vec<*const libc::c_char>,
     stdin: RawFd,
     stdout: RawFd,
     stderr: RawFd,
@@ -64,32 +50,10 @@ impl Exec {
         let stderr = take(slots.stderr).unwrap_or(fds.null);
         let listen = take(slots.listen);
         let ipc = take(slots.ipc);
-        let env: Vec<CString> = request
-            .env
-            .into_iter()
-            .filter(|entry| listen.is_none() || !entry.as_bytes().starts_with(LISTEN_PID_PREFIX))
-            .collect();
-        let mut listen_pid = LISTEN_PID_PREFIX.to_vec();
-        listen_pid.resize(LISTEN_PID_PREFIX.len() + 24, 0);
-        let mut argv: Vec<*const libc::c_char> = request.argv.iter().map(|a| a.as_ptr()).collect();
-        argv.push(std::ptr::null());
-        let mut script_argv = vec![SHELL.as_ptr(), request.program.as_ptr()];
-        script_argv.extend(argv.iter().skip(1));
-        let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
-        if listen.is_some() {
-            envp.push(listen_pid.as_ptr().cast());
-        }
-        envp.push(std::ptr::null());
         Some(Self {
-            program: request.program,
+            image: Image::new(request.program, request.argv, request.env, listen.is_some()),
             cwd: request.cwd,
             user: request.user,
-            _argv: request.argv,
-            argv,
-            _env: env,
-            listen_pid,
-            envp,
-            script_argv,
             stdin: fds.null,
             stdout,
             stderr,
@@ -192,57 +156,12 @@ impl Exec {
                     }
                 }
             }
-            if self.listen.is_some() {
-                self.write_listen_pid();
-            }
-            libc::execve(
-                self.program.as_ptr(),
-                self.argv.as_ptr(),
-                self.envp.as_ptr(),
-            );
-            let failed = errno();
-            if failed != libc::ENOEXEC {
-                return failed;
-            }
-            libc::execve(
-                SHELL.as_ptr(),
-                self.script_argv.as_ptr(),
-                self.envp.as_ptr(),
-            );
-            // As execvp: the shell's own failure is the one reported.
-            errno()
+            // The system call itself: glibc before 2.25 caches the pid,
+            // and the raw clone left the spawner's there.
+            let pid = libc::syscall(libc::SYS_getpid) as u32;
+            self.image.exec(pid)
         }
     }
-
-    /// Fills `LISTEN_PID=` with this process's pid (known only now).
-    fn write_listen_pid(&mut self) {
-        // The system call itself: glibc before 2.25 caches the pid, and the
-        // raw clone left the spawner's there.
-        // SAFETY: getpid has no preconditions.
-        let pid = unsafe { libc::syscall(libc::SYS_getpid) } as u32;
-        fill_listen_pid(&mut self.listen_pid, pid);
-    }
-}
-
-/// Writes `pid` in decimal, NUL-terminated, after the `LISTEN_PID=` that
-/// starts `slot` (sized for it beforehand). No allocation: it runs between
-/// fork (or clone) and exec.
-pub(in crate::spawn) fn fill_listen_pid(slot: &mut [u8], mut pid: u32) {
-    let mut digits = [0u8; 10];
-    let mut len = 0;
-    loop {
-        digits[len] = b'0' + (pid % 10) as u8;
-        len += 1;
-        pid /= 10;
-        if pid == 0 {
-            break;
-        }
-    }
-    let start = LISTEN_PID_PREFIX.len();
-    for i in 0..len {
-        slot[start + i] = digits[len - 1 - i];
-    }
-    slot[start + len] = 0;
 }
 
 fn errno() -> i32 {

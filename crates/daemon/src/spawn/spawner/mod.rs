@@ -23,8 +23,6 @@ mod child;
 mod process;
 pub mod wire;
 
-pub(super) use child::{fill_listen_pid, LISTEN_PID_PREFIX, SHELL};
-
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
