@@ -125,24 +125,7 @@ fn apps_get_the_callers_open_file_limit_while_the_daemon_runs_300_of_them() {
         hard >= 512,
         "this test needs a hard open-file limit of 512 or more"
     );
-    let binary = assert_cmd::cargo::cargo_bin("pmdaemon");
-    let output = std::process::Command::new("sh")
-        .args([
-            "-c",
-            "ulimit -Sn 256 && ulimit -Hn \"$HARD\" && exec \"$PMDAEMON_BIN\" start eco.json --json",
-        ])
-        .env("HARD", hard.to_string())
-        .env("PMDAEMON_BIN", &binary)
-        .env("PMDAEMON_HOME", fx.home())
-        .current_dir(fx.work())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        fx.daemon_log_tail()
-    );
+    fx.start_under_open_file_limits("eco.json", 256, hard);
     let online = wait_until(Duration::from_secs(60), || {
         let list = fx.list();
         list.len() == 301 && list.iter().all(|p| p.status == Status::Online)

@@ -174,23 +174,7 @@ fn more_logged_instances_than_the_open_file_limit_allows_open_log_files_keep_log
         serde_json::json!({ "apps": apps }).to_string(),
     )
     .unwrap();
-    let binary = assert_cmd::cargo::cargo_bin("pmdaemon");
-    let output = std::process::Command::new("sh")
-        .args([
-            "-c",
-            "ulimit -Sn 400 && ulimit -Hn 400 && exec \"$PMDAEMON_BIN\" start eco.json --json",
-        ])
-        .env("PMDAEMON_BIN", &binary)
-        .env("PMDAEMON_HOME", fx.home())
-        .current_dir(fx.work())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        fx.daemon_log_tail()
-    );
+    fx.start_under_open_file_limits("eco.json", 400, 400);
     let all_online = wait_until(DEADLINE, || {
         let list = fx.list();
         list.len() == 102 && list.iter().all(|p| p.status == Status::Online)

@@ -198,6 +198,31 @@ impl Fixture {
             .collect()
     }
 
+    /// `pmdaemon start <file> --json`, run from a shell that first lowers
+    /// its open-file limits to `soft` and `hard` (which the daemon it
+    /// starts inherits); fails the test if the start fails.
+    pub fn start_under_open_file_limits(&self, file: &str, soft: u64, hard: u64) {
+        let output = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "ulimit -Sn \"$SOFT\" && ulimit -Hn \"$HARD\" && exec \"$PMDAEMON_BIN\" start \"$FILE\" --json",
+            ])
+            .env("SOFT", soft.to_string())
+            .env("HARD", hard.to_string())
+            .env("FILE", file)
+            .env("PMDAEMON_BIN", assert_cmd::cargo::cargo_bin("pmdaemon"))
+            .env("PMDAEMON_HOME", self.home())
+            .current_dir(self.work())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.daemon_log_tail()
+        );
+    }
+
     /// The daemon's spawner.
     pub fn spawner_pid(&self) -> Option<u32> {
         pmdaemon_core::procinfo::spawner_of(self.daemon_pid()?)
