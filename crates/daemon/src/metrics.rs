@@ -85,8 +85,6 @@ pub struct Sampler {
     previous: Mutex<Previous>,
     looked_at: Mutex<Option<Instant>>,
     wake: tokio::sync::Notify,
-    /// Samples taken so far (the benchmark reads it from the log at exit).
-    pub samples: std::sync::atomic::AtomicU64,
 }
 
 impl Sampler {
@@ -97,7 +95,6 @@ impl Sampler {
             previous: Mutex::new(Previous::default()),
             looked_at: Mutex::new(None),
             wake: tokio::sync::Notify::new(),
-            samples: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -214,8 +211,6 @@ impl Sampler {
             host,
             at: Some(now),
         };
-        self.samples
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         measured
     }
 

@@ -143,11 +143,6 @@ impl Supervisor {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The table as it would be written to disk.
-    pub fn snapshot(&self) -> State {
-        self.lock().snapshot()
-    }
-
     /// Asks for the table to be written soon (coalesced).
     pub(crate) fn persist_soon(&self) -> u64 {
         self.persister.soon()
