@@ -215,16 +215,14 @@ impl Supervisor {
                         .collect()
                 }
             };
-            table.touch_app(&app);
-            if let Some(record) = table.apps.iter_mut().find(|a| a.config.name == app) {
+            if let Some(record) = table.app_mut(&app) {
                 record.config = config.clone();
                 record.inherited_env = inherited_env;
                 record.source = source;
             }
             let mut surplus = Vec::new();
             for (index, id) in &current {
-                table.touch(*id);
-                match table.instances.get_mut(id) {
+                match table.instance_mut(*id) {
                     Some(record) if *index < config.instances => {
                         record.port = ports[*index as usize];
                         record.port_override = None;

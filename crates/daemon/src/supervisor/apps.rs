@@ -215,8 +215,7 @@ impl Supervisor {
                 let surplus = current[instances as usize..].iter().map(|(_, id)| *id);
                 (Vec::new(), surplus.collect())
             };
-            table.touch_app(app);
-            if let Some(record) = table.apps.iter_mut().find(|a| a.config.name == app) {
+            if let Some(record) = table.app_mut(app) {
                 // A shared-port cluster stays one when scaled down to 1.
                 if record.config.sharing().is_some() {
                     record.config.exec_mode = pmdaemon_core::config::ExecMode::Cluster;
@@ -250,8 +249,7 @@ impl Supervisor {
     pub(super) fn set_instance_count(&self, app: &str) {
         let mut table = self.lock();
         let count = table.instances.values().filter(|i| i.app == app).count() as u32;
-        table.touch_app(app);
-        if let Some(record) = table.apps.iter_mut().find(|a| a.config.name == app) {
+        if let Some(record) = table.app_mut(app) {
             record.config.instances = count;
         }
     }

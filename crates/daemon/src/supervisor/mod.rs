@@ -159,8 +159,7 @@ impl Supervisor {
         change: impl FnOnce(&mut InstanceRecord) -> T,
     ) -> Option<T> {
         let mut table = self.lock();
-        table.touch(id);
-        let result = table.instances.get_mut(&id).map(|record| {
+        let result = table.instance_mut(id).map(|record| {
             let before = crate::events::Before::of(record);
             let result = change(record);
             self.events.changed(&before, record);
@@ -309,8 +308,7 @@ impl Supervisor {
         let mut table = self.lock();
         let Some(spec) = spec else {
             for id in ids {
-                table.touch(*id);
-                if let Some(record) = table.instances.get_mut(id) {
+                if let Some(record) = table.instance_mut(*id) {
                     record.port_override = None;
                 }
             }
@@ -334,8 +332,7 @@ impl Supervisor {
         // are restarted, so the system check would trip over them.
         let ports = ports::allocate(&spec, &indices, &held, &own, false)?;
         for (id, port) in ids.iter().zip(ports) {
-            table.touch(*id);
-            if let Some(record) = table.instances.get_mut(id) {
+            if let Some(record) = table.instance_mut(*id) {
                 record.port_override = Some(port);
             }
         }

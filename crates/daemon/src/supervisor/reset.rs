@@ -37,14 +37,9 @@ impl Supervisor {
         };
         for app in &apps {
             // Written with the restart or reload that follows.
-            table.touch_app(app);
-        }
-        for record in table
-            .apps
-            .iter_mut()
-            .filter(|a| apps.contains(&a.config.name))
-        {
-            record.inherited_env = env.clone();
+            if let Some(record) = table.app_mut(app) {
+                record.inherited_env = env.clone();
+            }
         }
         Ok(())
     }

@@ -17,9 +17,11 @@ use crate::Error;
 
 /// Apps, instances and the channels to the instance tasks.
 ///
-/// Whoever changes a persisted field of a record marks it ([`Table::touch`],
-/// [`Table::touch_app`], or [`Table::touch_all`] for a sweep): the journal
-/// writes only what is marked.
+/// A record is changed through [`Table::instance_mut`] or [`Table::app_mut`],
+/// which mark it for the journal (it writes only what is marked); adding or
+/// removing one marks it with [`Table::touch`] or [`Table::touch_app`], and
+/// a sweep of every record with [`Table::touch_all`]. Samples (CPU, memory)
+/// are not saved and change records in place.
 #[derive(Debug, Default)]
 pub(crate) struct Table {
     pub next_id: u32,
@@ -64,6 +66,18 @@ impl Table {
         if !self.dirty.apps.iter().any(|a| a == name) {
             self.dirty.apps.push(name.to_string());
         }
+    }
+
+    /// Instance `id`, to change: marked for the next write.
+    pub fn instance_mut(&mut self, id: u32) -> Option<&mut InstanceRecord> {
+        self.touch(id);
+        self.instances.get_mut(&id)
+    }
+
+    /// App `name`, to change: marked for the next write.
+    pub fn app_mut(&mut self, name: &str) -> Option<&mut AppRecord> {
+        self.touch_app(name);
+        self.apps.iter_mut().find(|a| a.config.name == name)
     }
 
     /// Marks the whole table for the next write.
