@@ -114,6 +114,11 @@ pub fn path_of(state_path: &Path) -> PathBuf {
 /// Applies the journal's lines newer than `state` to it. A line that does
 /// not parse ends the replay: it can only be the torn last line of a write
 /// that was never acknowledged (a warning is returned if more follow).
+/// `state.journal_seq` becomes the highest sequence number any line
+/// carries, applied or not: the next daemon numbers its lines after them,
+/// even one that starts from another table (`--fresh`), so that a crash
+/// before its first snapshot has truncated the journal can never replay
+/// them onto its table.
 pub fn replay(state_path: &Path, state: &mut State) -> Result<Option<String>, Error> {
     let path = path_of(state_path);
     let file = match File::open(&path) {
@@ -127,51 +132,43 @@ pub fn replay(state_path: &Path, state: &mut State) -> Result<Option<String>, Er
         .collect();
     // Bytes, not text: a line torn inside a multi-byte character is just
     // another torn line.
+    #[derive(Deserialize)]
+    struct Seq {
+        seq: u64,
+    }
     let mut lines = BufReader::new(file).split(b'\n');
     let mut warning = None;
+    let mut highest = state.journal_seq;
     while let Some(line) = lines.next() {
         let line = line.map_err(|err| Error::io("read", &path, err))?;
         let delta = match serde_json::from_slice::<Delta>(&line) {
             Ok(delta) => delta,
             Err(err) => {
-                let after = lines.map_while(Result::ok).filter(|l| !l.is_empty());
-                if after.count() > 0 {
+                let after: Vec<Vec<u8>> = lines
+                    .map_while(Result::ok)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                if !after.is_empty() {
                     warning = Some(format!(
                         "{} has an unreadable line ({err}); the changes after it were not loaded",
                         path.display()
                     ));
                 }
+                let seqs = after
+                    .iter()
+                    .filter_map(|line| serde_json::from_slice::<Seq>(line).ok());
+                highest = seqs.fold(highest, |highest, line| highest.max(line.seq));
                 break;
             }
         };
+        highest = highest.max(delta.seq);
         if delta.seq > state.journal_seq {
             delta.apply(state, &mut instances);
         }
     }
     state.instances = instances.into_values().collect();
+    state.journal_seq = highest;
     Ok(warning)
-}
-
-/// The highest sequence number any line of the journal carries (0 for
-/// none). A daemon that starts from another table than the one the journal
-/// follows (`--fresh`, a missing or unreadable `state.json`) numbers its
-/// lines after these, so that a crash before its first snapshot has
-/// truncated the journal can never replay them onto its table.
-pub fn last_seq(state_path: &Path) -> u64 {
-    #[derive(Deserialize)]
-    struct Seq {
-        seq: u64,
-    }
-    let Ok(file) = File::open(path_of(state_path)) else {
-        return 0;
-    };
-    BufReader::new(file)
-        .split(b'\n')
-        .map_while(Result::ok)
-        .filter_map(|line| serde_json::from_slice::<Seq>(&line).ok())
-        .map(|line| line.seq)
-        .max()
-        .unwrap_or(0)
 }
 
 /// Moves a journal aside with the snapshot it belonged to.
@@ -199,9 +196,8 @@ pub struct Journal {
 
 impl Journal {
     /// The journal of the table at `state_path`, whose last written line
-    /// was `seq`.
+    /// was `seq` (the loaded table's `journal_seq`, see [`replay`]).
     pub fn new(state_path: PathBuf, seq: u64) -> Self {
-        let seq = seq.max(last_seq(&state_path));
         Self {
             state_path,
             file: None,
@@ -428,9 +424,35 @@ mod tests {
         // A daemon started --fresh (its table starts at seq 0) is killed
         // between its first snapshot's rename and the journal's truncation.
         let kept = fs::read(path_of(&path)).unwrap();
-        let mut fresh = Journal::new(path.clone(), 0);
+        // It loaded the table (numbering its lines after the journal's),
+        // then set it aside for an empty one.
+        let mut fresh = Journal::new(path.clone(), loaded(&path).journal_seq);
         fresh.write(Changes::Full(State::default())).unwrap();
         fs::write(path_of(&path), &kept).unwrap();
+        assert!(loaded(&path).apps.is_empty());
+    }
+
+    #[test]
+    fn a_journal_whose_snapshot_is_gone_is_set_aside_not_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut journal = Journal::new(path.clone(), 0);
+        journal.write(Changes::Full(State::default())).unwrap();
+        journal
+            .write(Changes::Delta(Delta {
+                next_id: 2,
+                apps: vec![app("orphan")],
+                instances: vec![instance(1, "orphan")],
+                ..Delta::default()
+            }))
+            .unwrap();
+        fs::remove_file(&path).unwrap();
+        let state = loaded(&path);
+        assert!(state.apps.is_empty() && state.instances.is_empty());
+        assert!(!path_of(&path).exists());
+        // A daemon starting from it writes, and reloads, its own table.
+        let mut next = Journal::new(path.clone(), state.journal_seq);
+        next.write(Changes::Full(State::default())).unwrap();
         assert!(loaded(&path).apps.is_empty());
     }
 

@@ -129,7 +129,11 @@ async fn serve(options: Options, spawner: Option<spawn::spawner::Spawner>) -> Re
         notices.push(notice);
     }
     let state = if options.fresh {
-        store::State::default()
+        // Empty, but its lines numbered after the journal's (see replay).
+        store::State {
+            journal_seq: state.journal_seq,
+            ..store::State::default()
+        }
     } else {
         state
     };

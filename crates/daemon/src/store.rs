@@ -198,7 +198,10 @@ pub fn load(path: &Path) -> Result<(State, Option<String>), Error> {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            return Ok((State::default(), None))
+            // A journal without its snapshot means nothing (and its lines
+            // must never be replayed onto the table that starts now).
+            journal::move_aside(path, &format!("orphan-{}", now_ms()));
+            return Ok((State::default(), None));
         }
         Err(err) => {
             let aside = move_aside(path)?;
