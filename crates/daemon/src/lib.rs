@@ -139,7 +139,7 @@ async fn serve(options: Options, spawner: Option<spawn::spawner::Spawner>) -> Re
     };
     let supervisor = supervisor::Supervisor::new(home.clone(), reaper, spawner, state);
     supervisor.resume().await;
-    if let Some(interval) = metrics::interval_from_env() {
+    if let Some(interval) = supervisor.sampler.interval() {
         tokio::spawn(metrics::run(Arc::downgrade(&supervisor), interval));
     }
     // Housekeeping: the daemon's own log rotates like the apps' logs, and

@@ -123,6 +123,11 @@ impl Sampler {
         self.interval.is_some()
     }
 
+    /// The full sampling rate (none: sampling is off).
+    pub fn interval(&self) -> Option<Duration> {
+        self.interval
+    }
+
     /// Asks the sampler to reconsider its rate now (an app with a memory
     /// limit was added).
     pub fn nudge(&self) {
