@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{cpu_ticks, median, ms, status_kb, Home, Result};
+use crate::{cpu_seconds, median, ms, status_kb, Home, Result};
 
 /// PM2 with its own home, killed when dropped.
 struct Pm2 {
@@ -127,9 +127,9 @@ fn timed(mut command: Command) -> Result<Duration> {
 
 /// A daemon's CPU seconds over `window`, nobody looking.
 fn cpu_over(pid: u32, window: Duration) -> Result<f64> {
-    let before = cpu_ticks(pid)?;
+    let before = cpu_seconds(pid)?;
     std::thread::sleep(window);
-    Ok((cpu_ticks(pid)? - before) as f64 / 100.0)
+    Ok(cpu_seconds(pid)? - before)
 }
 
 /// Daemon CPU with 50 and 500 idle apps, pmdaemon and PM2, nobody looking.
@@ -383,13 +383,13 @@ fn big_table(
     );
     let window = Duration::from_secs(seconds);
     // Watched: someone runs `list` every 2 s (as monit does).
-    let before = cpu_ticks(daemon)?;
+    let before = cpu_seconds(daemon)?;
     let started = Instant::now();
     while started.elapsed() < window {
         home.command().arg("list").stdout(Stdio::null()).status()?;
         std::thread::sleep(Duration::from_secs(2));
     }
-    let watched = (cpu_ticks(daemon)? - before) as f64 / 100.0;
+    let watched = cpu_seconds(daemon)? - before;
     std::thread::sleep(Duration::from_secs(6));
     let idle = cpu_over(daemon, window)?;
     println!(

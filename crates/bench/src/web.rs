@@ -18,7 +18,7 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::Message;
 
 use crate::cluster::free_port;
-use crate::{cpu_ticks, ms, status_kb, Home, Result};
+use crate::{cpu_seconds, ms, status_kb, Home, Result};
 
 const INSTANCES: usize = 100;
 const APPS: usize = 10;
@@ -270,11 +270,9 @@ fn client(
 /// The daemon's CPU (% of one core) over `seconds`, and its VmRSS (kB) at
 /// the end.
 fn window(daemon: u32, seconds: u64) -> Result<(f64, u64)> {
-    let ticks_per_second = 100.0; // USER_HZ on Linux
-    let before = cpu_ticks(daemon)?;
+    let before = cpu_seconds(daemon)?;
     std::thread::sleep(Duration::from_secs(seconds));
-    let used = cpu_ticks(daemon)? - before;
-    let percent = used as f64 / ticks_per_second / seconds as f64 * 100.0;
+    let percent = (cpu_seconds(daemon)? - before) / seconds as f64 * 100.0;
     Ok((percent, status_kb(daemon, "VmRSS:")?))
 }
 
